@@ -1,0 +1,26 @@
+//! kubeguard: a Kubernetes API guardrail gateway.
+//!
+//! The life of a request is written down in `docs/request-lifecycle.md`; each step lives in
+//! its own module:
+//!
+//! | step      | module       |
+//! |-----------|--------------|
+//! | accept    | [`server`]   |
+//! | classify  | [`request`]  |
+//! | forward   | [`proxy`], [`upstream`] |
+//! | observe   | [`admin`], [`metrics`] |
+//!
+//! [`sim`] is the emulated API server used by `kubeguard demo`, the tests and the load tests.
+
+pub mod admin;
+pub mod cli;
+pub mod kubeconfig;
+pub mod metrics;
+pub mod proxy;
+pub mod request;
+pub mod serve;
+pub mod server;
+pub mod sim;
+pub mod status;
+pub mod tls;
+pub mod upstream;

@@ -1,0 +1,59 @@
+//! `kubeguard sim`: an emulated Kubernetes API server with real semantics and a cost model.
+//!
+//! It is the upstream of `kubeguard demo`, of the end-to-end tests and of the load tests. See
+//! the module docs of each file for which apiserver behaviour it reproduces.
+
+pub mod discovery;
+pub mod openapi;
+pub mod registry;
+pub mod seed;
+pub mod table;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The body type of every emulator response.
+pub type SimBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
+/// Everything `kubeguard sim` can be told on its command line.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// API listener; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Admin listener (/metrics with the cost model's counters, /healthz); port 0 picks one.
+    pub admin_listen: SocketAddr,
+    /// Serve TLS (self-signed) instead of plain HTTP.
+    pub tls: bool,
+    /// `gitVersion` served at /version; selects the LIST semantics (k8s-facts §1).
+    pub server_version: String,
+    pub nodes: usize,
+    pub namespaces: usize,
+    pub pods: usize,
+    /// Users file: turns authentication and authorization on.
+    pub users: Option<PathBuf>,
+    /// How many "etcd" reads run at once; the rest queue.
+    pub etcd_concurrency: usize,
+    /// Time an unversioned LIST spends per object of the resource it scans in "etcd".
+    pub etcd_cost_per_object: Duration,
+    /// Time a cache-served LIST spends per object it returns.
+    pub cache_cost_per_object: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+            server_version: "v1.30.4".into(),
+            nodes: 0,
+            namespaces: 0,
+            pods: 0,
+            users: None,
+            etcd_concurrency: 4,
+            etcd_cost_per_object: Duration::from_micros(2),
+            cache_cost_per_object: Duration::from_nanos(200),
+        }
+    }
+}
