@@ -1,1 +1,87 @@
-//! (being written)
+//! kubeguard's own endpoints, on a listener apart from the Kubernetes API (whose `/metrics` and
+//! `/healthz` are the apiserver's): `/healthz`, `/readyz` (the upstream answers), `/metrics`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+
+use crate::metrics::Metrics;
+use crate::proxy::ProxyBody;
+use crate::upstream::{Upstream, error_chain};
+
+/// How long a readiness answer is reused, so probes and scrapes cannot flood the upstream.
+const READY_CACHE: Duration = Duration::from_secs(1);
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Admin {
+    metrics: Arc<Metrics>,
+    upstream: Upstream,
+    ready: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl Admin {
+    pub fn new(metrics: Arc<Metrics>, upstream: Upstream) -> Self {
+        Admin {
+            metrics,
+            upstream,
+            ready: Mutex::new(None),
+        }
+    }
+
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
+        match req.uri().path() {
+            "/healthz" | "/livez" => text(StatusCode::OK, "ok".into()),
+            "/readyz" => match self.upstream_ready().await {
+                Ok(()) => text(StatusCode::OK, "ok".into()),
+                Err(why) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("upstream not reachable: {why}"),
+                ),
+            },
+            "/metrics" => {
+                let mut resp = text(StatusCode::OK, self.metrics.encode());
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                resp
+            }
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: kubeguard's admin listener serves /healthz, /readyz and /metrics".into(),
+            ),
+        }
+    }
+
+    /// Ready when the upstream answers anything at all over HTTP (even 401: it is up).
+    async fn upstream_ready(&self) -> Result<(), String> {
+        if let Ok(cached) = self.ready.lock()
+            && let Some((at, result)) = cached.as_ref()
+            && at.elapsed() < READY_CACHE
+        {
+            return result.clone();
+        }
+        let result = self
+            .upstream
+            .get_own("/readyz", READY_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(|e| error_chain(&e));
+        if let Ok(mut cached) = self.ready.lock() {
+            *cached = Some((Instant::now(), result.clone()));
+        }
+        result
+    }
+}
+
+fn text(code: StatusCode, body: String) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::from(bytes::Bytes::from(body)));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

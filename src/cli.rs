@@ -1,7 +1,163 @@
-//! The command line: a thin layer that parses flags and calls into the library.
+//! The command line: parses flags, sets up logging, and calls into the library.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::FileConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubeguard",
+    version,
+    about = "A Kubernetes API guardrail gateway: sits between clients and kube-apiserver, \
+             rewrites unversioned LISTs, rate-limits by cost, guards destructive deletes and \
+             records who costs what."
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the gateway in front of an apiserver.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Configuration file (YAML; see config/kubeguard.yaml). Flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Listen address, repeatable: https://HOST:PORT (or HOST:PORT) for TLS,
+    /// http://127.0.0.1:PORT for plain HTTP on loopback. Default https://127.0.0.1:8443.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// Admin listener for /healthz, /readyz and /metrics. Default 127.0.0.1:9090.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Kubeconfig of the upstream apiserver. Default $KUBECONFIG, ~/.kube/config, or in-cluster.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Context of that kubeconfig. Default its current context.
+    #[arg(long)]
+    context: Option<String>,
+    /// PEM serving certificate. Without it a self-signed one is generated.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Write a kubeconfig pointing at kubeguard (its URL, its certificate, the upstream user).
+    #[arg(long)]
+    kubeconfig_out: Option<PathBuf>,
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kubeguard: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("kubeguard: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut config = match &args.config {
+        Some(path) => FileConfig::load(path).map_err(|e| e.to_string())?,
+        None => FileConfig::default(),
+    };
+    if !args.listen.is_empty() {
+        config.server.listen = args.listen.clone();
+    }
+    if let Some(a) = args.admin_listen {
+        config.server.admin_listen = a;
+    }
+    if args.tls_cert.is_some() {
+        config.server.tls_cert = args.tls_cert.clone();
+        config.server.tls_key = args.tls_key.clone();
+    }
+    if args.kubeconfig.is_some() {
+        config.upstream.kubeconfig = args.kubeconfig.clone();
+    }
+    if args.context.is_some() {
+        config.upstream.context = args.context.clone();
+    }
+    for (i, l) in config.server.listen.iter().enumerate() {
+        crate::config::ListenAddr::parse(l).map_err(|m| format!("--listen #{}: {m}", i + 1))?;
+    }
+
+    let upstream_config = crate::upstream::load_config(
+        config.upstream.kubeconfig.as_deref(),
+        config.upstream.context.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let running = crate::serve::start(&config, upstream_config)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(path) = &args.kubeconfig_out {
+        crate::kubeconfig::write(path, &running.client_kubeconfig())
+            .map_err(|e| format!("cannot write --kubeconfig-out {}: {e}", path.display()))?;
+        tracing::info!(path = %path.display(), url = %running.url(), "wrote a kubeconfig for clients");
+    }
+    running.run_until_signal().await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod config;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod proxy;

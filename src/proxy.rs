@@ -1,1 +1,546 @@
-//! (being written)
+//! The request pipeline: classify → prepare headers and credentials → forward → stream back.
+//!
+//! `Proxy::handle` is the one function a request goes through; each step is a named function
+//! below it, in the order it runs. Guards (rewrite, throttle, block) slot in between classify and
+//! forward; accounting wraps the response body.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::metrics::{ErrorLabels, Metrics, RequestLabels, TrafficLabels, VerbLabels};
+use crate::request::{ApiRequest, Verb, classify};
+use crate::status::Status;
+use crate::upstream::{Upstream, UpstreamBody, UpstreamError, error_chain};
+
+/// What a client connection tells the pipeline about itself.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The connection came in on a loopback listener (sidecar / local use).
+    pub loopback_listener: bool,
+    pub tls: bool,
+}
+
+/// When kubeguard lends its own upstream credentials to a request that carries none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OwnCredentials {
+    /// Only for connections on a loopback listener (a sidecar, or `kubectl proxy`-style local use).
+    /// A client reaching kubeguard over the network never borrows its identity.
+    #[default]
+    LoopbackOnly,
+    /// Never: a request without credentials goes upstream anonymous.
+    Never,
+}
+
+/// Settings of the pipeline that are not per request.
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    /// How long a short (not long-running) request may wait for the upstream's response headers.
+    pub response_header_timeout: Duration,
+    /// How long an upgrade may take to connect and get its answer.
+    pub upgrade_timeout: Duration,
+    pub own_credentials: OwnCredentials,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            // The apiserver's own request timeout is 60 s; answer 504 a little after it would.
+            response_header_timeout: Duration::from_secs(70),
+            upgrade_timeout: Duration::from_secs(30),
+            own_credentials: OwnCredentials::default(),
+        }
+    }
+}
+
+/// The proxy: shared by every connection.
+pub struct Proxy {
+    upstream: Upstream,
+    metrics: Arc<Metrics>,
+    settings: ProxySettings,
+}
+
+impl Proxy {
+    pub fn new(upstream: Upstream, metrics: Arc<Metrics>, settings: ProxySettings) -> Self {
+        Proxy {
+            upstream,
+            metrics,
+            settings,
+        }
+    }
+
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// Serves one request. Never fails: every error becomes a Kubernetes `Status` response.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<ConnInfo>,
+    ) -> Response<ProxyBody> {
+        let start = Instant::now();
+        let _inflight = InflightGuard::new(&self.metrics);
+        let (api, resp) = match classify(
+            req.method(),
+            req.uri().path(),
+            req.uri().query(),
+        ) {
+            Ok(api) => {
+                let resp = self.forward(&api, req, &conn).await;
+                (Some(api), resp)
+            }
+            Err(e) => {
+                self.count_error("classify");
+                let resp = Status::bad_request(e.to_string()).into_response();
+                (None, resp)
+            }
+        };
+        self.observe(api.as_ref(), resp, start)
+    }
+
+    /// Forward: prepares the request for the upstream and sends it on the right client.
+    async fn forward(
+        &self,
+        api: &ApiRequest,
+        mut req: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> Response<ProxyBody> {
+        let upgrade = wants_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = match self.upstream.uri_for(&path_and_query) {
+            Ok(uri) => uri,
+            Err(e) => return self.upstream_failure(e),
+        };
+        prepare_request_headers(&mut parts.headers, upgrade);
+        if let Err(e) = self.apply_credentials(&mut parts.headers, conn).await {
+            return self.upstream_failure(e);
+        }
+        let upstream_req = Request::from_parts(parts, UpstreamBody::Left(body));
+
+        if let Some(client_upgrade) = client_upgrade {
+            return self.forward_upgrade(upstream_req, client_upgrade).await;
+        }
+        let long_running =
+            api.verb.is_long_running() || (api.verb == Verb::Log && api.options.follow);
+        let timeout = (!long_running).then_some(self.settings.response_header_timeout);
+        match self.upstream.send(upstream_req, long_running, timeout).await {
+            Ok(resp) => self.stream_back(api, resp),
+            Err(e) => self.upstream_failure(e),
+        }
+    }
+
+    /// Credentials: the client's own `Authorization` passes through untouched; a request without
+    /// one borrows kubeguard's credentials only where [`OwnCredentials`] allows.
+    async fn apply_credentials(
+        &self,
+        headers: &mut HeaderMap,
+        conn: &ConnInfo,
+    ) -> Result<(), UpstreamError> {
+        if headers.contains_key(AUTHORIZATION) {
+            return Ok(());
+        }
+        let lend = match self.settings.own_credentials {
+            OwnCredentials::LoopbackOnly => conn.loopback_listener,
+            OwnCredentials::Never => false,
+        };
+        if lend && let Some(value) = self.upstream.own_authorization().await? {
+            headers.insert(AUTHORIZATION, value);
+        }
+        Ok(())
+    }
+
+    /// Upgrades (exec, attach, port-forward; WebSocket or SPDY): bridged only after the upstream
+    /// answered 101. Any other answer goes back as it is and both connections close
+    /// (CVE-2018-1002105, k8s-facts §4).
+    async fn forward_upgrade(
+        &self,
+        upstream_req: Request<UpstreamBody>,
+        client_upgrade: hyper::upgrade::OnUpgrade,
+    ) -> Response<ProxyBody> {
+        let mut resp = match self
+            .upstream
+            .send_upgrade(upstream_req, self.settings.upgrade_timeout)
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => return self.upstream_failure(e),
+        };
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let mut out = self.passthrough_response(None, resp);
+            out.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return out;
+        }
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        self.metrics.upgrades.inc();
+        tokio::spawn(async move {
+            let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
+                (Ok(c), Ok(u)) => (c, u),
+                (c, u) => {
+                    tracing::debug!(
+                        client_ok = c.is_ok(),
+                        upstream_ok = u.is_ok(),
+                        "upgrade abandoned"
+                    );
+                    return;
+                }
+            };
+            let mut client = hyper_util::rt::TokioIo::new(client);
+            let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                Ok((up, down)) => tracing::debug!(up, down, "upgraded stream closed"),
+                Err(e) => tracing::debug!(error = %e, "upgraded stream ended with an error"),
+            }
+        });
+        let (parts, _) = resp.into_parts();
+        Response::from_parts(parts, ProxyBody::empty())
+    }
+
+    /// The upstream's answer, streamed back with hop-by-hop headers removed and bytes counted.
+    fn stream_back(&self, api: &ApiRequest, resp: Response<Incoming>) -> Response<ProxyBody> {
+        self.passthrough_response(Some(api), resp)
+    }
+
+    fn passthrough_response(
+        &self,
+        api: Option<&ApiRequest>,
+        resp: Response<Incoming>,
+    ) -> Response<ProxyBody> {
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let labels = TrafficLabels {
+            verb: api.map_or("other", |a| a.verb.as_str()),
+            resource: api.map_or_else(
+                || "other".to_string(),
+                |a| self.metrics.resource_label(a.resource_label()),
+            ),
+        };
+        let meter = Meter {
+            counter: self.metrics.response_bytes.get_or_create_owned(&labels),
+            bytes: 0,
+        };
+        Response::from_parts(parts, ProxyBody::Upstream { body, meter })
+    }
+
+    /// Upstream failures, by who is at fault: unreachable → 502, too slow → 504, anything of
+    /// kubeguard's own (credentials) → 500.
+    fn upstream_failure(&self, e: UpstreamError) -> Response<ProxyBody> {
+        let (kind, status) = match &e {
+            UpstreamError::Connect(_) => (
+                "connect",
+                Status::failure(
+                    StatusCode::BAD_GATEWAY,
+                    "ServiceUnavailable",
+                    format!("kubeguard: {}", e),
+                ),
+            ),
+            UpstreamError::Timeout(_) => (
+                "timeout",
+                Status::failure(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "Timeout",
+                    format!("kubeguard: {}", e),
+                ),
+            ),
+            UpstreamError::Request(_) => (
+                "request",
+                Status::failure(
+                    StatusCode::BAD_GATEWAY,
+                    "ServiceUnavailable",
+                    format!("kubeguard: {}", e),
+                ),
+            ),
+            _ => (
+                "credentials",
+                Status::internal(format!("kubeguard: {}", error_chain(&e))),
+            ),
+        };
+        self.count_error(kind);
+        tracing::warn!(error = %error_chain(&e), "upstream request failed");
+        status.into_response()
+    }
+
+    fn count_error(&self, kind: &'static str) {
+        self.metrics
+            .upstream_errors
+            .get_or_create(&ErrorLabels { kind })
+            .inc();
+    }
+
+    /// Records the request in the metrics and the request log.
+    fn observe(
+        &self,
+        api: Option<&ApiRequest>,
+        resp: Response<ProxyBody>,
+        start: Instant,
+    ) -> Response<ProxyBody> {
+        let verb = api.map_or("other", |a| a.verb.as_str());
+        let resource = api.map_or_else(|| "invalid".to_string(), |a| a.resource_label());
+        let code = resp.status().as_u16();
+        let elapsed = start.elapsed();
+        self.metrics
+            .request_duration
+            .get_or_create(&VerbLabels { verb })
+            .observe(elapsed.as_secs_f64());
+        tracing::debug!(
+            verb,
+            resource = %resource,
+            code,
+            latency_us = elapsed.as_micros() as u64,
+            "request"
+        );
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                verb,
+                resource: self.metrics.resource_label(resource),
+                code,
+            })
+            .inc();
+        resp
+    }
+}
+
+struct InflightGuard<'a>(&'a Metrics);
+
+impl<'a> InflightGuard<'a> {
+    fn new(m: &'a Metrics) -> Self {
+        m.inflight.inc();
+        InflightGuard(m)
+    }
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.inflight.dec();
+    }
+}
+
+/// `Connection: upgrade` plus an `Upgrade` header: a WebSocket or SPDY upgrade.
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Headers that describe one hop and never travel further (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// Request headers for the upstream: hop-by-hop removed (an upgrade keeps `Connection: Upgrade`
+/// and `Upgrade`), `Host` left to the client library (it names kubeguard, not the apiserver),
+/// and every identity-asserting header a client may try to smuggle removed (k8s-facts §4):
+/// `Impersonate-*` and the front-proxy `X-Remote-*`.
+fn prepare_request_headers(headers: &mut HeaderMap, upgrade: bool) {
+    let upgrade_to = if upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    strip_hop_by_hop(headers);
+    headers.remove(header::HOST);
+    strip_identity_headers(headers);
+    if let Some(proto) = upgrade_to {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, proto);
+    }
+}
+
+/// Removes `Impersonate-*` and `X-Remote-*` headers (any case).
+pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    let smuggled: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            k.starts_with("impersonate-") || k.starts_with("x-remote-")
+        })
+        .cloned()
+        .collect();
+    for k in smuggled {
+        headers.remove(k);
+    }
+}
+
+/// Counts response body bytes and adds them to a counter when the body ends or is dropped
+/// (a client that goes away mid-watch still has its bytes counted).
+pub struct Meter {
+    counter: prometheus_client::metrics::counter::Counter,
+    bytes: u64,
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.counter.inc_by(self.bytes);
+        }
+    }
+}
+
+/// The body of every response kubeguard sends: the upstream's, streamed frame by frame, or
+/// one kubeguard wrote itself (a `Status`).
+pub enum ProxyBody {
+    Upstream { body: Incoming, meter: Meter },
+    Own(Full<Bytes>),
+}
+
+impl ProxyBody {
+    pub fn empty() -> Self {
+        ProxyBody::Own(Full::new(Bytes::new()))
+    }
+}
+
+impl From<Bytes> for ProxyBody {
+    fn from(b: Bytes) -> Self {
+        ProxyBody::Own(Full::new(b))
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Upstream { body, meter } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled
+                    && let Some(data) = frame.data_ref()
+                {
+                    meter.bytes += data.len() as u64;
+                }
+                polled
+            }
+            ProxyBody::Own(full) => match Pin::new(full).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Upstream { body, .. } => body.is_end_stream(),
+            ProxyBody::Own(full) => full.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Upstream { body, .. } => body.size_hint(),
+            ProxyBody::Own(full) => full.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_headers_never_travel() {
+        let mut h = HeaderMap::new();
+        h.insert("Impersonate-User", HeaderValue::from_static("system:admin"));
+        h.append("impersonate-group", HeaderValue::from_static("system:masters"));
+        h.append("impersonate-group", HeaderValue::from_static("x"));
+        h.insert("Impersonate-Extra-Scopes", HeaderValue::from_static("a"));
+        h.insert("X-Remote-User", HeaderValue::from_static("root"));
+        h.insert("X-Remote-Extra-Foo", HeaderValue::from_static("root"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        prepare_request_headers(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::HOST, HeaderValue::from_static("kubeguard:8443"));
+        h.insert("audit-id", HeaderValue::from_static("abc"));
+        prepare_request_headers(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["audit-id"], "abc");
+    }
+
+    #[test]
+    fn upgrades_keep_their_upgrade_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("v5.channel.k8s.io"),
+        );
+        assert!(wants_upgrade(&h));
+        prepare_request_headers(&mut h, true);
+        assert_eq!(h[header::UPGRADE], "websocket");
+        assert_eq!(h[header::CONNECTION], "Upgrade");
+        assert_eq!(h["sec-websocket-protocol"], "v5.channel.k8s.io");
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(!wants_upgrade(&h));
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        assert!(wants_upgrade(&h));
+    }
+}

@@ -1,1 +1,247 @@
-//! (being written)
+//! `kubeguard serve`: the whole gateway assembled in one place.
+//!
+//! Order of assembly, and why:
+//! 1. metrics first: every later part records into the one registry;
+//! 2. the upstream (kube config → pooled clients, credentials): nothing is served without it;
+//! 3. TLS material: the serving certificate must exist before a listener accepts;
+//! 4. listeners bound before anything is announced, so `--listen 127.0.0.1:0` reports real ports;
+//! 5. the proxy pipeline, shared by all API listeners; the admin listener apart from it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::admin::Admin;
+use crate::config::{FileConfig, ListenAddr};
+use crate::metrics::Metrics;
+use crate::proxy::Proxy;
+use crate::server::{self, ListenError, Listener};
+use crate::tls::{self, CertPair, TlsError};
+use crate::upstream::{Upstream, UpstreamError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("cannot read {what} {path}: {source}")]
+    ReadFile {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid listen address: {0}")]
+    ListenAddr(String),
+}
+
+/// One bound API listener.
+#[derive(Clone, Copy, Debug)]
+pub struct BoundListener {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+/// A running gateway.
+pub struct RunningServe {
+    pub listeners: Vec<BoundListener>,
+    pub admin_addr: SocketAddr,
+    /// The serving certificate (self-signed or given), PEM, when any listener serves TLS.
+    pub cert_pem: Option<String>,
+    /// Whether the serving certificate was generated (then clients must trust `cert_pem`).
+    pub self_signed: bool,
+    pub metrics: Arc<Metrics>,
+    upstream: Upstream,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl RunningServe {
+    /// The URL clients should use: the first TLS listener, else the first plain one.
+    pub fn url(&self) -> String {
+        let l = self
+            .listeners
+            .iter()
+            .find(|l| l.tls)
+            .or_else(|| self.listeners.first())
+            .copied();
+        match l {
+            Some(l) => {
+                let host = if l.addr.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    l.addr.ip().to_string()
+                };
+                let host = if l.addr.is_ipv6() && !l.addr.ip().is_unspecified() {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                format!(
+                    "{}://{}:{}",
+                    if l.tls { "https" } else { "http" },
+                    host,
+                    l.addr.port()
+                )
+            }
+            None => String::new(),
+        }
+    }
+
+    /// A kubeconfig for clients of this gateway: its URL, its certificate, and the upstream
+    /// context's user.
+    pub fn client_kubeconfig(&self) -> kube::config::Kubeconfig {
+        let url = self.url();
+        let ca = if url.starts_with("https") {
+            self.cert_pem.as_deref()
+        } else {
+            None
+        };
+        let auth = self.upstream.config().auth_info.clone();
+        crate::kubeconfig::client_kubeconfig(
+            "kubeguard",
+            &url,
+            ca,
+            Some(auth),
+            Some(&self.upstream.config().default_namespace),
+        )
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period, then returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully.
+    pub async fn run_until_signal(self) {
+        crate::cli::wait_for_signal().await;
+        tracing::info!("shutting down: no new connections; draining in-flight requests");
+        self.shutdown().await;
+    }
+}
+
+/// Starts the gateway described by `config` in front of the apiserver of `upstream_config`.
+pub async fn start(
+    config: &FileConfig,
+    upstream_config: kube::Config,
+) -> Result<RunningServe, ServeError> {
+    let metrics = Arc::new(Metrics::new());
+    let upstream = Upstream::new(upstream_config, &config.upstream_options())?;
+    tracing::info!(upstream = %upstream.url(), "upstream configured");
+
+    let addrs = config
+        .server
+        .listen
+        .iter()
+        .map(|l| ListenAddr::parse(l).map_err(ServeError::ListenAddr))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (cert, self_signed) = serving_cert(config, &addrs)?;
+    let tls_config = match &cert {
+        Some(pair) if addrs.iter().any(|a| a.tls) => Some(tls::server_config(pair, None)?),
+        _ => None,
+    };
+
+    let mut listeners = Vec::new();
+    for a in &addrs {
+        let tls = if a.tls { tls_config.clone() } else { None };
+        listeners.push(Listener::bind(a.addr, tls).await?);
+    }
+    let admin_listener = Listener::bind_admin(config.server.admin_listen).await?;
+
+    let proxy = Arc::new(Proxy::new(
+        upstream.clone(),
+        metrics.clone(),
+        config.proxy_settings(),
+    ));
+    let admin = Arc::new(Admin::new(metrics.clone(), upstream.clone()));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let grace = config.server.shutdown_grace_period;
+    let mut tasks = JoinSet::new();
+    let bound: Vec<BoundListener> = listeners
+        .iter()
+        .map(|l| BoundListener {
+            addr: l.addr,
+            tls: l.is_tls(),
+        })
+        .collect();
+    for listener in listeners {
+        tracing::info!(addr = %listener.addr, tls = listener.is_tls(), "serving the Kubernetes API");
+        let proxy = proxy.clone();
+        let handler = move |req, conn| proxy.clone().handle(req, conn);
+        tasks.spawn(server::serve(
+            listener,
+            config.limits(),
+            metrics.clone(),
+            handler,
+            shutdown_rx.clone(),
+            grace,
+        ));
+    }
+    let admin_addr = admin_listener.addr;
+    tracing::info!(addr = %admin_addr, "serving /healthz, /readyz and /metrics");
+    let admin_handler = move |req, _conn| admin.clone().handle(req);
+    tasks.spawn(server::serve(
+        admin_listener,
+        config.limits(),
+        metrics.clone(),
+        admin_handler,
+        shutdown_rx,
+        Duration::from_secs(1),
+    ));
+
+    Ok(RunningServe {
+        listeners: bound,
+        admin_addr,
+        cert_pem: cert.map(|c| c.cert_pem),
+        self_signed,
+        metrics,
+        upstream,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}
+
+/// The serving certificate: the configured files, or a self-signed one for every listen address.
+fn serving_cert(
+    config: &FileConfig,
+    addrs: &[ListenAddr],
+) -> Result<(Option<CertPair>, bool), ServeError> {
+    if !addrs.iter().any(|a| a.tls) {
+        return Ok((None, false));
+    }
+    if let (Some(cert), Some(key)) = (&config.server.tls_cert, &config.server.tls_key) {
+        let pair = CertPair {
+            cert_pem: read_text(cert, "--tls-cert")?,
+            key_pem: read_text(key, "--tls-key")?,
+        };
+        return Ok((Some(pair), false));
+    }
+    let mut names: Vec<String> = config.server.tls_sans.clone();
+    for a in addrs {
+        if !a.addr.ip().is_unspecified() {
+            names.push(a.addr.ip().to_string());
+        }
+    }
+    let pair = tls::self_signed(&names)?;
+    tracing::info!(
+        sans = ?names,
+        "no --tls-cert given: generated a self-signed serving certificate (clients must trust it; \
+         --kubeconfig-out writes a kubeconfig that does)"
+    );
+    Ok((Some(pair), true))
+}
+
+fn read_text(path: &Path, what: &'static str) -> Result<String, ServeError> {
+    std::fs::read_to_string(path).map_err(|source| ServeError::ReadFile {
+        what,
+        path: path.display().to_string(),
+        source,
+    })
+}

@@ -1,1 +1,249 @@
-//! (being written)
+//! Accept: TCP listeners, TLS (rustls, h2 and http/1.1 by ALPN), HTTP/1.1 and h2 serving, the
+//! connection cap, and graceful drain.
+//!
+//! Plain HTTP is only allowed on loopback addresses (a sidecar in a controller's pod): anything
+//! reachable from the network gets TLS.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::metrics::Metrics;
+use crate::proxy::ConnInfo;
+
+/// Limits that protect the accept path.
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    /// Open client connections at most; more are closed at once (and counted).
+    pub max_connections: usize,
+    /// A client must finish its TLS handshake within this.
+    pub tls_handshake_timeout: Duration,
+    /// A client must send a complete HTTP/1.1 request head within this (slowloris).
+    pub header_read_timeout: Duration,
+    /// Largest HTTP/1.1 request head, and the h2 header list limit.
+    pub max_header_bytes: usize,
+    /// h2 streams per client connection (the apiserver's default is 100; kubectl and client-go
+    /// multiplex watches onto one connection, so be a little more generous).
+    pub h2_max_concurrent_streams: u32,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 10_000,
+            tls_handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 1 << 20,
+            h2_max_concurrent_streams: 250,
+        }
+    }
+}
+
+/// One listener: where, and with which TLS config (None = plain HTTP, loopback only).
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<TlsAcceptor>,
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to serve plain HTTP on {0}: plain HTTP is only allowed on a loopback address \
+         (127.0.0.1, ::1); use an https:// listen address (the default) instead"
+    )]
+    PlainNotLoopback(SocketAddr),
+}
+
+impl Listener {
+    pub async fn bind(
+        addr: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Self, ListenError> {
+        if tls.is_none() && !addr.ip().is_loopback() {
+            return Err(ListenError::PlainNotLoopback(addr));
+        }
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ListenError::Bind { addr, source })?;
+        let addr = tcp
+            .local_addr()
+            .map_err(|source| ListenError::Bind { addr, source })?;
+        Ok(Listener {
+            tcp,
+            tls: tls.map(TlsAcceptor::from),
+            addr,
+        })
+    }
+
+    /// The admin listener: plain HTTP on any address (it serves health and metrics only, never
+    /// the Kubernetes API, and kubelet probes and Prometheus reach it on the pod IP).
+    pub async fn bind_admin(addr: SocketAddr) -> Result<Self, ListenError> {
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ListenError::Bind { addr, source })?;
+        let addr = tcp
+            .local_addr()
+            .map_err(|source| ListenError::Bind { addr, source })?;
+        Ok(Listener {
+            tcp,
+            tls: None,
+            addr,
+        })
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+/// Serves `listener` until `shutdown` flips to true, then stops accepting and drains: open
+/// connections finish their in-flight requests for up to `drain` before they are closed.
+pub async fn serve<H, F>(
+    listener: Listener,
+    limits: ServerLimits,
+    metrics: Arc<Metrics>,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) where
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
+{
+    let builder = Arc::new(http_builder(&limits));
+    let handshake_timeout = limits.tls_handshake_timeout;
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let loopback = listener.addr.ip().is_loopback();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.tcp.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics.connections_rejected.inc();
+            drop(stream);
+            continue;
+        };
+        metrics.connections_accepted.inc();
+        let _ = stream.set_nodelay(true);
+        let conn_info = Arc::new(ConnInfo {
+            peer,
+            loopback_listener: loopback,
+            tls: listener.is_tls(),
+        });
+        let handler = handler.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let fut = handler(req, conn_info.clone());
+            async move { Ok::<_, std::convert::Infallible>(fut.await) }
+        });
+        let tls = listener.tls.clone();
+        let builder = builder.clone();
+        let metrics = metrics.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _slot = slot;
+            metrics.connections_open.inc();
+            serve_connection(stream, tls, handshake_timeout, &builder, service, watcher, &metrics)
+                .await;
+            metrics.connections_open.dec();
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(drain) => {
+            tracing::info!(?drain, "drain deadline reached; closing remaining connections");
+        }
+    }
+}
+
+async fn serve_connection<S>(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+    builder: &auto::Builder<TokioExecutor>,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+    metrics: &Metrics,
+) where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<crate::proxy::ProxyBody>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    match tls {
+        Some(acceptor) => {
+            let tls_stream =
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        metrics.tls_handshake_failures.inc();
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        metrics.tls_handshake_failures.inc();
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        None => {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+    }
+}
+
+fn http_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .adaptive_window(true)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+}
