@@ -406,7 +406,21 @@ fn set_param(
 /// apimachinery's `Convert_Slice_string_To_bool`: only `0` and `false` (any case) are false;
 /// anything else, the empty string included, is true (`watch=` starts a watch).
 fn go_bool(value: &str) -> bool {
-    !(value == "0" || value.eq_ignore_ascii_case("false"))
+    !(value == "0" || go_equal_fold(value, "false"))
+}
+
+/// Go's `strings.EqualFold` against a lower-case ASCII word: Unicode simple folding adds only
+/// `ſ` (U+017F) ≡ `s` and `K` (U+212A) ≡ `k` to ASCII case-insensitivity.
+fn go_equal_fold(value: &str, ascii_lower: &str) -> bool {
+    let mut chars = value.chars();
+    let same = ascii_lower.chars().all(|want| {
+        chars.next().is_some_and(|c| {
+            c.eq_ignore_ascii_case(&want)
+                || (want == 's' && c == '\u{17F}')
+                || (want == 'k' && c == '\u{212A}')
+        })
+    });
+    same && chars.next().is_none()
 }
 
 /// `strconv.ParseInt(v, 10, 64)`, as the apiserver reads `limit` and `timeoutSeconds`. A negative

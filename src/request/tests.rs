@@ -590,6 +590,15 @@ fn resource_cases() -> Vec<(&'static str, ApiRequest)> {
             "GET /api/v1/pods?watch=",
             res(Watch, core("pods"), q().watch()),
         ),
+        // strings.EqualFold: the long s (U+017F, percent-encoded UTF-8) folds to 's'
+        (
+            "GET /api/v1/pods?watch=FAL%C5%BFE",
+            res(List, core("pods"), q()),
+        ),
+        (
+            "GET /api/v1/pods?watch=fals",
+            res(Watch, core("pods"), q().watch()),
+        ),
         // paging, consistency, selectors
         (
             "GET /api/v1/pods?continue=eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MTIzfQ%3D%3D&limit=500",
