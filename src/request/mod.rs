@@ -127,14 +127,17 @@ pub enum NonResource {
 pub struct QueryOptions {
     pub resource_version: Option<String>,
     pub resource_version_match: Option<String>,
+    /// A negative `limit` is 0 here: the apiserver reads both as "no limit".
     pub limit: Option<u64>,
     pub continue_token: Option<String>,
-    /// `watch=1|true` (also set for the legacy `/watch/` prefix by the classifier).
+    /// `watch=1|true` (also set for the legacy `/watch/` prefix by the classifier). As in the
+    /// apiserver, any value but `0`/`false` counts, the empty one included.
     pub watch: bool,
     pub label_selector: Option<String>,
     pub field_selector: Option<String>,
     pub send_initial_events: Option<bool>,
     pub allow_watch_bookmarks: bool,
+    /// A negative value is 0 here (the server's default timeout).
     pub timeout_seconds: Option<u64>,
     /// `dryRun=All` in the query (the body form is read by the delete guard).
     pub dry_run: bool,
@@ -148,6 +151,17 @@ impl ApiRequest {
             Target::Resource(r) => Some(r),
             Target::NonResource(_) => None,
         }
+    }
+
+    /// A LIST without a resourceVersion (absent or empty): the request the apiserver answers
+    /// from etcd before 1.31 (k8s-facts.md §1). Whether it may be rewritten is the guard's call.
+    pub fn is_unversioned_list(&self) -> bool {
+        self.verb == Verb::List
+            && self
+                .options
+                .resource_version
+                .as_deref()
+                .is_none_or(str::is_empty)
     }
 
     /// The resource label used in metrics and logs: `pods`, `deployments.apps`, `pods/log`,
