@@ -50,7 +50,8 @@ impl Admin {
             }
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found: kubeguard's admin listener serves /healthz, /readyz and /metrics".into(),
+                "not found: kubeguard's admin listener serves /healthz, /readyz and /metrics"
+                    .into(),
             ),
         }
     }

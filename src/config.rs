@@ -178,7 +178,11 @@ impl FileConfig {
                 let key = e.path().to_string();
                 ConfigError::Invalid {
                     origin: origin.to_string(),
-                    key: if key == "." { "(top level)".into() } else { key },
+                    key: if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
                     message: e.into_inner().to_string(),
                 }
             })?
@@ -211,7 +215,10 @@ impl FileConfig {
             ));
         }
         if self.server.max_connections == 0 {
-            return Err(invalid("server.maxConnections", "must be at least 1".into()));
+            return Err(invalid(
+                "server.maxConnections",
+                "must be at least 1".into(),
+            ));
         }
         if self.server.h2_max_concurrent_streams == 0 {
             return Err(invalid(
@@ -289,7 +296,9 @@ pub mod duration {
 
     pub fn parse(s: &str) -> Result<Duration, String> {
         let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
         let n: f64 = num
             .parse()
@@ -299,9 +308,13 @@ pub mod duration {
             "" | "s" => n,
             "m" => n * 60.0,
             "h" => n * 3600.0,
-            other => return Err(format!("unknown duration unit {other:?} in {s:?} (ms, s, m, h)")),
+            other => {
+                return Err(format!(
+                    "unknown duration unit {other:?} in {s:?} (ms, s, m, h)"
+                ));
+            }
         };
-        if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
             return Err(format!("{s:?} is out of range"));
         }
         Ok(Duration::from_secs_f64(secs))
@@ -363,7 +376,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(duration::parse("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            duration::parse("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
         assert_eq!(duration::parse("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(duration::parse("2").unwrap(), Duration::from_secs(2));
         assert!(duration::parse("-1s").is_err());

@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
-use kube::config::{AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
+use kube::config::{
+    AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
+};
 
 /// A one-context kubeconfig for `server` (trusting `ca_pem` when given), with `auth` as its user.
 pub fn client_kubeconfig(

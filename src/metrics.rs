@@ -64,8 +64,8 @@ pub struct Metrics {
 
 fn latency_histogram() -> Histogram {
     Histogram::new([
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        30.0, 60.0,
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0,
     ])
 }
 
@@ -212,12 +212,24 @@ mod tests {
                 code: 200,
             })
             .inc();
+        m.request_duration
+            .get_or_create(&VerbLabels { verb: "list" })
+            .observe(0.002);
+        m.response_bytes
+            .get_or_create(&TrafficLabels {
+                verb: "list",
+                resource: "pods".into(),
+            })
+            .inc_by(10);
         let text = m.encode();
         assert!(
             text.contains(r#"kubeguard_requests_total{verb="list",resource="pods",code="200"} 1"#),
             "{text}"
         );
-        assert!(text.contains("kubeguard_request_duration_seconds"), "{text}");
+        assert!(
+            text.contains("kubeguard_request_duration_seconds"),
+            "{text}"
+        );
         assert!(text.contains("kubeguard_response_bytes_total"), "{text}");
     }
 }

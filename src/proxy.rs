@@ -92,11 +92,7 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let start = Instant::now();
         let _inflight = InflightGuard::new(&self.metrics);
-        let (api, resp) = match classify(
-            req.method(),
-            req.uri().path(),
-            req.uri().query(),
-        ) {
+        let (api, resp) = match classify(req.method(), req.uri().path(), req.uri().query()) {
             Ok(api) => {
                 let resp = self.forward(&api, req, &conn).await;
                 (Some(api), resp)
@@ -130,6 +126,9 @@ impl Proxy {
             Ok(uri) => uri,
             Err(e) => return self.upstream_failure(e),
         };
+        // The client's HTTP version is a property of its hop; the upstream hop negotiates its own
+        // (h2 by ALPN where offered).
+        parts.version = http::Version::HTTP_11;
         prepare_request_headers(&mut parts.headers, upgrade);
         if let Err(e) = self.apply_credentials(&mut parts.headers, conn).await {
             return self.upstream_failure(e);
@@ -142,7 +141,11 @@ impl Proxy {
         let long_running =
             api.verb.is_long_running() || (api.verb == Verb::Log && api.options.follow);
         let timeout = (!long_running).then_some(self.settings.response_header_timeout);
-        match self.upstream.send(upstream_req, long_running, timeout).await {
+        match self
+            .upstream
+            .send(upstream_req, long_running, timeout)
+            .await
+        {
             Ok(resp) => self.stream_back(api, resp),
             Err(e) => self.upstream_failure(e),
         }
@@ -494,7 +497,10 @@ mod tests {
     fn identity_headers_never_travel() {
         let mut h = HeaderMap::new();
         h.insert("Impersonate-User", HeaderValue::from_static("system:admin"));
-        h.append("impersonate-group", HeaderValue::from_static("system:masters"));
+        h.append(
+            "impersonate-group",
+            HeaderValue::from_static("system:masters"),
+        );
         h.append("impersonate-group", HeaderValue::from_static("x"));
         h.insert("Impersonate-Extra-Scopes", HeaderValue::from_static("a"));
         h.insert("X-Remote-User", HeaderValue::from_static("root"));
@@ -508,7 +514,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_named_headers_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-hop"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-hop"),
+        );
         h.insert("x-hop", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -540,7 +549,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(!wants_upgrade(&h));
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         assert!(wants_upgrade(&h));
     }
 }

@@ -167,8 +167,16 @@ pub async fn serve<H, F>(
         tokio::spawn(async move {
             let _slot = slot;
             metrics.connections_open.inc();
-            serve_connection(stream, tls, handshake_timeout, &builder, service, watcher, &metrics)
-                .await;
+            serve_connection(
+                stream,
+                tls,
+                handshake_timeout,
+                &builder,
+                service,
+                watcher,
+                &metrics,
+            )
+            .await;
             metrics.connections_open.dec();
         });
     }
@@ -201,9 +209,7 @@ async fn serve_connection<S>(
     match tls {
         Some(acceptor) => {
             let tls_stream =
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
-                    .await
-                {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         metrics.tls_handshake_failures.inc();

@@ -232,11 +232,12 @@ impl Upstream {
         let pq = if self.prefix.is_empty() {
             path_and_query.clone()
         } else {
-            PathAndQuery::try_from(format!("{}{}", self.prefix, path_and_query.as_str()))
-                .map_err(|_| UpstreamError::Url {
+            PathAndQuery::try_from(format!("{}{}", self.prefix, path_and_query.as_str())).map_err(
+                |_| UpstreamError::Url {
                     url: self.url(),
                     why: "prefix and path do not form a valid URI",
-                })?
+                },
+            )?
         };
         Uri::builder()
             .scheme(self.scheme.clone())
@@ -431,6 +432,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, UpstreamError::Connect(_)), "{err:?}");
-        assert!(error_chain(&err).to_lowercase().contains("refused"), "{err}");
+        assert!(
+            error_chain(&err).to_lowercase().contains("refused"),
+            "{err}"
+        );
     }
 }
