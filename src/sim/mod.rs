@@ -4,6 +4,7 @@
 //! the module docs of each file for which apiserver behaviour it reproduces.
 
 pub mod discovery;
+pub mod exec;
 pub mod logs;
 pub mod openapi;
 pub mod registry;
