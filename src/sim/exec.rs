@@ -20,8 +20,10 @@
 //! script is `;`-separated simple commands split on white space, `exit N` included. An unknown
 //! command gets the container runtime's `executable file not found` message and exit code 126; an
 //! unknown command inside `sh` gets `sh: 1: X: not found` and 127. When the pod is deleted (`gone`)
-//! a running command is killed: exit code 137. A `--tty` session is served like a plain one,
-//! except that stderr goes to the stdout channel as on a terminal.
+//! a running command is killed: exit code 137. A `--tty` session gets a small terminal: input is
+//! echoed and handed over a line at a time (Enter, Backspace, Ctrl-D for end of input, Ctrl-C
+//! interrupts with exit code 130), output has `\r\n` line ends, stderr shares the stdout channel,
+//! and `sh` prompts with `/ # `. Resize messages (channel 4) are accepted and ignored.
 //!
 //! Validation follows `ExecLocation` (`pkg/registry/core/pod/strategy.go`): a container the pod
 //! does not have is `400 container X is not valid for pod Y` (the apiserver's answer, not a 404),
@@ -291,26 +293,33 @@ async fn session<S>(
         stdin: stdin_rx,
         stdin_buf: BytesMut::new(),
         out: out_tx,
+        tty: opts.tty,
     };
     let argv = opts.command.clone();
+    let interrupt = CancellationToken::new();
+    let interrupted = interrupt.clone();
     let run = async move {
         let mut io = io;
         tokio::select! {
             code = run_argv(argv, &sandbox, &mut io) => code,
             _ = gone.cancelled() => 137,
+            _ = interrupted.cancelled() => 130,
         }
     };
     tokio::pin!(run);
+    let mut terminal = Terminal::default();
     // Stdin read from the socket but not yet taken by the command: while it waits, the socket is
     // not read, so a client that writes faster than the command reads is slowed down.
     let mut pending: Option<Bytes> = None;
+    // Stdin ends once `pending` is delivered (Ctrl-D after a partial line on a terminal).
+    let mut eof_after_pending = false;
     let exit = loop {
         tokio::select! {
             biased;
             code = &mut run => break code,
             Some((channel, data)) = out_rx.recv() => {
-                if let Some(channel) = delivered_on(&opts, channel)
-                    && sink.send(frame(channel, &data)).await.is_err()
+                if let Some(msg) = output(&opts, channel, &data)
+                    && sink.send(msg).await.is_err()
                 {
                     return;
                 }
@@ -322,9 +331,29 @@ async fn session<S>(
                     }
                     _ => stdin_tx = None,
                 }
+                if eof_after_pending {
+                    stdin_tx = None;
+                }
             }
             msg = incoming.next(), if pending.is_none() => match msg {
                 Some(Ok(Message::Binary(data))) => match data.first().copied() {
+                    Some(STDIN) if stdin_tx.is_some() && opts.tty => {
+                        let input = terminal.input(&data[1..]);
+                        if let Some(msg) = output(&opts, STDOUT, &input.echo)
+                            && sink.send(msg).await.is_err()
+                        {
+                            return;
+                        }
+                        if input.interrupt {
+                            interrupt.cancel();
+                        }
+                        pending = (!input.deliver.is_empty()).then(|| Bytes::from(input.deliver));
+                        match (input.eof, pending.is_some()) {
+                            (true, true) => eof_after_pending = true,
+                            (true, false) => stdin_tx = None,
+                            _ => {}
+                        }
+                    }
                     Some(STDIN) if stdin_tx.is_some() => pending = Some(data.slice(1..)),
                     Some(CLOSE) if protocol == V5 && data.get(1) == Some(&STDIN) => stdin_tx = None,
                     _ => {}
@@ -336,8 +365,8 @@ async fn session<S>(
     };
     // The command has ended; what it wrote is still queued.
     while let Some((channel, data)) = out_rx.recv().await {
-        if let Some(channel) = delivered_on(&opts, channel)
-            && sink.send(frame(channel, &data)).await.is_err()
+        if let Some(msg) = output(&opts, channel, &data)
+            && sink.send(msg).await.is_err()
         {
             return;
         }
@@ -357,14 +386,83 @@ async fn session<S>(
     .await;
 }
 
-/// The channel a command's output goes out on, or `None` when the client did not ask for it.
-/// On a terminal stderr is merged into stdout.
-fn delivered_on(opts: &ExecOptions, channel: u8) -> Option<u8> {
-    match channel {
-        STDERR if opts.tty => opts.stdout.then_some(STDOUT),
-        STDOUT => opts.stdout.then_some(STDOUT),
-        STDERR => opts.stderr.then_some(STDERR),
-        _ => None,
+/// The message carrying a command's output, or `None` when the client did not ask for that
+/// stream. On a terminal stderr is merged into stdout and `\n` becomes `\r\n` (onlcr).
+fn output(opts: &ExecOptions, channel: u8, data: &[u8]) -> Option<Message> {
+    if data.is_empty() {
+        return None;
+    }
+    let channel = match channel {
+        STDOUT | STDERR if opts.tty => opts.stdout.then_some(STDOUT)?,
+        STDOUT => opts.stdout.then_some(STDOUT)?,
+        STDERR => opts.stderr.then_some(STDERR)?,
+        _ => return None,
+    };
+    if !opts.tty {
+        return Some(frame(channel, data));
+    }
+    let mut crlf = Vec::with_capacity(data.len() + 8);
+    for &b in data {
+        if b == b'\n' {
+            crlf.push(b'\r');
+        }
+        crlf.push(b);
+    }
+    Some(frame(channel, &crlf))
+}
+
+/// The line discipline of a terminal in canonical mode: input is echoed, edited and handed to
+/// the command a line at a time; Enter (`\r`) ends a line, Backspace erases, Ctrl-D at the start
+/// of a line is end of input, Ctrl-C interrupts.
+#[derive(Debug, Default)]
+struct Terminal {
+    line: Vec<u8>,
+}
+
+/// What one chunk of terminal input amounts to.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TerminalInput {
+    echo: Vec<u8>,
+    deliver: Vec<u8>,
+    eof: bool,
+    interrupt: bool,
+}
+
+impl Terminal {
+    fn input(&mut self, data: &[u8]) -> TerminalInput {
+        let mut out = TerminalInput::default();
+        for &b in data {
+            match b {
+                b'\r' | b'\n' => {
+                    self.line.push(b'\n');
+                    out.deliver.append(&mut self.line);
+                    out.echo.extend_from_slice(b"\n");
+                }
+                0x7f | 0x08 => {
+                    if self.line.pop().is_some() {
+                        out.echo.extend_from_slice(b"\x08 \x08");
+                    }
+                }
+                0x04 => {
+                    if self.line.is_empty() {
+                        out.eof = true;
+                        return out;
+                    }
+                    out.deliver.append(&mut self.line);
+                }
+                0x03 => {
+                    self.line.clear();
+                    out.echo.extend_from_slice(b"^C\n");
+                    out.interrupt = true;
+                    return out;
+                }
+                _ => {
+                    self.line.push(b);
+                    out.echo.push(b);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -405,6 +503,8 @@ struct Io {
     /// Stdin read but not yet consumed by a line reader.
     stdin_buf: BytesMut,
     out: mpsc::Sender<(u8, Bytes)>,
+    /// A terminal session: `sh` prompts.
+    tty: bool,
 }
 
 impl Io {
@@ -563,7 +663,13 @@ async fn shell(args: &[String], sb: &Sandbox, io: &mut Io) -> i32 {
         return script_run(script, sb, io).await.unwrap_or_else(|c| c);
     }
     let mut last = 0;
-    while let Some(line) = io.line().await {
+    loop {
+        if io.tty {
+            io.stdout("/ # ").await;
+        }
+        let Some(line) = io.line().await else {
+            break;
+        };
         match script_run(&line, sb, io).await {
             Ok(code) => last = code,
             Err(code) => return code,
