@@ -437,3 +437,23 @@ async fn a_client_that_leaves_ends_the_session() {
         .await
         .expect("session outlived its client");
 }
+
+#[tokio::test]
+async fn heartbeat_pings_are_answered_while_a_command_runs() {
+    // client-go pings every 5 s and gives up after 12 missed pongs.
+    let gone = CancellationToken::new();
+    let addr = server(gone.clone()).await;
+    let query = "command=sleep&command=3600&container=app&stdout=true";
+    let (mut ws, protocol) = connect(addr, query, "v5.channel.k8s.io").await;
+    ws.send(Message::Ping(Bytes::from_static(b"hb")))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("no pong")
+        .unwrap()
+        .unwrap();
+    assert_eq!(pong, Message::Pong(Bytes::from_static(b"hb")));
+    gone.cancel();
+    assert_eq!(exit_code(&finish(ws, protocol).await.status), "137");
+}
