@@ -65,9 +65,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use crate::status::{Status, StatusCause, StatusDetails};
+use crate::status::{Status, StatusDetails};
 
 pub const AUTHENTICATED: &str = "system:authenticated";
 pub const MASTERS: &str = "system:masters";
@@ -378,7 +377,7 @@ impl Users {
     }
 
     fn by_certificate(&self, der: &[u8]) -> Option<UserInfo> {
-        let subject = cert_subject(der)?;
+        let subject = x509::cert_subject(der)?;
         let username = subject.common_name.filter(|cn| !cn.is_empty())?;
         let mut groups = subject.organizations;
         if let Some(user) = self.by_name.get(&username).map(|&i| &self.users[i]) {
@@ -579,138 +578,6 @@ impl Users {
             .find(|(_, r)| r.matches_path(verb, path))
             .map(|(which, _)| format!("allowed by {which} in the users file"))
     }
-
-    /// `POST /apis/authentication.k8s.io/v1/tokenreviews`: the TokenReview to answer with
-    /// `201 Created`. Counted in [`Users::token_reviews_received`].
-    pub fn token_review(&self, body: &[u8]) -> Result<Value, Status> {
-        self.token_reviews.fetch_add(1, Ordering::Relaxed);
-        let review: Value = decode(body, "TokenReview")?;
-        let token = review["spec"]["token"].as_str().unwrap_or_default();
-        if token.is_empty() {
-            return Err(Status::bad_request(
-                "token is required for TokenReview in authentication",
-            ));
-        }
-        let mut status = match self.user_for_token(token) {
-            Some(user) => json!({"authenticated": true, "user": user}),
-            None => json!({"authenticated": false, "user": {}, "error": "invalid bearer token"}),
-        };
-        if let Some(aud) = review["spec"]["audiences"]
-            .as_array()
-            .filter(|a| !a.is_empty())
-            && status["authenticated"] == true
-        {
-            status["audiences"] = Value::Array(aud.clone());
-        }
-        Ok(json!({
-            "kind": "TokenReview",
-            "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"creationTimestamp": null},
-            "spec": review["spec"],
-            "status": status,
-        }))
-    }
-
-    /// `POST /apis/authorization.k8s.io/v1/subjectaccessreviews`: the review to answer with
-    /// `201 Created`.
-    pub fn subject_access_review(&self, body: &[u8]) -> Result<Value, Status> {
-        let review: Value = decode(body, "SubjectAccessReview")?;
-        let spec = &review["spec"];
-        let user = UserInfo {
-            username: spec["user"].as_str().unwrap_or_default().into(),
-            uid: spec["uid"].as_str().unwrap_or_default().into(),
-            groups: serde_json::from_value(spec["groups"].clone()).unwrap_or_default(),
-            extra: serde_json::from_value(spec["extra"].clone()).unwrap_or_default(),
-        };
-        if user.username.is_empty() && user.groups.is_empty() {
-            return Err(invalid_review(
-                "SubjectAccessReview",
-                "spec.user",
-                "Invalid value: \"\": at least one of user or group must be specified",
-            ));
-        }
-        self.review(review, &user, "SubjectAccessReview")
-    }
-
-    /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (`kubectl auth can-i`):
-    /// the same question about the caller.
-    pub fn self_subject_access_review(
-        &self,
-        caller: &UserInfo,
-        body: &[u8],
-    ) -> Result<Value, Status> {
-        let review: Value = decode(body, "SelfSubjectAccessReview")?;
-        self.review(review, caller, "SelfSubjectAccessReview")
-    }
-
-    fn review(&self, mut review: Value, user: &UserInfo, kind: &str) -> Result<Value, Status> {
-        let spec = &review["spec"];
-        let decision = match (
-            spec.get("resourceAttributes"),
-            spec.get("nonResourceAttributes"),
-        ) {
-            (Some(ra), None) => {
-                let attrs: ResourceAttributes = serde_json::from_value(ra.clone())
-                    .map_err(|e| Status::bad_request(e.to_string()))?;
-                self.decide(user, &attrs)
-            }
-            (None, Some(nra)) => {
-                let verb = nra["verb"].as_str().unwrap_or_default();
-                let path = nra["path"].as_str().unwrap_or_default();
-                self.decide_path(user, verb, path)
-            }
-            _ => {
-                return Err(invalid_review(
-                    kind,
-                    "spec.resourceAttributes",
-                    "Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified",
-                ));
-            }
-        };
-        let status = match decision {
-            Some(reason) => json!({"allowed": true, "reason": reason}),
-            None => json!({"allowed": false}),
-        };
-        review["status"] = status;
-        review["kind"] = json!(kind);
-        review["apiVersion"] = json!("authorization.k8s.io/v1");
-        review["metadata"] = json!({"creationTimestamp": null});
-        Ok(review)
-    }
-}
-
-fn decode(body: &[u8], kind: &str) -> Result<Value, Status> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| Status::bad_request(format!("error decoding {kind}: {e}")))?;
-    if !v.is_object() {
-        return Err(Status::bad_request(format!(
-            "error decoding {kind}: not an object"
-        )));
-    }
-    Ok(v)
-}
-
-fn invalid_review(kind: &str, field: &str, message: &str) -> Status {
-    let group = if kind == "TokenReview" {
-        AUTHN_GROUP
-    } else {
-        "authorization.k8s.io"
-    };
-    Status::failure(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "Invalid",
-        format!("{kind}.{group} \"\" is invalid: {field}: {message}"),
-    )
-    .with_details(StatusDetails {
-        group: group.into(),
-        kind: kind.into(),
-        causes: vec![StatusCause {
-            reason: "FieldValueInvalid".into(),
-            message: message.into(),
-            field: field.into(),
-        }],
-        ..Default::default()
-    })
 }
 
 fn check_rules(rules: &[Rule], at: &str) -> Result<(), String> {
@@ -779,103 +646,8 @@ pub fn forbidden(user: &UserInfo, a: &ResourceAttributes) -> Status {
     })
 }
 
-/// The parts of a certificate subject that name a Kubernetes user.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Subject {
-    common_name: Option<String>,
-    organizations: Vec<String>,
-}
-
-/// Reads CN and O from a DER X.509 certificate: a minimal DER walk (no crate here parses
-/// X.509; the signature and validity were checked by rustls already).
-fn cert_subject(der: &[u8]) -> Option<Subject> {
-    let (cert, _) = der_sequence(der)?;
-    let (mut tbs, _) = der_sequence(cert)?;
-    // Optional [0] EXPLICIT version.
-    if tbs.first() == Some(&0xa0) {
-        tbs = der_tlv(tbs)?.2;
-    }
-    // serialNumber, signature, issuer, validity, then subject.
-    for _ in 0..4 {
-        tbs = der_tlv(tbs)?.2;
-    }
-    let (mut name, _) = der_sequence(tbs)?;
-    let mut subject = Subject::default();
-    while !name.is_empty() {
-        let (tag, mut rdn, rest) = der_tlv(name)?;
-        name = rest;
-        if tag != 0x31 {
-            return None;
-        }
-        while !rdn.is_empty() {
-            let (atv, rest) = der_sequence(rdn)?;
-            rdn = rest;
-            let (oid_tag, oid, value) = der_tlv(atv)?;
-            let (value_tag, value, _) = der_tlv(value)?;
-            if oid_tag != 0x06 {
-                return None;
-            }
-            let Some(text) = der_string(value_tag, value) else {
-                continue;
-            };
-            match oid {
-                [0x55, 0x04, 0x03] => subject.common_name = Some(text),
-                [0x55, 0x04, 0x0a] => subject.organizations.push(text),
-                _ => {}
-            }
-        }
-    }
-    Some(subject)
-}
-
-/// One DER element: (tag, contents, what follows).
-fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let (bytes, after) = rest.split_at(n);
-        rest = after;
-        bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let (content, after) = rest.split_at(len);
-    Some((tag, content, after))
-}
-
-fn der_sequence(input: &[u8]) -> Option<(&[u8], &[u8])> {
-    match der_tlv(input)? {
-        (0x30, content, rest) => Some((content, rest)),
-        _ => None,
-    }
-}
-
-/// The directory-string types a subject uses.
-fn der_string(tag: u8, value: &[u8]) -> Option<String> {
-    match tag {
-        // UTF8String, PrintableString, IA5String, TeletexString (treated as Latin-1 text).
-        0x0c | 0x13 | 0x16 => String::from_utf8(value.to_vec()).ok(),
-        0x14 => Some(value.iter().map(|b| char::from(*b)).collect()),
-        // BMPString: UTF-16BE.
-        0x1e => {
-            let units: Vec<u16> = value
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-            String::from_utf16(&units).ok()
-        }
-        _ => None,
-    }
-}
+mod review;
+mod x509;
 
 #[cfg(test)]
 mod tests;

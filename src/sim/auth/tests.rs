@@ -1,5 +1,7 @@
+use super::x509::{Subject, cert_subject};
 use super::*;
 use http::HeaderValue;
+use serde_json::{Value, json};
 
 const FILE: &str = r#"
 users:
