@@ -3,7 +3,10 @@
 //! It is the upstream of `kubeguard demo`, of the end-to-end tests and of the load tests. See
 //! the module docs of each file for which apiserver behaviour it reproduces.
 
+pub mod auth;
 pub mod discovery;
+pub mod exec;
+pub mod logs;
 pub mod openapi;
 pub mod registry;
 pub mod seed;
