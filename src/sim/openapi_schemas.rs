@@ -82,7 +82,7 @@ fn string_map(desc: &str) -> Value {
 
 fn quantity_map(desc: &str) -> Value {
     json!({"type": "object", "description": desc,
-           "additionalProperties": {"allOf": [{"$ref": ref_path(QUANTITY)}]}})
+           "additionalProperties": {"$ref": ref_path(QUANTITY)}})
 }
 
 /// An object whose fields are only sketched: any further field is accepted and kept.
