@@ -8,6 +8,8 @@
 #![allow(clippy::result_large_err)]
 
 pub mod discovery;
+pub mod exec;
+pub mod logs;
 pub mod openapi;
 pub mod registry;
 pub mod seed;
