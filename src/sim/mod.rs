@@ -65,6 +65,8 @@ pub struct SimOptions {
     pub history_events: usize,
     /// How long a Terminating namespace waits before its content is deleted.
     pub namespace_cleanup_delay: Duration,
+    /// Time between two lines of `kubectl logs -f`.
+    pub log_interval: Duration,
 }
 
 impl Default for SimOptions {
@@ -84,6 +86,7 @@ impl Default for SimOptions {
             bookmark_interval: Duration::from_secs(60),
             history_events: 10_000,
             namespace_cleanup_delay: Duration::from_millis(200),
+            log_interval: Duration::from_secs(1),
         }
     }
 }

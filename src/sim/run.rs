@@ -101,6 +101,7 @@ impl RunningSim {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.sim.store.close_all_watches();
+        self.sim.pods_gone.cancel_all();
         for t in self.tasks {
             let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), t).await;
         }
@@ -164,6 +165,8 @@ pub async fn start(opts: SimOptions) -> Result<RunningSim, SimError> {
         opts,
         minor,
         shutdown: stop_rx.clone(),
+        pods_gone: Default::default(),
+        addr_string: addr.to_string(),
     });
     let api_sim = sim.clone();
     let api_task = tokio::spawn(serve(api, tls, stop_rx.clone(), move |req| {

@@ -7,7 +7,8 @@
 //! 3. serve the verb against the store, spending the cost model's time for reads,
 //! 4. count it in `sim_requests_total{verb,code}`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::SimBody;
 use super::SimOptions;
@@ -28,7 +30,7 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::store::{self, Deleted, Filter, Store, Stored, gr_of};
 use super::table::{self, IncludeObject};
 use super::watch::{self as w, TableFormat, WatchCtx, WatchParams};
-use super::{discovery, openapi};
+use super::{discovery, exec, logs, openapi};
 use crate::status::{Status, StatusDetails};
 
 /// Largest request body accepted (the apiserver's limit is 3 MiB).
@@ -41,6 +43,48 @@ pub struct Sim {
     pub opts: SimOptions,
     pub minor: u32,
     pub shutdown: watch::Receiver<bool>,
+    /// Cancelled when a pod is deleted: ends its `logs -f` and `exec` sessions.
+    pub pods_gone: PodsGone,
+    /// `host:port` of the API listener (advertised by `GET /api`).
+    pub addr_string: String,
+}
+
+/// One cancellation token per pod that has a log or exec session open.
+#[derive(Default)]
+pub struct PodsGone(Mutex<HashMap<(String, String), CancellationToken>>);
+
+impl PodsGone {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), CancellationToken>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn token(&self, ns: &str, name: &str) -> CancellationToken {
+        self.lock()
+            .entry((ns.to_string(), name.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    pub fn deleted(&self, ns: &str, name: &str) {
+        if let Some(t) = self.lock().remove(&(ns.to_string(), name.to_string())) {
+            t.cancel();
+        }
+    }
+
+    pub fn namespace_gone(&self, ns: &str) {
+        self.lock().retain(|(n, _), t| {
+            if n == ns {
+                t.cancel();
+            }
+            n != ns
+        });
+    }
+
+    pub fn cancel_all(&self) {
+        for (_, t) in self.lock().drain() {
+            t.cancel();
+        }
+    }
 }
 
 /// A resource request after routing.
@@ -160,7 +204,7 @@ async fn dispatch(sim: &Arc<Sim>, req: Request<Incoming>) -> (&'static str, Resp
         ),
         Route::CoreVersions => match discovery::wants_aggregated(&accept) {
             Some(v) => aggregated(discovery::aggregated(&reg(), true, v), v),
-            None => doc(Some(discovery::core_versions())),
+            None => doc(Some(discovery::core_versions_at(&sim.addr_string))),
         },
         Route::Groups => match discovery::wants_aggregated(&accept) {
             Some(v) => aggregated(discovery::aggregated(&reg(), false, v), v),
@@ -178,12 +222,11 @@ async fn dispatch(sim: &Arc<Sim>, req: Request<Incoming>) -> (&'static str, Resp
 }
 
 fn aggregated(v: Value, version: &str) -> Response<SimBody> {
-    let ct = if version == "v2beta1" {
-        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
-    } else {
-        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-    };
-    hu::typed(StatusCode::OK, ct, Bytes::from(v.to_string()))
+    let mut r = hu::json_value(StatusCode::OK, &v);
+    if let Ok(ct) = http::HeaderValue::from_str(&discovery::aggregated_content_type(version)) {
+        r.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    r
 }
 
 pub fn version_doc(git_version: &str) -> Value {
@@ -220,6 +263,7 @@ struct Ctx<'a> {
     ns: String,
     name: Option<String>,
     query: Query,
+    raw_query: String,
     accept: String,
 }
 
@@ -306,6 +350,7 @@ async fn resource(
         ns: rp.namespace.clone().unwrap_or_default(),
         name: rp.name.clone(),
         query,
+        raw_query: req.uri().query().unwrap_or_default().to_string(),
         accept: accept.to_string(),
     };
     let result = match (&method, rp.name.is_some(), rp.sub.as_deref()) {
@@ -346,6 +391,10 @@ async fn resource(
                 _ => Err(hu::method_not_allowed()),
             }
         }
+        (&Method::GET, true, Some("log")) if is_pods(&ctx.rt) => serve_log(&ctx),
+        (&Method::GET | &Method::POST, true, Some("exec")) if is_pods(&ctx.rt) => {
+            serve_exec(&ctx, req)
+        }
         (m, true, Some("scale")) if ctx.rt.subresources.iter().any(|s| s == "scale") => {
             serve_scale(&ctx, m.clone(), req).await
         }
@@ -356,6 +405,31 @@ async fn resource(
         _ => Err(hu::method_not_allowed()),
     };
     (verb, result.unwrap_or_else(hu::status))
+}
+
+fn is_pods(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.resource == "pods"
+}
+
+fn pod_value(ctx: &Ctx<'_>) -> Result<Value, Status> {
+    ctx.sim
+        .store
+        .get(&ctx.gr(), &ctx.ns, ctx.name())
+        .map(|p| p.value())
+        .ok_or_else(|| store::not_found(&ctx.rt, ctx.name()))
+}
+
+fn serve_log(ctx: &Ctx<'_>) -> Result<Response<SimBody>, Status> {
+    let pod = pod_value(ctx)?;
+    let opts = logs::LogOptions::from_query(&ctx.raw_query)?;
+    let gone = ctx.sim.pods_gone.token(&ctx.ns, ctx.name());
+    Ok(logs::response(&pod, opts, ctx.sim.opts.log_interval, gone))
+}
+
+fn serve_exec(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<SimBody>, Status> {
+    let pod = pod_value(ctx)?;
+    let gone = ctx.sim.pods_gone.token(&ctx.ns, ctx.name());
+    Ok(exec::serve(req, &pod, gone))
 }
 
 fn with_name_selector(q: Query, name: &str) -> Query {
@@ -673,7 +747,12 @@ fn serve_delete(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>, Status> {
         o.dry_run,
     )?;
     match res {
-        Deleted::Gone(obj) => Ok(ctx.object_response(StatusCode::OK, &obj)),
+        Deleted::Gone(obj) => {
+            if is_pods(&ctx.rt) && !o.dry_run {
+                ctx.sim.pods_gone.deleted(&obj.namespace, &obj.name);
+            }
+            Ok(ctx.object_response(StatusCode::OK, &obj))
+        }
         Deleted::Terminating(obj) => {
             if !o.dry_run {
                 schedule_namespace_cleanup(ctx.sim, obj.name.clone());
@@ -685,13 +764,14 @@ fn serve_delete(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>, Status> {
 
 /// A Terminating namespace loses its content shortly after (what the namespace controller does).
 fn schedule_namespace_cleanup(sim: &Arc<Sim>, ns: String) {
-    let store = sim.store.clone();
+    let sim = sim.clone();
     let delay = sim.opts.namespace_cleanup_delay;
     tokio::spawn(async move {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        store.purge_namespace(&ns);
+        sim.store.purge_namespace(&ns);
+        sim.pods_gone.namespace_gone(&ns);
     });
 }
 
@@ -725,7 +805,12 @@ async fn serve_deletecollection(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimB
             .store
             .delete(&ctx.rt, &item.namespace, &item.name, None, None, o.dry_run)
         {
-            Ok(Deleted::Gone(obj)) | Ok(Deleted::Terminating(obj)) => deleted.push(obj),
+            Ok(Deleted::Gone(obj)) | Ok(Deleted::Terminating(obj)) => {
+                if is_pods(&ctx.rt) && !o.dry_run {
+                    ctx.sim.pods_gone.deleted(&obj.namespace, &obj.name);
+                }
+                deleted.push(obj)
+            }
             // Deleted concurrently: nothing left to do for it.
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
