@@ -1,0 +1,150 @@
+use super::*;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
+
+fn spec(nodes: usize, namespaces: usize, pods: usize) -> SeedSpec {
+    SeedSpec {
+        nodes,
+        namespaces,
+        pods,
+    }
+}
+
+#[test]
+fn namespaces_and_nodes_come_first() {
+    let objs: Vec<SeedObject> = objects(spec(3, 5, 20)).collect();
+    let ns: Vec<&str> = objs
+        .iter()
+        .filter(|o| o.1 == "namespaces")
+        .map(|o| o.2["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ns, ["default", "kube-system", "prod", "ns-1", "ns-2"]);
+    assert!(objs[..5].iter().all(|o| o.1 == "namespaces"));
+    assert!(objs[5..8].iter().all(|o| o.1 == "nodes"));
+    assert_eq!(
+        objs[0].2["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "default"
+    );
+    // Fewer than three asked: the fixed ones are there anyway.
+    assert_eq!(
+        objects(spec(0, 0, 0))
+            .filter(|o| o.1 == "namespaces")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn nodes_look_like_kubelet_reports() {
+    let objs: Vec<SeedObject> = objects(spec(2, 3, 0)).collect();
+    let node = &objs.iter().find(|o| o.1 == "nodes").unwrap().2;
+    assert_eq!(node["metadata"]["name"], "node-1");
+    assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.30.4");
+    assert_eq!(node["status"]["capacity"]["pods"], "110");
+    assert!(node["status"]["allocatable"]["cpu"].is_string());
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "True");
+    assert_eq!(node["status"]["addresses"][0]["type"], "InternalIP");
+    assert!(node["metadata"].get("resourceVersion").is_none());
+    assert!(node["metadata"].get("uid").is_none());
+}
+
+#[test]
+fn exact_pod_count_with_owners_and_labels() {
+    let objs: Vec<SeedObject> = objects(spec(4, 6, 250)).collect();
+    let pods: Vec<&Value> = objs
+        .iter()
+        .filter(|o| o.1 == "pods")
+        .map(|o| &o.2)
+        .collect();
+    assert_eq!(pods.len(), 250);
+    let rs_names: HashSet<(String, String)> = objs
+        .iter()
+        .filter(|o| o.0 == "apps" && o.1 == "replicasets")
+        .map(|o| {
+            (
+                o.2["metadata"]["namespace"].as_str().unwrap().to_string(),
+                o.2["metadata"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let deploys = objs.iter().filter(|o| o.1 == "deployments").count();
+    assert_eq!(deploys, rs_names.len());
+    let mut names = HashSet::new();
+    let mut per_ns: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &pods {
+        let m = &p["metadata"];
+        let ns = m["namespace"].as_str().unwrap().to_string();
+        assert!(names.insert((ns.clone(), m["name"].as_str().unwrap().to_string())));
+        let owner = &m["ownerReferences"][0];
+        assert_eq!(owner["kind"], "ReplicaSet");
+        assert!(rs_names.contains(&(ns.clone(), owner["name"].as_str().unwrap().to_string())));
+        for l in ["app", "tier", "pod-template-hash"] {
+            assert!(m["labels"][l].is_string(), "{l}");
+        }
+        let n = p["spec"]["containers"].as_array().unwrap().len();
+        assert!((1..=3).contains(&n));
+        assert_eq!(
+            p["status"]["containerStatuses"].as_array().unwrap().len(),
+            n
+        );
+        assert_eq!(p["status"]["phase"], "Running");
+        assert!(p["status"]["podIP"].is_string());
+        *per_ns.entry(ns).or_default() += 1;
+        *per_node
+            .entry(p["spec"]["nodeName"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(per_ns.len(), 6, "{per_ns:?}");
+    assert_eq!(per_node.len(), 4, "{per_node:?}");
+}
+
+#[test]
+fn pods_weigh_two_to_four_kilobytes() {
+    let mut sizes: Vec<usize> = objects(spec(3, 4, 300))
+        .filter(|o| o.1 == "pods")
+        .map(|o| serde_json::to_vec(&o.2).unwrap().len())
+        .collect();
+    sizes.sort();
+    let (min, max) = (sizes[0], sizes[sizes.len() - 1]);
+    assert!(min >= 2048, "smallest pod {min} B");
+    assert!(max <= 4096, "largest pod {max} B");
+}
+
+#[test]
+fn generation_is_deterministic() {
+    let a: Vec<Value> = objects(spec(2, 4, 40)).map(|o| o.2).collect();
+    let b: Vec<Value> = objects(spec(2, 4, 40)).map(|o| o.2).collect();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn pods_without_nodes_are_pending() {
+    let p = objects(spec(0, 3, 1)).find(|o| o.1 == "pods").unwrap().2;
+    assert_eq!(p["status"]["phase"], "Pending");
+    assert!(p["spec"].get("nodeName").is_none());
+}
+
+#[test]
+fn ten_thousand_pods_generate_quickly() {
+    let start = Instant::now();
+    let mut bytes = 0usize;
+    let mut pods = 0usize;
+    for (_, resource, obj) in objects(spec(50, 20, 10_000)) {
+        if resource == "pods" {
+            pods += 1;
+            bytes += serde_json::to_vec(&obj).unwrap().len();
+        }
+    }
+    let took = start.elapsed();
+    assert_eq!(pods, 10_000);
+    println!("10k pods ({bytes} bytes) generated and serialised in {took:?}");
+    // Generous bound for a debug build on a shared 2-core machine.
+    assert!(took.as_secs() < 20, "took {took:?}");
+}
