@@ -28,6 +28,48 @@ struct Cli {
 enum Command {
     /// Serve the gateway in front of an apiserver.
     Serve(ServeArgs),
+    /// Run the emulated Kubernetes API server (for tests, load tests and trying kubeguard).
+    Sim(SimArgs),
+    /// The emulated apiserver with kubeguard in front and a kubeconfig to try.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct SimArgs {
+    /// API listen address.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Admin listener (/metrics with the cost model's counters, /healthz).
+    #[arg(long, default_value = "127.0.0.1:9091")]
+    admin_listen: SocketAddr,
+    /// Write a kubeconfig pointing at the emulator.
+    #[arg(long)]
+    kubeconfig_out: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    #[arg(long, default_value_t = 3)]
+    namespaces: usize,
+    #[arg(long, default_value_t = 30)]
+    pods: usize,
+    /// Version served at /version; selects the LIST semantics (v1.30 and older, 1.31–1.33, 1.34+).
+    #[arg(long, default_value = "v1.30.4")]
+    server_version: String,
+    /// Users file: turns authentication and authorization on.
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// Concurrent "etcd" reads; more wait in a queue.
+    #[arg(long, default_value_t = 4)]
+    etcd_concurrency: usize,
+    /// Serve TLS with a self-signed certificate.
+    #[arg(long)]
+    tls: bool,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Where to write the demo kubeconfig.
+    #[arg(long)]
+    kubeconfig_out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -75,6 +117,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
+            Command::Sim(args) => sim(args).await,
+            Command::Demo(args) => crate::demo::run(args.kubeconfig_out).await,
         }
     });
     match result {
@@ -139,6 +183,37 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tracing::info!(path = %path.display(), url = %running.url(), "wrote a kubeconfig for clients");
     }
     running.run_until_signal().await;
+    Ok(())
+}
+
+async fn sim(args: SimArgs) -> Result<(), String> {
+    if !args.tls && !args.listen.ip().is_loopback() {
+        return Err(format!(
+            "--listen {}: plain HTTP is only allowed on a loopback address; add --tls",
+            args.listen
+        ));
+    }
+    let opts = crate::sim::SimOptions {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        tls: args.tls,
+        server_version: args.server_version,
+        nodes: args.nodes,
+        namespaces: args.namespaces,
+        pods: args.pods,
+        users: args.users,
+        etcd_concurrency: args.etcd_concurrency.max(1),
+        ..crate::sim::SimOptions::default()
+    };
+    let sim = crate::sim::start(opts).await.map_err(|e| e.to_string())?;
+    tracing::info!(url = %sim.url, admin = %sim.admin_addr, "emulated apiserver serving");
+    if let Some(path) = &args.kubeconfig_out {
+        std::fs::write(path, sim.kubeconfig_yaml(None))
+            .map_err(|e| format!("cannot write --kubeconfig-out {}: {e}", path.display()))?;
+        tracing::info!(path = %path.display(), "wrote a kubeconfig for the emulator");
+    }
+    wait_for_signal().await;
+    sim.shutdown().await;
     Ok(())
 }
 

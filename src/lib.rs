@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod proxy;
