@@ -128,8 +128,12 @@ pub async fn serve<H, F>(
     let builder = Arc::new(http_builder(&limits));
     let handshake_timeout = limits.tls_handshake_timeout;
     let graceful = GracefulShutdown::new();
+    // Fired when the drain deadline passes: connections still open (watches, log streams,
+    // exec sessions) are closed then.
+    let force_close = tokio_util::sync::CancellationToken::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let loopback = listener.addr.ip().is_loopback();
+    let listener_addr = listener.addr;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.tcp.accept() => match accepted {
@@ -164,10 +168,11 @@ pub async fn serve<H, F>(
         let builder = builder.clone();
         let metrics = metrics.clone();
         let watcher = graceful.watcher();
+        let force_close = force_close.clone();
         tokio::spawn(async move {
             let _slot = slot;
             metrics.connections_open.inc();
-            serve_connection(
+            let conn = serve_connection(
                 stream,
                 tls,
                 handshake_timeout,
@@ -175,16 +180,22 @@ pub async fn serve<H, F>(
                 service,
                 watcher,
                 &metrics,
-            )
-            .await;
+            );
+            tokio::select! {
+                _ = conn => {}
+                _ = force_close.cancelled() => {
+                    tracing::debug!(%peer, "connection closed at the drain deadline");
+                }
+            }
             metrics.connections_open.dec();
         });
     }
     drop(listener);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = graceful.shutdown() => tracing::debug!(addr = %listener_addr, "all connections drained"),
         _ = tokio::time::sleep(drain) => {
             tracing::info!(?drain, "drain deadline reached; closing remaining connections");
+            force_close.cancel();
         }
     }
 }
