@@ -93,6 +93,11 @@ pub enum Target {
 
 /// Group, version, resource, subresource, namespace and name of a resource request.
 /// `group` is empty for the core (legacy `/api`) group.
+///
+/// As in RequestInfo: the Namespace object itself (`/api/v1/namespaces/<ns>[/status|/finalize]`)
+/// has both `namespace` and `name` set to `<ns>`; a List or Watch pinned to one object by
+/// `fieldSelector=metadata.name=<x>` (`kubectl wait`) has `name` `<x>`. Every field that is set is
+/// a single non-empty path segment (no `/`, never `.` or `..`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResourceRef {
     pub group: String,

@@ -213,6 +213,8 @@ fn resource_request(
                     Verb::List
                 };
                 // `kubectl wait` and informers on one object: RequestInfo records the name.
+                // (It drops it when any ListOptions value fails to decode: bad numbers are
+                // refused above already; a bad labelSelector gets the apiserver's own 400.)
                 name = options.field_selector.as_deref().and_then(exact_name);
             }
             Verb::Delete => verb = Verb::DeleteCollection,
@@ -455,11 +457,14 @@ fn exact_name(selector: &str) -> Option<String> {
         }
     }
     let (_, name) = best?;
+    // RequestInfo's IsValidPathSegmentName, plus no control characters: such a name matches no
+    // object, and leaving it out keeps the request a plain (costlier-looking) list. Found by
+    // fuzzing: `metadata.name=a%00b`.
     let valid = !name.is_empty()
         && name != "."
         && name != ".."
-        && !name.contains('/')
-        && !name.contains('%');
+        && !name.contains(['/', '%'])
+        && !name.contains(char::is_control);
     valid.then(|| name.into_owned())
 }
 

@@ -736,6 +736,8 @@ fn field_selector_name_follows_fields_parse_selector() {
     assert_eq!(name("metadata.name%3Da%2Fb"), None);
     assert_eq!(name("metadata.name%3D.."), None);
     assert_eq!(name("metadata.name%3Da%25b"), None);
+    assert_eq!(name("metadata.name%3Da%00b"), None);
+    assert_eq!(name("metadata.name%3Da%0Ab"), None);
     // Escaped values are unescaped.
     assert_eq!(name("metadata.name%3Da\\%2Cb"), Some("a,b".into()));
 }
