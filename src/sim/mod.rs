@@ -7,6 +7,7 @@
 // them everywhere would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 pub mod discovery;
 pub mod exec;
 pub mod logs;
