@@ -438,6 +438,126 @@ pub fn table(
         .iter()
         .map(|o| row(rt, o, include, table_version, now_unix))
         .collect();
+    let metadata = table_metadata(&list_metadata);
+    json!({
+        "kind": "Table",
+        "apiVersion": format!("meta.k8s.io/{table_version}"),
+        "metadata": metadata,
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
+
+/// A Table of custom resources whose CRD version declares `additionalPrinterColumns`: `Name`,
+/// then those columns (cells found by their `jsonPath`; `date` columns shown as ages), as the
+/// apiextensions-apiserver prints them. With no printer columns this is `Name`, `Age`.
+pub fn custom_table(
+    printer_columns: &[Value],
+    objects: &[Value],
+    list_metadata: Value,
+    include: IncludeObject,
+    table_version: &str,
+    now_unix: i64,
+) -> Value {
+    let default_age = [
+        json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": AGE_DOC}),
+    ];
+    let cols = if printer_columns.is_empty() {
+        &default_age[..]
+    } else {
+        printer_columns
+    };
+    let mut defs = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DOC, "priority": 0}),
+    ];
+    for c in cols {
+        defs.push(json!({
+            "name": str_at(c, "/name"),
+            "type": non_empty(str_at(c, "/type")).unwrap_or("string"),
+            "format": str_at(c, "/format"),
+            "description": str_at(c, "/description"),
+            "priority": int_at(c, "/priority"),
+        }));
+    }
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let mut cells = vec![json!(str_at(o, "/metadata/name"))];
+            for c in cols {
+                let found = json_path(o, str_at(c, "/jsonPath"));
+                cells.push(match (str_at(c, "/type"), found) {
+                    (_, None) | (_, Some(Value::Null)) => Value::Null,
+                    ("date", Some(Value::String(t))) => match timestamp(t) {
+                        Some(ts) => json!(human_duration(now_unix - ts)),
+                        None => json!(t),
+                    },
+                    (_, Some(v @ (Value::Object(_) | Value::Array(_)))) => json!(v.to_string()),
+                    (_, Some(v)) => v.clone(),
+                });
+            }
+            with_object(json!({"cells": cells}), o, include, table_version)
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": format!("meta.k8s.io/{table_version}"),
+        "metadata": table_metadata(&list_metadata),
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
+
+/// The subset of kubectl JSONPath that printer columns use: `.a.b`, `.a[0]`, `.a[-1]` and
+/// `.a[?(@.type=="Ready")]` (first match), optionally wrapped in `{}`.
+pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let path = path.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut cur = obj;
+    let mut rest = path.trim_start_matches('$');
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            let key = &r[..end];
+            if !key.is_empty() {
+                cur = cur.get(key)?;
+            }
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            // A filter's value may itself hold `]`; filters end at `)]`.
+            let (inner, after) = if r.starts_with("?(") {
+                let close = r.find(")]")?;
+                (&r[..close + 1], &r[close + 2..])
+            } else {
+                (&r[..end], &r[end + 1..])
+            };
+            cur = index(cur, inner)?;
+            rest = after;
+        } else {
+            return None;
+        }
+    }
+    Some(cur)
+}
+
+fn index<'a>(cur: &'a Value, inner: &str) -> Option<&'a Value> {
+    let arr = cur.as_array()?;
+    if let Some(filter) = inner.strip_prefix("?(").and_then(|f| f.strip_suffix(')')) {
+        let (lhs, rhs) = filter.split_once("==")?;
+        let field = lhs.trim().strip_prefix("@.")?;
+        let want = rhs.trim().trim_matches(|c| c == '"' || c == '\'');
+        return arr.iter().find(|e| {
+            json_path(e, &format!(".{field}")).is_some_and(|v| match v {
+                Value::String(s) => s == want,
+                other => serde_json::from_str::<Value>(want).ok().as_ref() == Some(other),
+            })
+        });
+    }
+    let i: i64 = inner.trim().parse().ok()?;
+    let i = if i < 0 { arr.len() as i64 + i } else { i };
+    arr.get(usize::try_from(i).ok()?)
+}
+
+fn table_metadata(list_metadata: &Value) -> Map<String, Value> {
     let mut metadata = Map::new();
     if let Some(m) = list_metadata.as_object() {
         for key in ["resourceVersion", "continue", "remainingItemCount"] {
@@ -450,13 +570,19 @@ pub fn table(
             }
         }
     }
-    json!({
-        "kind": "Table",
-        "apiVersion": format!("meta.k8s.io/{table_version}"),
-        "metadata": metadata,
-        "columnDefinitions": defs,
-        "rows": rows,
-    })
+    metadata
+}
+
+fn with_object(mut r: Value, obj: &Value, include: IncludeObject, tv: &str) -> Value {
+    match include {
+        IncludeObject::None => {}
+        IncludeObject::Object => r["object"] = obj.clone(),
+        IncludeObject::Metadata => {
+            let metadata = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+            r["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": format!("meta.k8s.io/{tv}"), "metadata": metadata});
+        }
+    }
+    r
 }
 
 fn row(rt: &ResourceType, obj: &Value, include: IncludeObject, tv: &str, now: i64) -> Value {
@@ -476,20 +602,7 @@ fn row(rt: &ResourceType, obj: &Value, include: IncludeObject, tv: &str, now: i6
             );
         }
     }
-    match include {
-        IncludeObject::None => {}
-        IncludeObject::Object => {
-            r.insert("object".into(), obj.clone());
-        }
-        IncludeObject::Metadata => {
-            let metadata = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
-            r.insert(
-                "object".into(),
-                json!({"kind": "PartialObjectMetadata", "apiVersion": format!("meta.k8s.io/{tv}"), "metadata": metadata}),
-            );
-        }
-    }
-    Value::Object(r)
+    with_object(Value::Object(r), obj, include, tv)
 }
 
 fn cells(rt: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
