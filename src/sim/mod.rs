@@ -3,11 +3,31 @@
 //! It is the upstream of `kubeguard demo`, of the end-to-end tests and of the load tests. See
 //! the module docs of each file for which apiserver behaviour it reproduces.
 
+// Errors here are apiserver `Status` bodies, returned on the rare path of a request; boxing
+// them everywhere would only add noise.
+#![allow(clippy::result_large_err)]
+
 pub mod discovery;
+pub mod exec;
+pub mod logs;
 pub mod openapi;
 pub mod registry;
 pub mod seed;
 pub mod table;
+
+mod admin;
+mod cost;
+mod http_util;
+mod list;
+mod patch;
+mod run;
+pub mod selector;
+mod server;
+pub mod store;
+mod watch;
+
+pub use cost::SimStats;
+pub use run::{RunningSim, SimError, start};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +58,13 @@ pub struct SimOptions {
     pub etcd_cost_per_object: Duration,
     /// Time a cache-served LIST spends per object it returns.
     pub cache_cost_per_object: Duration,
+    /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK event.
+    pub bookmark_interval: Duration,
+    /// How many write events the store keeps for watches and continue tokens (the "compaction
+    /// window"): a watch or continue token older than that gets 410 Expired.
+    pub history_events: usize,
+    /// How long a Terminating namespace waits before its content is deleted.
+    pub namespace_cleanup_delay: Duration,
 }
 
 impl Default for SimOptions {
@@ -54,6 +81,9 @@ impl Default for SimOptions {
             etcd_concurrency: 4,
             etcd_cost_per_object: Duration::from_micros(2),
             cache_cost_per_object: Duration::from_nanos(200),
+            bookmark_interval: Duration::from_secs(60),
+            history_events: 10_000,
+            namespace_cleanup_delay: Duration::from_millis(200),
         }
     }
 }
