@@ -585,3 +585,179 @@ async fn watch_bookmarks_and_initial_events_end() {
     assert!(matches!(third, WatchEvent::Bookmark(_)), "{third:?}");
     sim.shutdown().await;
 }
+
+/// Resident memory of this process, from /proc (Linux).
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// 100k seeded pods load in seconds and stay well under 1 GB. Slow in a debug build: run with
+/// `cargo test --test sim_kube -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn seeding_100k_pods_fits_in_memory() {
+    let before = rss_mib();
+    let t0 = std::time::Instant::now();
+    let sim = start(kubeguard::sim::SimOptions {
+        nodes: 100,
+        namespaces: 50,
+        pods: 100_000,
+        ..fast_opts()
+    })
+    .await;
+    let seeded = t0.elapsed();
+    let after = rss_mib();
+    let pods: Api<Pod> = Api::all(client(&sim));
+    let t1 = std::time::Instant::now();
+    let page = pods.list(&ListParams::default().limit(500)).await.unwrap();
+    let page_time = t1.elapsed();
+    // The full unversioned list, counted as it streams (not decoded: the client would dominate).
+    let t2 = std::time::Instant::now();
+    let req = http::Request::get("/api/v1/pods").body(Vec::new()).unwrap();
+    let mut body = client(&sim).request_stream(req).await.unwrap();
+    let mut bytes = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = futures_util::AsyncReadExt::read(&mut body, &mut buf)
+            .await
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        bytes += n;
+    }
+    let all_time = t2.elapsed();
+    println!(
+        "seeded 100k pods in {seeded:?}; RSS {before} MiB -> {after} MiB; first page of 500 in {page_time:?}; full list ({} MB) in {all_time:?}; RSS now {} MiB; stats {:?}",
+        bytes / 1_000_000,
+        rss_mib(),
+        sim.stats()
+    );
+    assert_eq!(page.items.len(), 500);
+    assert!(bytes > 200_000_000);
+    assert!(
+        after - before < 1024,
+        "store too big: {} MiB",
+        after - before
+    );
+    sim.shutdown().await;
+}
+
+const USERS: &str = r#"
+users:
+  - name: alice
+    token: alice-token
+    rules:
+      - verbs: [get, list, watch]
+        resources: [configmaps]
+        namespaces: [default]
+  - name: admin
+    token: admin-token
+    groups: [system:masters]
+    canImpersonate: true
+"#;
+
+fn token_client(sim: &kubeguard::sim::RunningSim, token: &str) -> kube::Client {
+    let mut cfg = kube::Config::new(sim.url.parse().unwrap());
+    cfg.auth_info.token = Some(token.to_string().into());
+    kube::Client::try_from(cfg).unwrap()
+}
+
+#[tokio::test]
+async fn auth_tokens_rbac_impersonation_and_token_reviews() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.yaml");
+    std::fs::write(&path, USERS).unwrap();
+    let sim = start(kubeguard::sim::SimOptions {
+        users: Some(path),
+        ..fast_opts()
+    })
+    .await;
+    // No credentials: 401.
+    let anon: Api<ConfigMap> = Api::namespaced(client(&sim), "default");
+    assert_eq!(
+        err_code(anon.list(&ListParams::default()).await.unwrap_err()),
+        401
+    );
+    // alice may read configmaps in default, not write them, not read elsewhere.
+    let alice: Api<ConfigMap> = Api::namespaced(token_client(&sim, "alice-token"), "default");
+    alice.list(&ListParams::default()).await.unwrap();
+    let e = alice
+        .create(&PostParams::default(), &cm("x", json!({})))
+        .await
+        .unwrap_err();
+    match e {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 403);
+            assert!(
+                s.message
+                    .contains("User \"alice\" cannot create resource \"configmaps\""),
+                "{}",
+                s.message
+            );
+        }
+        e => panic!("{e:?}"),
+    }
+    let admin = token_client(&sim, "admin-token");
+    let admin_cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "default");
+    admin_cms
+        .create(&PostParams::default(), &cm("x", json!({})))
+        .await
+        .unwrap();
+    // Impersonating alice, admin is alice.
+    let req = http::Request::post("/api/v1/namespaces/default/configmaps")
+        .header("impersonate-user", "alice")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&cm("y", json!({}))).unwrap())
+        .unwrap();
+    assert_eq!(
+        err_code(admin.request::<ConfigMap>(req).await.unwrap_err()),
+        403
+    );
+    // alice cannot impersonate.
+    let req = http::Request::get("/api/v1/namespaces/default/configmaps")
+        .header("impersonate-user", "admin")
+        .body(Vec::new())
+        .unwrap();
+    let e = token_client(&sim, "alice-token")
+        .request::<serde_json::Value>(req)
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(e), 403);
+    // TokenReview, counted in stats.
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": "alice-token"}});
+    let req = http::Request::post("/apis/authentication.k8s.io/v1/tokenreviews")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&review).unwrap())
+        .unwrap();
+    let answer: serde_json::Value = admin.request(req).await.unwrap();
+    assert_eq!(answer["status"]["authenticated"], true);
+    assert_eq!(answer["status"]["user"]["username"], "alice");
+    assert_eq!(sim.stats().token_reviews, 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_users_file_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.yaml");
+    std::fs::write(&path, "users:\n  - name: x\n    bogus: 1\n").unwrap();
+    let err = kubeguard::sim::start(kubeguard::sim::SimOptions {
+        users: Some(path.clone()),
+        ..fast_opts()
+    })
+    .await
+    .err()
+    .unwrap();
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert_eq!(msg.matches("users.yaml").count(), 1, "{msg}");
+}

@@ -112,13 +112,17 @@ impl RunningSim {
 pub async fn start(opts: SimOptions) -> Result<RunningSim, SimError> {
     let minor = minor_of(&opts.server_version)
         .ok_or_else(|| SimError::Version(opts.server_version.clone()))?;
-    if let Some(path) = &opts.users {
-        // Authentication lands with the auth module; until then refuse rather than serve open.
-        return Err(SimError::Users {
-            path: path.clone(),
-            message: "authentication is not available in this build".into(),
-        });
-    }
+    let users = match &opts.users {
+        None => None,
+        Some(path) => Some(Arc::new(super::auth::Users::load(path).map_err(|e| {
+            // auth names the file itself; keep one mention of it.
+            let prefix = format!("users file {}: ", path.display());
+            SimError::Users {
+                path: path.clone(),
+                message: e.strip_prefix(&prefix).unwrap_or(&e).to_string(),
+            }
+        })?)),
+    };
     let store = Arc::new(Store::new(Registry::builtin(), opts.history_events));
     seed_store(&store, &opts);
     let api = TcpListener::bind(opts.listen)
@@ -167,6 +171,7 @@ pub async fn start(opts: SimOptions) -> Result<RunningSim, SimError> {
         shutdown: stop_rx.clone(),
         pods_gone: Default::default(),
         addr_string: addr.to_string(),
+        users,
     });
     let api_sim = sim.clone();
     let api_task = tokio::spawn(serve(api, tls, stop_rx.clone(), move |req| {

@@ -323,3 +323,42 @@ fn status_updates_touch_only_status_and_spec_changes_bump_generation() {
     );
     assert_eq!(v["metadata"]["generation"], 2);
 }
+
+#[test]
+#[ignore]
+fn seed_timing() {
+    use super::super::seed;
+    let t0 = std::time::Instant::now();
+    let mut n = 0usize;
+    let mut bytes = 0usize;
+    let objs: Vec<_> = seed::objects(seed::SeedSpec {
+        nodes: 100,
+        namespaces: 50,
+        pods: 20_000,
+    })
+    .collect();
+    for (_, _, o) in &objs {
+        n += 1;
+        bytes += serde_json::to_vec(o).unwrap().len();
+    }
+    let gen_time = t0.elapsed();
+    let store = Store::new(Registry::builtin(), 10_000);
+    let reg = store.registry();
+    let t1 = std::time::Instant::now();
+    for (g, r, o) in objs {
+        let rt = reg
+            .all()
+            .iter()
+            .find(|t| t.group == g && t.resource == r)
+            .unwrap();
+        let ns = o["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let _ = store.create(rt, &ns, o, false);
+    }
+    println!(
+        "{n} objects, {bytes} bytes, generated+serialized in {gen_time:?}, stored in {:?}",
+        t1.elapsed()
+    );
+}
