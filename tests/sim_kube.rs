@@ -761,3 +761,133 @@ async fn bad_users_file_names_the_file() {
     assert!(msg.contains(&path.display().to_string()), "{msg}");
     assert_eq!(msg.matches("users.yaml").count(), 1, "{msg}");
 }
+
+#[tokio::test]
+async fn tls_serves_the_kube_client() {
+    let sim = start(kubeguard::sim::SimOptions {
+        tls: true,
+        ..fast_opts()
+    })
+    .await;
+    assert!(sim.url.starts_with("https://127.0.0.1:"), "{}", sim.url);
+    let ca = sim.ca_pem.clone().unwrap();
+    let ders = kubeguard::tls::certs_from_pem(ca.as_bytes(), "sim CA").unwrap();
+    let mut cfg = kube::Config::new(sim.url.parse().unwrap());
+    cfg.root_cert = Some(ders.iter().map(|d| d.to_vec()).collect());
+    let c = kube::Client::try_from(cfg).unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    cms.create(&PostParams::default(), &cm("tls", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        cms.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    // The kubeconfig carries the CA.
+    let kc = sim.kubeconfig_yaml(Some("t0ken"));
+    assert!(
+        kc.contains("certificate-authority-data") && kc.contains("t0ken"),
+        "{kc}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_watches() {
+    let sim = start(fast_opts()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&sim), "default");
+    let mut w = cms
+        .watch(&WatchParams::default().timeout(290), "0")
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &cm("s", json!({})))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(T, w.try_next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first, Some(WatchEvent::Added(_))));
+    let t0 = std::time::Instant::now();
+    tokio::time::timeout(T, sim.shutdown()).await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    // The stream ends (cleanly or with a connection error), it does not hang.
+    let end = tokio::time::timeout(T, async {
+        loop {
+            match w.try_next().await {
+                Ok(Some(WatchEvent::Bookmark(_))) => continue,
+                Ok(Some(other)) => break Some(format!("{other:?}")),
+                Ok(None) | Err(_) => break None,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(end, None);
+}
+
+#[tokio::test]
+async fn v1_31_serves_unversioned_lists_from_cache_after_a_revision_check() {
+    let sim = start(kubeguard::sim::SimOptions {
+        server_version: "v1.31.1".into(),
+        ..fast_opts()
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&sim), "default");
+    for i in 0..3 {
+        cms.create(&PostParams::default(), &cm(&format!("c{i}"), json!({})))
+            .await
+            .unwrap();
+    }
+    let before = sim.stats();
+    let page = cms.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(page.items.len(), 2);
+    let after = sim.stats();
+    assert_eq!(after.lists_from_cache - before.lists_from_cache, 1);
+    assert_eq!(after.lists_from_etcd, before.lists_from_etcd);
+    assert_eq!(after.etcd_objects_read, before.etcd_objects_read);
+    // The continue page goes to etcd on 1.31–1.33.
+    let token = page.metadata.continue_.unwrap();
+    let p2 = cms
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(p2.items.len(), 1);
+    assert_eq!(sim.stats().lists_from_etcd - after.lists_from_etcd, 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_metrics_report_the_cost_model() {
+    let sim = start(fast_opts()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&sim), "default");
+    cms.list(&ListParams::default()).await.unwrap();
+    let text = admin_get(sim.admin_addr, "/metrics").await;
+    for needle in [
+        "sim_etcd_objects_read_total",
+        "sim_cache_objects_served_total",
+        "sim_etcd_busy_seconds_total",
+        "sim_etcd_queue_wait_seconds_total",
+        "sim_lists_total{source=\"etcd\"} 1",
+        "sim_requests_total{verb=\"list\",code=\"200\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    assert!(admin_get(sim.admin_addr, "/healthz").await.ends_with("ok"));
+    sim.shutdown().await;
+}
+
+/// A bare HTTP/1.1 GET (the admin listener is plain HTTP); returns the whole response text.
+async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(T, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}

@@ -73,17 +73,17 @@ impl RunningSim {
         self.sim.store.compact();
     }
 
-    /// A kubeconfig pointing at this emulator (context `sim`), with a bearer token if given.
+    /// A kubeconfig pointing at this emulator (context `sim`), with a bearer token if given
+    /// (else a placeholder token, which only a sim with a users file would refuse).
     pub fn kubeconfig_yaml(&self, user_token: Option<&str>) -> String {
         let mut cluster = json!({"server": self.url});
         if let Some(ca) = &self.ca_pem {
             cluster["certificate-authority-data"] =
                 json!(base64::engine::general_purpose::STANDARD.encode(ca));
         }
-        let user = match user_token {
-            Some(t) => json!({"token": t}),
-            None => json!({}),
-        };
+        // Without a token kubectl would prompt for a username on https: give it a token the
+        // emulator ignores when authentication is off.
+        let user = json!({"token": user_token.unwrap_or("kubeguard-sim-anonymous")});
         let doc = json!({
             "apiVersion": "v1",
             "kind": "Config",
