@@ -891,3 +891,107 @@ async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
         .unwrap();
     out
 }
+
+#[tokio::test]
+async fn h2_over_tls_streams_watch_events_as_they_happen() {
+    use http_body_util::BodyExt;
+    let sim = start(kubeguard::sim::SimOptions {
+        tls: true,
+        ..fast_opts()
+    })
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in kubeguard::tls::certs_from_pem(sim.ca_pem.as_ref().unwrap().as_bytes(), "ca").unwrap()
+    {
+        roots.add(c).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(kubeguard::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(sim.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!(
+        "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={}",
+        sim.url,
+        sim.resource_version()
+    ))
+    .body(http_body_util::Empty::<bytes::Bytes>::new())
+    .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let mut body = resp.into_body();
+    let cms: Api<ConfigMap> = Api::namespaced(
+        {
+            let mut c = kube::Config::new(sim.url.parse().unwrap());
+            c.root_cert = Some(vec![
+                kubeguard::tls::certs_from_pem(sim.ca_pem.as_ref().unwrap().as_bytes(), "ca")
+                    .unwrap()[0]
+                    .to_vec(),
+            ]);
+            kube::Client::try_from(c).unwrap()
+        },
+        "default",
+    );
+    cms.create(&PostParams::default(), &cm("h2", json!({})))
+        .await
+        .unwrap();
+    let frame = tokio::time::timeout(T, body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let data = frame.into_data().unwrap();
+    let ev: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(
+        (
+            ev["type"].as_str(),
+            ev["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("h2"))
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_hook_sees_every_request() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let hook = kubeguard::sim::RequestHook(std::sync::Arc::new(
+        move |r: &kubeguard::sim::RequestRecord| {
+            sink.lock().unwrap().push((r.verb, r.uri.clone(), r.code));
+        },
+    ));
+    let sim = start(kubeguard::sim::SimOptions {
+        on_request: Some(hook),
+        ..fast_opts()
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(client(&sim), "default");
+    cms.list(&ListParams::default().limit(7)).await.unwrap();
+    assert_eq!(
+        cms.get("none").await.map(|_| ()).map_err(err_code),
+        Err(404)
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].0, "list");
+    assert!(seen[0].1.contains("limit=7"), "{seen:?}");
+    assert_eq!((seen[1].0, seen[1].2), ("get", 404));
+    sim.shutdown().await;
+}

@@ -187,11 +187,34 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> 
         None => Ok(None),
         Some(users) => users.authenticate(req.headers(), None).map(Some),
     };
+    let record = sim.opts.on_request.as_ref().map(|_| {
+        (
+            req.method().to_string(),
+            req.uri().to_string(),
+            std::time::SystemTime::now(),
+            std::time::Instant::now(),
+        )
+    });
+    let username = user
+        .as_ref()
+        .ok()
+        .and_then(|u| u.as_ref().map(|u| u.username.clone()));
     let (verb, resp) = match user {
         Err(st) => ("other", hu::status(st)),
         Ok(user) => dispatch(&sim, req, user.as_ref()).await,
     };
     sim.cost.request_done(verb, resp.status().as_u16());
+    if let (Some(hook), Some((method, uri, received, started))) = (&sim.opts.on_request, record) {
+        (hook.0)(&super::RequestRecord {
+            verb,
+            method,
+            uri,
+            user: username,
+            code: resp.status().as_u16(),
+            received,
+            latency: started.elapsed(),
+        });
+    }
     resp
 }
 
