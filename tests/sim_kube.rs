@@ -995,3 +995,42 @@ async fn request_hook_sees_every_request() {
     assert_eq!((seen[1].0, seen[1].2), ("get", 404));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn deleting_an_owner_cascades_unless_orphaned() {
+    let sim = start(fast_opts()).await;
+    let c = client(&sim);
+    let deps: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let mk = |name: &str| -> Deployment {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"selector": {"matchLabels": {"a": name}},
+            "template": {"metadata": {"labels": {"a": name}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}))
+        .unwrap()
+    };
+    for name in ["gc", "orphan"] {
+        let d = deps
+            .create(&PostParams::default(), &mk(name))
+            .await
+            .unwrap();
+        let mut p = pod(&format!("{name}-pod"));
+        p.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                name: name.into(),
+                uid: d.metadata.uid.clone().unwrap(),
+                ..Default::default()
+            },
+        ]);
+        pods.create(&PostParams::default(), &p).await.unwrap();
+    }
+    deps.delete("gc", &DeleteParams::background())
+        .await
+        .unwrap();
+    assert_eq!(err_code(pods.get("gc-pod").await.unwrap_err()), 404);
+    deps.delete("orphan", &DeleteParams::orphan())
+        .await
+        .unwrap();
+    pods.get("orphan-pod").await.unwrap();
+    sim.shutdown().await;
+}

@@ -818,6 +818,8 @@ async fn serve_patch(
 /// DeleteOptions from the body (if any) and the query.
 struct DeleteOpts {
     dry_run: bool,
+    /// Dependents are deleted too unless the policy is `Orphan`.
+    orphan: bool,
     uid: Option<String>,
     rv: Option<String>,
 }
@@ -832,10 +834,11 @@ fn delete_opts(ctx: &Ctx<'_>, b: &[u8]) -> Result<DeleteOpts, Status> {
     let body_dry = body["dryRun"]
         .as_array()
         .is_some_and(|a| a.iter().any(|v| v == "All"));
-    if let Some(p) = ctx
+    let policy = ctx
         .query
         .get("propagationPolicy")
-        .or(body["propagationPolicy"].as_str())
+        .or(body["propagationPolicy"].as_str());
+    if let Some(p) = policy
         && !matches!(p, "Orphan" | "Background" | "Foreground")
     {
         return Err(Status::failure(
@@ -849,6 +852,7 @@ fn delete_opts(ctx: &Ctx<'_>, b: &[u8]) -> Result<DeleteOpts, Status> {
     let pre = &body["preconditions"];
     Ok(DeleteOpts {
         dry_run: ctx.dry_run() || body_dry,
+        orphan: policy == Some("Orphan") || body["orphanDependents"] == true,
         uid: pre["uid"].as_str().map(str::to_string),
         rv: pre["resourceVersion"].as_str().map(str::to_string),
     })
@@ -868,6 +872,13 @@ fn serve_delete(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>, Status> {
         Deleted::Gone(obj) => {
             if is_pods(&ctx.rt) && !o.dry_run {
                 ctx.sim.pods_gone.deleted(&obj.namespace, &obj.name);
+            }
+            if !o.dry_run && !o.orphan && ctx.rt.namespaced {
+                // What the garbage collector does shortly after (Background) or before the
+                // owner goes (Foreground): here, at once.
+                let v = obj.value();
+                let uid = v["metadata"]["uid"].as_str().unwrap_or_default();
+                ctx.sim.store.delete_dependents(&obj.namespace, uid);
             }
             Ok(ctx.object_response(StatusCode::OK, &obj))
         }
