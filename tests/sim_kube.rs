@@ -1034,3 +1034,49 @@ async fn deleting_an_owner_cascades_unless_orphaned() {
     pods.get("orphan-pod").await.unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn list_storm_queues_on_etcd_but_not_on_the_cache() {
+    let sim = start(kubeguard::sim::SimOptions {
+        nodes: 3,
+        namespaces: 2,
+        pods: 300,
+        etcd_concurrency: 1,
+        etcd_cost_per_object: Duration::from_micros(50),
+        cache_cost_per_object: Duration::ZERO,
+        ..fast_opts()
+    })
+    .await;
+    let pods: Api<Pod> = Api::all(client(&sim));
+    let before = sim.stats();
+    // 4 unversioned lists at once: each scans 300 pods (15 ms) holding the only etcd slot.
+    let lists = (0..4).map(|_| {
+        let pods = pods.clone();
+        async move { pods.list(&ListParams::default().limit(10)).await.unwrap() }
+    });
+    let pages = futures_util::future::join_all(lists).await;
+    assert!(pages.iter().all(|p| p.items.len() == 10));
+    let s = sim.stats();
+    assert_eq!(s.lists_from_etcd - before.lists_from_etcd, 4);
+    assert_eq!(s.etcd_objects_read - before.etcd_objects_read, 4 * 300);
+    assert!(
+        s.etcd_busy_seconds - before.etcd_busy_seconds >= 0.059,
+        "{s:?}"
+    );
+    // The other three waited for the slot: at least 15 + 30 + 45 ms in total.
+    assert!(
+        s.etcd_queue_wait_seconds - before.etcd_queue_wait_seconds >= 0.08,
+        "{s:?}"
+    );
+    // The same storm with RV=0 never touches etcd.
+    let any = (0..4).map(|_| {
+        let pods = pods.clone();
+        async move { pods.list(&ListParams::default().match_any()).await.unwrap() }
+    });
+    let pages = futures_util::future::join_all(any).await;
+    assert!(pages.iter().all(|p| p.items.len() == 300));
+    let after = sim.stats();
+    assert_eq!(after.etcd_objects_read, s.etcd_objects_read);
+    assert_eq!(after.cache_objects_served - s.cache_objects_served, 4 * 300);
+    sim.shutdown().await;
+}
