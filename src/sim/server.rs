@@ -692,7 +692,6 @@ async fn serve_list(ctx: &Ctx<'_>) -> Result<Response<SimBody>, Status> {
         &plan,
     )
     .await?;
-    let _ = Source::Etcd;
     if let Some(t) = ctx.table() {
         let objs: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
         let tbl = table::table(
