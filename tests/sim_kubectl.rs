@@ -284,3 +284,19 @@ async fn logs_follow_and_exec() {
     assert!(!ok && err.contains("exit code 3"), "{err}");
     e.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn kubectl_over_tls_and_h2() {
+    let e = env(SimOptions {
+        tls: true,
+        ..fast_opts()
+    })
+    .await;
+    let v: Value = serde_json::from_str(&e.ok(&["get", "--raw", "/version"]).await).unwrap();
+    assert_eq!(v["gitVersion"], "v1.30.4");
+    e.ok(&["create", "configmap", "over-tls", "--from-literal=a=b"])
+        .await;
+    let out = e.ok(&["get", "cm", "over-tls", "-v=6"]).await;
+    assert!(out.contains("over-tls"), "{out}");
+    e.sim.shutdown().await;
+}

@@ -1,6 +1,17 @@
 //! The cost model of the LIST-storm incident: "etcd" serves a bounded number of reads at once and
 //! an unversioned LIST scans the whole resource range; the "watch cache" serves without queueing.
 //!
+//! What is charged, and why:
+//! - an etcd-served LIST (unversioned on ≤1.30, exact RV, continue pages): every object in the
+//!   scanned key range (the namespace, or the whole resource for a cluster-wide list), on every
+//!   page, even with `limit` and even when selectors drop most objects. etcd filters nothing
+//!   itself and the apiserver keeps reading until a filtered page is full, so the full range scan
+//!   is the faithful price of the incident's `kubectl get pods -A` storms;
+//! - a cache-served LIST: `cache_cost_per_object` per returned object, no etcd permit;
+//! - a GET by name: one etcd read (a cache read with `resourceVersion=0`);
+//! - the ≥1.31 "etcd revision check" before a consistent read from cache: an etcd read of zero
+//!   objects (it queues for a permit, but costs no scan).
+//!
 //! Cost is spent by sleeping while holding the etcd permit: the point is queueing, not CPU burn.
 //! Busy time is the modelled cost (not the measured sleep, whose timer granularity would inflate
 //! small reads); queue wait is measured.

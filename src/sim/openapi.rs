@@ -23,7 +23,7 @@ use schemas::{META, ref_path};
 
 /// Content type of the protobuf OpenAPI v2 document kubectl asks for.
 pub const V2_PROTOBUF_CONTENT_TYPE: &str =
-    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
 /// `GET /openapi/v3`: the index of group-version documents.
 pub fn v3_index(reg: &Registry) -> Value {

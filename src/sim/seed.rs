@@ -22,7 +22,7 @@ pub type SeedObject = (&'static str, &'static str, Value);
 /// The namespaces every cluster has; `ns-1`, `ns-2`… follow up to `SeedSpec::namespaces`.
 const FIXED_NAMESPACES: [&str; 3] = ["default", "kube-system", "prod"];
 
-/// The kubelet version nodes report (matches the emulator's default `gitVersion`).
+/// The kubelet version nodes report by default (the emulator's default `gitVersion`).
 const KUBELET_VERSION: &str = "v1.30.4";
 
 /// Time the seeded containers started; the store stamps creationTimestamp itself.
@@ -30,9 +30,18 @@ const START_TIME: &str = "2025-01-06T08:00:00Z";
 
 /// The objects of a cluster of this size, in creation order (namespaces and nodes first).
 pub fn objects(spec: SeedSpec) -> impl Iterator<Item = SeedObject> {
+    objects_at_version(spec, KUBELET_VERSION)
+}
+
+/// Like [`objects`], with nodes reporting `kubelet_version` (e.g. the emulator's `gitVersion`).
+pub fn objects_at_version(
+    spec: SeedSpec,
+    kubelet_version: &str,
+) -> impl Iterator<Item = SeedObject> + use<> {
+    let kubelet_version = kubelet_version.to_string();
     let ns_count = namespace_count(spec);
     let namespaces = (0..ns_count).map(|i| ("", "namespaces", namespace(&namespace_name(i))));
-    let nodes = (0..spec.nodes).map(|i| ("", "nodes", node(i)));
+    let nodes = (0..spec.nodes).map(move |i| ("", "nodes", node(i, &kubelet_version)));
     namespaces.chain(nodes).chain(Workloads::new(spec))
 }
 
@@ -108,7 +117,7 @@ fn node_name(i: usize) -> String {
     format!("node-{}", i + 1)
 }
 
-fn node(i: usize) -> Value {
+fn node(i: usize, kubelet_version: &str) -> Value {
     let name = node_name(i);
     let h = mix(0x6e6f_6465 ^ i as u64);
     let zone = pick(&["a", "b", "c"], h);
@@ -169,8 +178,8 @@ fn node(i: usize) -> Value {
                 "kernelVersion": "6.1.0-18-cloud-amd64",
                 "osImage": "Debian GNU/Linux 12 (bookworm)",
                 "containerRuntimeVersion": "containerd://1.7.13",
-                "kubeletVersion": KUBELET_VERSION,
-                "kubeProxyVersion": KUBELET_VERSION,
+                "kubeletVersion": kubelet_version,
+                "kubeProxyVersion": kubelet_version,
                 "operatingSystem": "linux",
                 "architecture": "amd64",
             },

@@ -148,3 +148,12 @@ fn ten_thousand_pods_generate_quickly() {
     // Generous bound for a debug build on a shared 2-core machine.
     assert!(took.as_secs() < 20, "took {took:?}");
 }
+
+#[test]
+fn nodes_report_the_given_kubelet_version() {
+    let node = objects_at_version(spec(1, 3, 0), "v1.33.1")
+        .find(|o| o.1 == "nodes")
+        .unwrap()
+        .2;
+    assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.33.1");
+}

@@ -30,7 +30,7 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::store::{self, Deleted, Filter, Store, Stored, gr_of};
 use super::table::{self, IncludeObject};
 use super::watch::{self as w, TableFormat, WatchCtx, WatchParams};
-use super::{discovery, exec, logs, openapi};
+use super::{auth, discovery, exec, logs, openapi};
 use crate::status::{Status, StatusDetails};
 
 /// Largest request body accepted (the apiserver's limit is 3 MiB).
@@ -47,6 +47,8 @@ pub struct Sim {
     pub pods_gone: PodsGone,
     /// `host:port` of the API listener (advertised by `GET /api`).
     pub addr_string: String,
+    /// Authentication and authorization, when a users file is given.
+    pub users: Option<Arc<auth::Users>>,
 }
 
 /// One cancellation token per pod that has a log or exec session open.
@@ -180,22 +182,115 @@ pub fn route(path: &str) -> Route {
 
 /// Serves one request (never fails: every error is a `Status` response).
 pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> {
-    let (verb, resp) = dispatch(&sim, req).await;
+    // Authentication comes first, as in the apiserver's filter chain (k8s-facts §2).
+    let user = match &sim.users {
+        None => Ok(None),
+        Some(users) => users.authenticate(req.headers(), None).map(Some),
+    };
+    let record = sim.opts.on_request.as_ref().map(|_| {
+        (
+            req.method().to_string(),
+            req.uri().to_string(),
+            std::time::SystemTime::now(),
+            std::time::Instant::now(),
+        )
+    });
+    let username = user
+        .as_ref()
+        .ok()
+        .and_then(|u| u.as_ref().map(|u| u.username.clone()));
+    let (verb, resp) = match user {
+        Err(st) => ("other", hu::status(st)),
+        Ok(user) => dispatch(&sim, req, user.as_ref()).await,
+    };
     sim.cost.request_done(verb, resp.status().as_u16());
+    if let (Some(hook), Some((method, uri, received, started))) = (&sim.opts.on_request, record) {
+        (hook.0)(&super::RequestRecord {
+            verb,
+            method,
+            uri,
+            user: username,
+            code: resp.status().as_u16(),
+            received,
+            latency: started.elapsed(),
+        });
+    }
     resp
 }
 
-async fn dispatch(sim: &Arc<Sim>, req: Request<Incoming>) -> (&'static str, Response<SimBody>) {
+/// The review APIs served when authentication is on.
+const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
+const SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+const SELF_SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+async fn reviews(
+    users: &auth::Users,
+    user: &auth::UserInfo,
+    req: Request<Incoming>,
+) -> Result<Response<SimBody>, Status> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let (group, resource) = match path.as_str() {
+        TOKEN_REVIEWS => ("authentication.k8s.io", "tokenreviews"),
+        SUBJECT_ACCESS_REVIEWS => ("authorization.k8s.io", "subjectaccessreviews"),
+        _ => ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    };
+    // Everyone may ask about themselves; the other reviews need `create` on them.
+    if resource != "selfsubjectaccessreviews" {
+        users.authorize(
+            user,
+            &auth::ResourceAttributes::new("create", group, resource, ""),
+        )?;
+    }
+    let b = body(req).await?;
+    let answer = match resource {
+        "tokenreviews" => users.token_review(&b)?,
+        "subjectaccessreviews" => users.subject_access_review(&b)?,
+        _ => users.self_subject_access_review(user, &b)?,
+    };
+    Ok(hu::json_value(StatusCode::CREATED, &answer))
+}
+
+async fn dispatch(
+    sim: &Arc<Sim>,
+    req: Request<Incoming>,
+    user: Option<&auth::UserInfo>,
+) -> (&'static str, Response<SimBody>) {
     let accept = header_str(&req, header::ACCEPT);
     if !hu::accepts_json(&accept) {
         return ("other", hu::status(hu::not_acceptable()));
+    }
+    if let (Some(users), Some(user)) = (&sim.users, user)
+        && req.method() == Method::POST
+        && matches!(
+            req.uri().path().trim_end_matches('/'),
+            TOKEN_REVIEWS | SUBJECT_ACCESS_REVIEWS | SELF_SUBJECT_ACCESS_REVIEWS
+        )
+    {
+        if req.uri().path().trim_end_matches('/') == TOKEN_REVIEWS {
+            sim.cost
+                .token_reviews
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let resp = reviews(users, user, req).await.unwrap_or_else(hu::status);
+        return ("create", resp);
+    }
+    let route = route(req.uri().path());
+    if let (Some(users), Some(user), false) =
+        (&sim.users, user, matches!(route, Route::Resource(_)))
+        && let Err(st) = users.authorize_path(
+            user,
+            &req.method().as_str().to_ascii_lowercase(),
+            req.uri().path(),
+        )
+    {
+        return ("get", hu::status(st));
     }
     let reg = || sim.store.registry();
     let doc = |v: Option<Value>| match v {
         Some(v) if !v.is_null() => hu::json_value(StatusCode::OK, &v),
         _ => hu::status(hu::no_such_resource()),
     };
-    let resp = match route(req.uri().path()) {
+    let resp = match route {
         Route::Version => hu::json_value(StatusCode::OK, &version_doc(&sim.opts.server_version)),
         Route::Health => hu::typed(
             StatusCode::OK,
@@ -216,7 +311,7 @@ async fn dispatch(sim: &Arc<Sim>, req: Request<Incoming>) -> (&'static str, Resp
         Route::OpenApiV3Index => doc(Some(openapi::v3_index(&reg()))),
         Route::OpenApiV3(p) => doc(openapi::v3_document(&reg(), &p)),
         Route::NotFound => hu::status(hu::no_such_resource()),
-        Route::Resource(rp) => return resource(sim, req, rp, &accept).await,
+        Route::Resource(rp) => return resource(sim, req, rp, &accept, user).await,
     };
     ("get", resp)
 }
@@ -328,11 +423,25 @@ async fn resource(
     req: Request<Incoming>,
     rp: ResourcePath,
     accept: &str,
+    user: Option<&auth::UserInfo>,
 ) -> (&'static str, Response<SimBody>) {
     let query = Query::parse(req.uri().query());
     let watch = rp.watch_prefix || query.flag("watch");
     let method = req.method().clone();
     let verb = verb_name(&method, rp.name.is_some(), watch, rp.sub.as_deref());
+    if let (Some(users), Some(user)) = (&sim.users, user) {
+        let attrs = auth::ResourceAttributes::new(
+            rbac_verb(verb),
+            &rp.group,
+            &rp.resource,
+            rp.namespace.as_deref().unwrap_or_default(),
+        )
+        .named(rp.name.as_deref().unwrap_or_default())
+        .subresource(rp.sub.as_deref().unwrap_or_default());
+        if let Err(st) = users.authorize(user, &attrs) {
+            return (verb, hu::status(st));
+        }
+    }
     let Some(rt) = sim.store.find_type(&rp.group, &rp.version, &rp.resource) else {
         return (verb, hu::status(hu::no_such_resource()));
     };
@@ -451,6 +560,15 @@ fn with_name_selector(q: Query, name: &str) -> Query {
     ser.append_pair("fieldSelector", &format!("metadata.name={name}"));
     ser.finish();
     Query::parse(Some(&s))
+}
+
+/// The RBAC verb of a request: logs are `get` on pods/log, exec is `create` on pods/exec.
+fn rbac_verb(verb: &'static str) -> &'static str {
+    match verb {
+        "log" => "get",
+        "exec" => "create",
+        v => v,
+    }
 }
 
 fn verb_name(m: &Method, named: bool, watch: bool, sub: Option<&str>) -> &'static str {
@@ -574,7 +692,6 @@ async fn serve_list(ctx: &Ctx<'_>) -> Result<Response<SimBody>, Status> {
         &plan,
     )
     .await?;
-    let _ = Source::Etcd;
     if let Some(t) = ctx.table() {
         let objs: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
         let tbl = table::table(
@@ -700,6 +817,8 @@ async fn serve_patch(
 /// DeleteOptions from the body (if any) and the query.
 struct DeleteOpts {
     dry_run: bool,
+    /// Dependents are deleted too unless the policy is `Orphan`.
+    orphan: bool,
     uid: Option<String>,
     rv: Option<String>,
 }
@@ -714,10 +833,11 @@ fn delete_opts(ctx: &Ctx<'_>, b: &[u8]) -> Result<DeleteOpts, Status> {
     let body_dry = body["dryRun"]
         .as_array()
         .is_some_and(|a| a.iter().any(|v| v == "All"));
-    if let Some(p) = ctx
+    let policy = ctx
         .query
         .get("propagationPolicy")
-        .or(body["propagationPolicy"].as_str())
+        .or(body["propagationPolicy"].as_str());
+    if let Some(p) = policy
         && !matches!(p, "Orphan" | "Background" | "Foreground")
     {
         return Err(Status::failure(
@@ -731,6 +851,7 @@ fn delete_opts(ctx: &Ctx<'_>, b: &[u8]) -> Result<DeleteOpts, Status> {
     let pre = &body["preconditions"];
     Ok(DeleteOpts {
         dry_run: ctx.dry_run() || body_dry,
+        orphan: policy == Some("Orphan") || body["orphanDependents"] == true,
         uid: pre["uid"].as_str().map(str::to_string),
         rv: pre["resourceVersion"].as_str().map(str::to_string),
     })
@@ -750,6 +871,13 @@ fn serve_delete(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>, Status> {
         Deleted::Gone(obj) => {
             if is_pods(&ctx.rt) && !o.dry_run {
                 ctx.sim.pods_gone.deleted(&obj.namespace, &obj.name);
+            }
+            if !o.dry_run && !o.orphan && ctx.rt.namespaced {
+                // What the garbage collector does shortly after (Background) or before the
+                // owner goes (Foreground): here, at once.
+                let v = obj.value();
+                let uid = v["metadata"]["uid"].as_str().unwrap_or_default();
+                ctx.sim.store.delete_dependents(&obj.namespace, uid);
             }
             Ok(ctx.object_response(StatusCode::OK, &obj))
         }

@@ -71,348 +71,88 @@ const AGE_DOC: &str = "CreationTimestamp is a timestamp representing the server 
 const NAME: Column = ("Name", "string", "name", 0, NAME_DOC);
 const AGE: Column = ("Age", "string", "", 0, AGE_DOC);
 
+// One line per column reads like the printers' column tables; rustfmt would split every tuple.
+#[rustfmt::skip]
 fn columns(rt: &ResourceType) -> Vec<Column> {
     match (rt.group.as_str(), rt.resource.as_str()) {
         ("", "pods") => vec![
             NAME,
-            (
-                "Ready",
-                "string",
-                "",
-                0,
-                "The aggregate readiness state of this pod for accepting traffic.",
-            ),
-            (
-                "Status",
-                "string",
-                "",
-                0,
-                "The aggregate status of the containers in this pod.",
-            ),
-            (
-                "Restarts",
-                "string",
-                "",
-                0,
-                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
-            ),
+            ("Ready", "string", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
+            ("Status", "string", "", 0, "The aggregate status of the containers in this pod."),
+            ("Restarts", "string", "", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
             AGE,
-            (
-                "IP",
-                "string",
-                "",
-                1,
-                "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
-            ),
-            (
-                "Node",
-                "string",
-                "",
-                1,
-                "NodeName indicates in which node this pod is scheduled.",
-            ),
-            (
-                "Nominated Node",
-                "string",
-                "",
-                1,
-                "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.",
-            ),
-            (
-                "Readiness Gates",
-                "string",
-                "",
-                1,
-                "If specified, all readiness gates will be evaluated for pod readiness.",
-            ),
+            ("IP", "string", "", 1, "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."),
+            ("Node", "string", "", 1, "NodeName indicates in which node this pod is scheduled."),
+            ("Nominated Node", "string", "", 1, "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods."),
+            ("Readiness Gates", "string", "", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
         ],
-        ("", "namespaces") => vec![
-            NAME,
-            ("Status", "string", "", 0, "The status of the namespace"),
-            AGE,
-        ],
+        ("", "namespaces") => vec![NAME, ("Status", "string", "", 0, "The status of the namespace"), AGE],
         ("", "nodes") => vec![
             NAME,
             ("Status", "string", "", 0, "The status of the node"),
             ("Roles", "string", "", 0, "The roles of the node"),
             AGE,
-            (
-                "Version",
-                "string",
-                "",
-                0,
-                "Kubelet Version reported by the node.",
-            ),
-            (
-                "Internal-IP",
-                "string",
-                "",
-                1,
-                "List of addresses reachable to the node. Queried from cloud provider, if available.",
-            ),
-            (
-                "External-IP",
-                "string",
-                "",
-                1,
-                "List of addresses reachable to the node. Queried from cloud provider, if available.",
-            ),
-            (
-                "OS-Image",
-                "string",
-                "",
-                1,
-                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
-            ),
-            (
-                "Kernel-Version",
-                "string",
-                "",
-                1,
-                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
-            ),
-            (
-                "Container-Runtime",
-                "string",
-                "",
-                1,
-                "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
-            ),
+            ("Version", "string", "", 0, "Kubelet Version reported by the node."),
+            ("Internal-IP", "string", "", 1, "List of addresses reachable to the node. Queried from cloud provider, if available."),
+            ("External-IP", "string", "", 1, "List of addresses reachable to the node. Queried from cloud provider, if available."),
+            ("OS-Image", "string", "", 1, "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
+            ("Kernel-Version", "string", "", 1, "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
+            ("Container-Runtime", "string", "", 1, "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
         ],
         ("apps", "deployments") => vec![
             NAME,
-            (
-                "Ready",
-                "string",
-                "",
-                0,
-                "Number of the pod with ready state",
-            ),
-            (
-                "Up-to-date",
-                "integer",
-                "",
-                0,
-                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
-            ),
-            (
-                "Available",
-                "integer",
-                "",
-                0,
-                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
-            ),
+            ("Ready", "string", "", 0, "Number of the pod with ready state"),
+            ("Up-to-date", "integer", "", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+            ("Available", "integer", "", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
             AGE,
-            (
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of each container in the template.",
-            ),
-            (
-                "Images",
-                "string",
-                "",
-                1,
-                "Images referenced by each container in the template.",
-            ),
-            (
-                "Selector",
-                "string",
-                "",
-                1,
-                "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
-            ),
+            ("Containers", "string", "", 1, "Names of each container in the template."),
+            ("Images", "string", "", 1, "Images referenced by each container in the template."),
+            ("Selector", "string", "", 1, "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."),
         ],
         ("apps", "replicasets") => vec![
             NAME,
-            (
-                "Desired",
-                "integer",
-                "",
-                0,
-                "Replicas is the number of desired replicas.",
-            ),
-            (
-                "Current",
-                "integer",
-                "",
-                0,
-                "Replicas is the most recently observed number of replicas.",
-            ),
-            (
-                "Ready",
-                "integer",
-                "",
-                0,
-                "The number of ready replicas for this replica set.",
-            ),
+            ("Desired", "integer", "", 0, "Replicas is the number of desired replicas."),
+            ("Current", "integer", "", 0, "Replicas is the most recently observed number of replicas."),
+            ("Ready", "integer", "", 0, "The number of ready replicas for this replica set."),
             AGE,
-            (
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of each container in the template.",
-            ),
-            (
-                "Images",
-                "string",
-                "",
-                1,
-                "Images referenced by each container in the template.",
-            ),
-            (
-                "Selector",
-                "string",
-                "",
-                1,
-                "Selector is a label query over pods that should match the replica count.",
-            ),
+            ("Containers", "string", "", 1, "Names of each container in the template."),
+            ("Images", "string", "", 1, "Images referenced by each container in the template."),
+            ("Selector", "string", "", 1, "Selector is a label query over pods that should match the replica count."),
         ],
         ("", "services") => vec![
             NAME,
-            (
-                "Type",
-                "string",
-                "",
-                0,
-                "type determines how the Service is exposed.",
-            ),
-            (
-                "Cluster-IP",
-                "string",
-                "",
-                0,
-                "clusterIP is the IP address of the service and is usually assigned randomly.",
-            ),
-            (
-                "External-IP",
-                "string",
-                "",
-                0,
-                "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
-            ),
-            (
-                "Port(s)",
-                "string",
-                "",
-                0,
-                "The list of ports that are exposed by this service.",
-            ),
+            ("Type", "string", "", 0, "type determines how the Service is exposed."),
+            ("Cluster-IP", "string", "", 0, "clusterIP is the IP address of the service and is usually assigned randomly."),
+            ("External-IP", "string", "", 0, "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
+            ("Port(s)", "string", "", 0, "The list of ports that are exposed by this service."),
             AGE,
-            (
-                "Selector",
-                "string",
-                "",
-                1,
-                "Route service traffic to pods with label keys and values matching this selector.",
-            ),
+            ("Selector", "string", "", 1, "Route service traffic to pods with label keys and values matching this selector."),
         ],
-        ("", "configmaps") => vec![
-            NAME,
-            (
-                "Data",
-                "integer",
-                "",
-                0,
-                "Data contains the configuration data.",
-            ),
-            AGE,
-        ],
+        ("", "configmaps") => vec![NAME, ("Data", "integer", "", 0, "Data contains the configuration data."), AGE],
         ("", "secrets") => vec![
             NAME,
-            (
-                "Type",
-                "string",
-                "",
-                0,
-                "Used to facilitate programmatic handling of secret data.",
-            ),
+            ("Type", "string", "", 0, "Used to facilitate programmatic handling of secret data."),
             ("Data", "integer", "", 0, "Data contains the secret data."),
             AGE,
         ],
         ("", "serviceaccounts") => vec![
             NAME,
-            (
-                "Secrets",
-                "integer",
-                "",
-                0,
-                "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
-            ),
+            ("Secrets", "integer", "", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
             AGE,
         ],
         ("", "events") => vec![
-            (
-                "Last Seen",
-                "string",
-                "",
-                0,
-                "The time at which the most recent occurrence of this event was recorded.",
-            ),
-            (
-                "Type",
-                "string",
-                "",
-                0,
-                "Type of this event (Normal, Warning), new types could be added in the future.",
-            ),
-            (
-                "Reason",
-                "string",
-                "",
-                0,
-                "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
-            ),
-            (
-                "Object",
-                "string",
-                "",
-                0,
-                "The object that this event is about.",
-            ),
-            (
-                "Subobject",
-                "string",
-                "",
-                1,
-                "The subobject of the involved object this event is about.",
-            ),
-            (
-                "Source",
-                "string",
-                "",
-                1,
-                "The component reporting this event.",
-            ),
-            (
-                "Message",
-                "string",
-                "",
-                0,
-                "A human-readable description of the status of this operation.",
-            ),
-            (
-                "First Seen",
-                "string",
-                "",
-                1,
-                "The time at which the event was first recorded.",
-            ),
-            (
-                "Count",
-                "integer",
-                "",
-                1,
-                "The number of times this event has occurred.",
-            ),
+            ("Last Seen", "string", "", 0, "The time at which the most recent occurrence of this event was recorded."),
+            ("Type", "string", "", 0, "Type of this event (Normal, Warning), new types could be added in the future."),
+            ("Reason", "string", "", 0, "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
+            ("Object", "string", "", 0, "The object that this event is about."),
+            ("Subobject", "string", "", 1, "The subobject of the involved object this event is about."),
+            ("Source", "string", "", 1, "The component reporting this event."),
+            ("Message", "string", "", 0, "A human-readable description of the status of this operation."),
+            ("First Seen", "string", "", 1, "The time at which the event was first recorded."),
+            ("Count", "integer", "", 1, "The number of times this event has occurred."),
             ("Name", "string", "name", 1, NAME_DOC),
         ],
-        ("apiextensions.k8s.io", "customresourcedefinitions") => {
-            vec![NAME, ("Created At", "date", "", 0, AGE_DOC)]
-        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => vec![NAME, ("Created At", "date", "", 0, AGE_DOC)],
         _ => vec![NAME, AGE],
     }
 }
@@ -438,6 +178,126 @@ pub fn table(
         .iter()
         .map(|o| row(rt, o, include, table_version, now_unix))
         .collect();
+    let metadata = table_metadata(&list_metadata);
+    json!({
+        "kind": "Table",
+        "apiVersion": format!("meta.k8s.io/{table_version}"),
+        "metadata": metadata,
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
+
+/// A Table of custom resources whose CRD version declares `additionalPrinterColumns`: `Name`,
+/// then those columns (cells found by their `jsonPath`; `date` columns shown as ages), as the
+/// apiextensions-apiserver prints them. With no printer columns this is `Name`, `Age`.
+pub fn custom_table(
+    printer_columns: &[Value],
+    objects: &[Value],
+    list_metadata: Value,
+    include: IncludeObject,
+    table_version: &str,
+    now_unix: i64,
+) -> Value {
+    let default_age = [
+        json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": AGE_DOC}),
+    ];
+    let cols = if printer_columns.is_empty() {
+        &default_age[..]
+    } else {
+        printer_columns
+    };
+    let mut defs = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DOC, "priority": 0}),
+    ];
+    for c in cols {
+        defs.push(json!({
+            "name": str_at(c, "/name"),
+            "type": non_empty(str_at(c, "/type")).unwrap_or("string"),
+            "format": str_at(c, "/format"),
+            "description": str_at(c, "/description"),
+            "priority": int_at(c, "/priority"),
+        }));
+    }
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let mut cells = vec![json!(str_at(o, "/metadata/name"))];
+            for c in cols {
+                let found = json_path(o, str_at(c, "/jsonPath"));
+                cells.push(match (str_at(c, "/type"), found) {
+                    (_, None) | (_, Some(Value::Null)) => Value::Null,
+                    ("date", Some(Value::String(t))) => match timestamp(t) {
+                        Some(ts) => json!(human_duration(now_unix - ts)),
+                        None => json!(t),
+                    },
+                    (_, Some(v @ (Value::Object(_) | Value::Array(_)))) => json!(v.to_string()),
+                    (_, Some(v)) => v.clone(),
+                });
+            }
+            with_object(json!({"cells": cells}), o, include, table_version)
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": format!("meta.k8s.io/{table_version}"),
+        "metadata": table_metadata(&list_metadata),
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
+
+/// The subset of kubectl JSONPath that printer columns use: `.a.b`, `.a[0]`, `.a[-1]` and
+/// `.a[?(@.type=="Ready")]` (first match), optionally wrapped in `{}`.
+pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let path = path.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut cur = obj;
+    let mut rest = path.trim_start_matches('$');
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            let key = &r[..end];
+            if !key.is_empty() {
+                cur = cur.get(key)?;
+            }
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            // A filter's value may itself hold `]`; filters end at `)]`.
+            let (inner, after) = if r.starts_with("?(") {
+                let close = r.find(")]")?;
+                (&r[..close + 1], &r[close + 2..])
+            } else {
+                (&r[..end], &r[end + 1..])
+            };
+            cur = index(cur, inner)?;
+            rest = after;
+        } else {
+            return None;
+        }
+    }
+    Some(cur)
+}
+
+fn index<'a>(cur: &'a Value, inner: &str) -> Option<&'a Value> {
+    let arr = cur.as_array()?;
+    if let Some(filter) = inner.strip_prefix("?(").and_then(|f| f.strip_suffix(')')) {
+        let (lhs, rhs) = filter.split_once("==")?;
+        let field = lhs.trim().strip_prefix("@.")?;
+        let want = rhs.trim().trim_matches(|c| c == '"' || c == '\'');
+        return arr.iter().find(|e| {
+            json_path(e, &format!(".{field}")).is_some_and(|v| match v {
+                Value::String(s) => s == want,
+                other => serde_json::from_str::<Value>(want).ok().as_ref() == Some(other),
+            })
+        });
+    }
+    let i: i64 = inner.trim().parse().ok()?;
+    let i = if i < 0 { arr.len() as i64 + i } else { i };
+    arr.get(usize::try_from(i).ok()?)
+}
+
+fn table_metadata(list_metadata: &Value) -> Map<String, Value> {
     let mut metadata = Map::new();
     if let Some(m) = list_metadata.as_object() {
         for key in ["resourceVersion", "continue", "remainingItemCount"] {
@@ -450,13 +310,19 @@ pub fn table(
             }
         }
     }
-    json!({
-        "kind": "Table",
-        "apiVersion": format!("meta.k8s.io/{table_version}"),
-        "metadata": metadata,
-        "columnDefinitions": defs,
-        "rows": rows,
-    })
+    metadata
+}
+
+fn with_object(mut r: Value, obj: &Value, include: IncludeObject, tv: &str) -> Value {
+    match include {
+        IncludeObject::None => {}
+        IncludeObject::Object => r["object"] = obj.clone(),
+        IncludeObject::Metadata => {
+            let metadata = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+            r["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": format!("meta.k8s.io/{tv}"), "metadata": metadata});
+        }
+    }
+    r
 }
 
 fn row(rt: &ResourceType, obj: &Value, include: IncludeObject, tv: &str, now: i64) -> Value {
@@ -476,20 +342,7 @@ fn row(rt: &ResourceType, obj: &Value, include: IncludeObject, tv: &str, now: i6
             );
         }
     }
-    match include {
-        IncludeObject::None => {}
-        IncludeObject::Object => {
-            r.insert("object".into(), obj.clone());
-        }
-        IncludeObject::Metadata => {
-            let metadata = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
-            r.insert(
-                "object".into(),
-                json!({"kind": "PartialObjectMetadata", "apiVersion": format!("meta.k8s.io/{tv}"), "metadata": metadata}),
-            );
-        }
-    }
-    Value::Object(r)
+    with_object(Value::Object(r), obj, include, tv)
 }
 
 fn cells(rt: &ResourceType, o: &Value, now: i64) -> Vec<Value> {

@@ -413,3 +413,55 @@ fn event_rows_carry_every_column() {
     );
     assert_eq!(col_names(&t).len(), 10);
 }
+
+#[test]
+fn json_path_subset() {
+    let o = json!({"spec": {"size": 3, "tags": ["a", "b"]},
+        "status": {"conditions": [{"type": "Synced", "status": "False"}, {"type": "Ready", "status": "True"}]}});
+    assert_eq!(json_path(&o, ".spec.size"), Some(&json!(3)));
+    assert_eq!(json_path(&o, "{.spec.tags[1]}"), Some(&json!("b")));
+    assert_eq!(json_path(&o, ".spec.tags[-1]"), Some(&json!("b")));
+    assert_eq!(
+        json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+        Some(&json!("True"))
+    );
+    assert_eq!(
+        json_path(&o, ".status.conditions[?(@.type=='Gone')].status"),
+        None
+    );
+    assert_eq!(json_path(&o, ".spec.missing"), None);
+    assert_eq!(json_path(&o, ".spec.tags[9]"), None);
+}
+
+#[test]
+fn custom_resources_print_their_columns() {
+    let cols = [
+        json!({"name": "Size", "type": "integer", "jsonPath": ".spec.size"}),
+        json!({"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status", "priority": 1}),
+        json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}),
+    ];
+    let w = json!({"metadata": {"name": "w1", "creationTimestamp": "2024-01-01T00:00:00Z"}, "spec": {"size": 3}});
+    let t = custom_table(
+        &cols,
+        std::slice::from_ref(&w),
+        json!({"resourceVersion": "7"}),
+        IncludeObject::Metadata,
+        "v1",
+        T0 + 300,
+    );
+    assert_eq!(t["rows"][0]["cells"], json!(["w1", 3, null, "5m"]));
+    assert_eq!(t["columnDefinitions"][2]["priority"], 1);
+    assert_eq!(t["columnDefinitions"][1]["type"], "integer");
+    assert_eq!(t["metadata"]["resourceVersion"], "7");
+    assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+
+    let t = custom_table(&[], &[w], json!({}), IncludeObject::None, "v1", T0 + 300);
+    let names: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Name", "Age"]);
+    assert_eq!(t["rows"][0]["cells"], json!(["w1", "5m"]));
+}
