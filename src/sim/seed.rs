@@ -42,7 +42,38 @@ pub fn objects_at_version(
     let ns_count = namespace_count(spec);
     let namespaces = (0..ns_count).map(|i| ("", "namespaces", namespace(&namespace_name(i))));
     let nodes = (0..spec.nodes).map(move |i| ("", "nodes", node(i, &kubelet_version)));
-    namespaces.chain(nodes).chain(Workloads::new(spec))
+    let per_namespace = (0..ns_count).flat_map(|i| namespace_defaults(&namespace_name(i)));
+    namespaces
+        .chain(nodes)
+        .chain(per_namespace)
+        .chain(std::iter::once(("", "services", kubernetes_service())))
+        .chain(Workloads::new(spec))
+}
+
+/// What the service account controller puts in every namespace: the `default` ServiceAccount.
+/// (The `kube-root-ca.crt` ConfigMap is left out: tests count the configmaps they create.)
+fn namespace_defaults(ns: &str) -> [SeedObject; 1] {
+    [(
+        "",
+        "serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "default", "namespace": ns}}),
+    )]
+}
+
+/// `default/kubernetes`, the apiserver's own Service.
+fn kubernetes_service() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                 "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                 "internalTrafficPolicy": "Cluster"},
+        "status": {"loadBalancer": {}},
+    })
 }
 
 fn namespace_count(spec: SeedSpec) -> usize {
@@ -366,6 +397,29 @@ impl App {
         })
     }
 
+    /// A ClusterIP Service in front of the app's pods.
+    fn service(&self) -> Value {
+        let ip = format!("10.96.{}.{}", 1 + (self.index >> 8) % 250, self.index & 255);
+        let port = self.containers.first().map_or(80, |c| c.2);
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": self.labels()},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": ip,
+                "clusterIPs": [ip],
+                "selector": {"app": self.name},
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": port}],
+                "sessionAffinity": "None",
+                "ipFamilies": ["IPv4"],
+                "ipFamilyPolicy": "SingleStack",
+                "internalTrafficPolicy": "Cluster",
+            },
+            "status": {"loadBalancer": {}},
+        })
+    }
+
     fn rs_name(&self) -> String {
         format!("{}-{}", self.name, self.hash)
     }
@@ -499,6 +553,7 @@ impl Workloads {
             .push_back(("apps", "deployments", app.deployment()));
         self.buffer
             .push_back(("apps", "replicasets", app.replicaset()));
+        self.buffer.push_back(("", "services", app.service()));
         for _ in 0..replicas {
             let pod = app.pod(self.pods_made, self.spec.nodes);
             self.pods_made += 1;

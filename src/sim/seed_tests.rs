@@ -21,6 +21,15 @@ fn namespaces_and_nodes_come_first() {
     assert_eq!(ns, ["default", "kube-system", "prod", "ns-1", "ns-2"]);
     assert!(objs[..5].iter().all(|o| o.1 == "namespaces"));
     assert!(objs[5..8].iter().all(|o| o.1 == "nodes"));
+    // Every namespace gets its default ServiceAccount before workloads.
+    let sa = objs.iter().filter(|o| o.1 == "serviceaccounts").count();
+    assert_eq!(sa, 5);
+    assert!(
+        objs.iter()
+            .any(|o| o.1 == "services" && o.2["metadata"]["name"] == "kubernetes")
+    );
+    let first_deploy = objs.iter().position(|o| o.1 == "deployments").unwrap();
+    assert!(objs[..first_deploy].iter().all(|o| o.1 != "pods"));
     assert_eq!(
         objs[0].2["metadata"]["labels"]["kubernetes.io/metadata.name"],
         "default"
@@ -75,6 +84,9 @@ fn exact_pod_count_with_owners_and_labels() {
         .collect();
     let deploys = objs.iter().filter(|o| o.1 == "deployments").count();
     assert_eq!(deploys, rs_names.len());
+    // One Service per deployment, plus default/kubernetes.
+    let services = objs.iter().filter(|o| o.1 == "services").count();
+    assert_eq!(services, deploys + 1);
     let mut names = HashSet::new();
     let mut per_ns: BTreeMap<String, usize> = BTreeMap::new();
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
