@@ -247,6 +247,17 @@ pub fn custom_table(
     })
 }
 
+/// The `additionalPrinterColumns` a CRD object declares for `version` (empty when none).
+pub fn crd_printer_columns(crd: &Value, version: &str) -> Vec<Value> {
+    crd.pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().find(|v| str_at(v, "/name") == version))
+        .and_then(|v| v.get("additionalPrinterColumns"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The subset of kubectl JSONPath that printer columns use: `.a.b`, `.a[0]`, `.a[-1]` and
 /// `.a[?(@.type=="Ready")]` (first match), optionally wrapped in `{}`.
 pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
