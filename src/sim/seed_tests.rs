@@ -169,3 +169,29 @@ fn nodes_report_the_given_kubelet_version() {
         .2;
     assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.33.1");
 }
+
+#[test]
+fn objects_decode_as_typed_kubernetes_objects() {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
+    fn decode<T: serde::de::DeserializeOwned>(o: &Value) {
+        if let Err(e) = serde_json::from_value::<T>(o.clone()) {
+            panic!("{e}: {o}");
+        }
+    }
+    let mut seen = BTreeMap::new();
+    for (_, resource, o) in objects(spec(2, 4, 30)) {
+        *seen.entry(resource).or_insert(0) += 1;
+        match resource {
+            "namespaces" => decode::<Namespace>(&o),
+            "nodes" => decode::<Node>(&o),
+            "pods" => decode::<Pod>(&o),
+            "services" => decode::<Service>(&o),
+            "serviceaccounts" => decode::<ServiceAccount>(&o),
+            "deployments" => decode::<Deployment>(&o),
+            "replicasets" => decode::<ReplicaSet>(&o),
+            other => panic!("unexpected resource {other}"),
+        }
+    }
+    assert_eq!(seen.len(), 7, "{seen:?}");
+}
