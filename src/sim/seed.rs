@@ -397,6 +397,31 @@ impl App {
         })
     }
 
+    /// The deployment controller's `ScalingReplicaSet` event for this app.
+    fn scaled_event(&self) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": format!("{}.{:016x}", self.name, mix(self.index as u64 ^ 0x6576)),
+                "namespace": self.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": "apps/v1", "kind": "Deployment", "name": self.name,
+                "namespace": self.namespace, "uid": self.uid(1),
+            },
+            "reason": "ScalingReplicaSet",
+            "message": format!("Scaled up replica set {} to {}", self.rs_name(), self.replicas),
+            "source": {"component": "deployment-controller"},
+            "firstTimestamp": START_TIME,
+            "lastTimestamp": START_TIME,
+            "count": 1,
+            "type": "Normal",
+            "reportingComponent": "deployment-controller",
+            "reportingInstance": "",
+        })
+    }
+
     /// A ClusterIP Service in front of the app's pods.
     fn service(&self) -> Value {
         let ip = format!("10.96.{}.{}", 1 + (self.index >> 8) % 250, self.index & 255);
@@ -554,6 +579,7 @@ impl Workloads {
         self.buffer
             .push_back(("apps", "replicasets", app.replicaset()));
         self.buffer.push_back(("", "services", app.service()));
+        self.buffer.push_back(("", "events", app.scaled_event()));
         for _ in 0..replicas {
             let pod = app.pod(self.pods_made, self.spec.nodes);
             self.pods_made += 1;

@@ -87,6 +87,8 @@ fn exact_pod_count_with_owners_and_labels() {
     // One Service per deployment, plus default/kubernetes.
     let services = objs.iter().filter(|o| o.1 == "services").count();
     assert_eq!(services, deploys + 1);
+    let events = objs.iter().filter(|o| o.1 == "events").count();
+    assert_eq!(events, deploys);
     let mut names = HashSet::new();
     let mut per_ns: BTreeMap<String, usize> = BTreeMap::new();
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
@@ -173,7 +175,7 @@ fn nodes_report_the_given_kubelet_version() {
 #[test]
 fn objects_decode_as_typed_kubernetes_objects() {
     use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-    use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
+    use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service, ServiceAccount};
     fn decode<T: serde::de::DeserializeOwned>(o: &Value) {
         if let Err(e) = serde_json::from_value::<T>(o.clone()) {
             panic!("{e}: {o}");
@@ -190,8 +192,9 @@ fn objects_decode_as_typed_kubernetes_objects() {
             "serviceaccounts" => decode::<ServiceAccount>(&o),
             "deployments" => decode::<Deployment>(&o),
             "replicasets" => decode::<ReplicaSet>(&o),
+            "events" => decode::<Event>(&o),
             other => panic!("unexpected resource {other}"),
         }
     }
-    assert_eq!(seen.len(), 7, "{seen:?}");
+    assert_eq!(seen.len(), 8, "{seen:?}");
 }
