@@ -30,24 +30,29 @@ const START_TIME: &str = "2025-01-06T08:00:00Z";
 
 /// The objects of a cluster of this size, in creation order (namespaces and nodes first).
 pub fn objects(spec: SeedSpec) -> impl Iterator<Item = SeedObject> {
-    objects_at_version(spec, KUBELET_VERSION)
+    objects_at(spec, KUBELET_VERSION, START_TIME)
 }
 
-/// Like [`objects`], with nodes reporting `kubelet_version` (e.g. the emulator's `gitVersion`).
-pub fn objects_at_version(
+/// Like [`objects`], with nodes reporting `kubelet_version` (e.g. the emulator's `gitVersion`)
+/// and containers, conditions and events dated `start_time` (RFC 3339, e.g. the emulator's
+/// start, so `kubectl describe` and `get events` agree with the objects' AGE).
+pub fn objects_at(
     spec: SeedSpec,
     kubelet_version: &str,
+    start_time: &str,
 ) -> impl Iterator<Item = SeedObject> + use<> {
     let kubelet_version = kubelet_version.to_string();
+    let start = start_time.to_string();
+    let node_start = start.clone();
     let ns_count = namespace_count(spec);
     let namespaces = (0..ns_count).map(|i| ("", "namespaces", namespace(&namespace_name(i))));
-    let nodes = (0..spec.nodes).map(move |i| ("", "nodes", node(i, &kubelet_version)));
+    let nodes = (0..spec.nodes).map(move |i| ("", "nodes", node(i, &kubelet_version, &node_start)));
     let per_namespace = (0..ns_count).flat_map(|i| namespace_defaults(&namespace_name(i)));
     namespaces
         .chain(nodes)
         .chain(per_namespace)
         .chain(std::iter::once(("", "services", kubernetes_service())))
-        .chain(Workloads::new(spec))
+        .chain(Workloads::new(spec, start))
 }
 
 /// What the service account controller puts in every namespace: the `default` ServiceAccount.
@@ -148,7 +153,7 @@ fn node_name(i: usize) -> String {
     format!("node-{}", i + 1)
 }
 
-fn node(i: usize, kubelet_version: &str) -> Value {
+fn node(i: usize, kubelet_version: &str, start: &str) -> Value {
     let name = node_name(i);
     let h = mix(0x6e6f_6465 ^ i as u64);
     let zone = pick(&["a", "b", "c"], h);
@@ -167,8 +172,8 @@ fn node(i: usize, kubelet_version: &str) -> Value {
     }
     let ip = format!("10.0.{}.{}", (i >> 8) & 255, (i & 255) + 10);
     let condition = |ty: &str, status: &str, reason: &str, message: &str| {
-        json!({"type": ty, "status": status, "lastHeartbeatTime": START_TIME,
-               "lastTransitionTime": START_TIME, "reason": reason, "message": message})
+        json!({"type": ty, "status": status, "lastHeartbeatTime": start,
+               "lastTransitionTime": start, "reason": reason, "message": message})
     };
     json!({
         "apiVersion": "v1",
@@ -252,6 +257,8 @@ const TIERS: [&str; 4] = ["frontend", "backend", "cache", "worker"];
 
 /// One deployment's shape, from which its ReplicaSet and pods follow.
 struct App {
+    /// When its containers started (RFC 3339).
+    start: String,
     index: usize,
     namespace: String,
     name: String,
@@ -262,7 +269,7 @@ struct App {
 }
 
 impl App {
-    fn new(index: usize, spec: SeedSpec, replicas: usize) -> Self {
+    fn new(index: usize, spec: SeedSpec, replicas: usize, start: String) -> Self {
         let h = mix(index as u64);
         let namespace = namespace_name(index % namespace_count(spec));
         let name = format!("{}-{}", pick(&APPS, h), index + 1);
@@ -272,6 +279,7 @@ impl App {
             .map(|k| IMAGES[(first + k * 3) % IMAGES.len()])
             .collect();
         App {
+            start,
             index,
             namespace,
             hash: suffix(mix(h ^ 0x7465_6d70), 10),
@@ -388,10 +396,10 @@ impl App {
                 "conditions": [
                     {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
                      "message": "Deployment has minimum availability.",
-                     "lastUpdateTime": START_TIME, "lastTransitionTime": START_TIME},
+                     "lastUpdateTime": self.start, "lastTransitionTime": self.start},
                     {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
                      "message": format!("ReplicaSet \"{}-{}\" has successfully progressed.", self.name, self.hash),
-                     "lastUpdateTime": START_TIME, "lastTransitionTime": START_TIME},
+                     "lastUpdateTime": self.start, "lastTransitionTime": self.start},
                 ],
             },
         })
@@ -413,8 +421,8 @@ impl App {
             "reason": "ScalingReplicaSet",
             "message": format!("Scaled up replica set {} to {}", self.rs_name(), self.replicas),
             "source": {"component": "deployment-controller"},
-            "firstTimestamp": START_TIME,
-            "lastTimestamp": START_TIME,
+            "firstTimestamp": self.start,
+            "lastTimestamp": self.start,
             "count": 1,
             "type": "Normal",
             "reportingComponent": "deployment-controller",
@@ -507,7 +515,7 @@ impl App {
                     let restarts = if mix(h ^ c as u64).is_multiple_of(10) { 1 } else { 0 };
                     json!({
                         "name": cname,
-                        "state": {"running": {"startedAt": START_TIME}},
+                        "state": {"running": {"startedAt": self.start}},
                         "lastState": {},
                         "ready": true,
                         "restartCount": restarts,
@@ -518,7 +526,7 @@ impl App {
                     })
                 })
                 .collect();
-            let cond = |ty: &str| json!({"type": ty, "status": "True", "lastProbeTime": null, "lastTransitionTime": START_TIME});
+            let cond = |ty: &str| json!({"type": ty, "status": "True", "lastProbeTime": null, "lastTransitionTime": self.start});
             status = json!({
                 "phase": "Running",
                 "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"),
@@ -527,7 +535,7 @@ impl App {
                 "hostIPs": [{"ip": host_ip}],
                 "podIP": pod_ip,
                 "podIPs": [{"ip": pod_ip}],
-                "startTime": START_TIME,
+                "startTime": self.start,
                 "containerStatuses": statuses,
                 "qosClass": "Burstable",
             });
@@ -553,6 +561,7 @@ impl App {
 
 /// Deployments, their ReplicaSets and pods, one deployment at a time.
 struct Workloads {
+    start: String,
     spec: SeedSpec,
     next_app: usize,
     pods_made: usize,
@@ -560,8 +569,9 @@ struct Workloads {
 }
 
 impl Workloads {
-    fn new(spec: SeedSpec) -> Self {
+    fn new(spec: SeedSpec, start: String) -> Self {
         Workloads {
+            start,
             spec,
             next_app: 0,
             pods_made: 0,
@@ -572,7 +582,7 @@ impl Workloads {
     fn fill(&mut self) {
         let left = self.spec.pods - self.pods_made;
         let replicas = (1 + (mix(self.next_app as u64 ^ 0x7265_706c) % 5) as usize).min(left);
-        let app = App::new(self.next_app, self.spec, replicas);
+        let app = App::new(self.next_app, self.spec, replicas, self.start.clone());
         self.next_app += 1;
         self.buffer
             .push_back(("apps", "deployments", app.deployment()));

@@ -164,12 +164,25 @@ fn ten_thousand_pods_generate_quickly() {
 }
 
 #[test]
-fn nodes_report_the_given_kubelet_version() {
-    let node = objects_at_version(spec(1, 3, 0), "v1.33.1")
-        .find(|o| o.1 == "nodes")
-        .unwrap()
-        .2;
+fn version_and_start_time_are_the_callers() {
+    let objs: Vec<SeedObject> =
+        objects_at(spec(1, 3, 3), "v1.33.1", "2026-03-01T10:00:00Z").collect();
+    let node = &objs.iter().find(|o| o.1 == "nodes").unwrap().2;
     assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.33.1");
+    assert_eq!(
+        node["status"]["conditions"][0]["lastHeartbeatTime"],
+        "2026-03-01T10:00:00Z"
+    );
+    let pod = &objs.iter().find(|o| o.1 == "pods").unwrap().2;
+    assert_eq!(pod["status"]["startTime"], "2026-03-01T10:00:00Z");
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"],
+        "2026-03-01T10:00:00Z"
+    );
+    let ev = &objs.iter().find(|o| o.1 == "events").unwrap().2;
+    assert_eq!(ev["lastTimestamp"], "2026-03-01T10:00:00Z");
+    let text = serde_json::to_string(&objs.iter().map(|o| &o.2).collect::<Vec<_>>()).unwrap();
+    assert!(!text.contains(START_TIME));
 }
 
 #[test]
