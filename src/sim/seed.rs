@@ -100,6 +100,13 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// FNV-1a of a name: the same image always gets the same digest.
+fn name_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 fn pick<T: Copy>(items: &[T], h: u64) -> T {
     items[(h % items.len() as u64) as usize]
 }
@@ -520,7 +527,7 @@ impl App {
                         "ready": true,
                         "restartCount": restarts,
                         "image": format!("docker.io/{image}"),
-                        "imageID": format!("docker.io/{image}@sha256:{:016x}{:016x}", mix(c as u64 + 7), mix(c as u64 + 9)),
+                        "imageID": format!("docker.io/{image}@sha256:{:016x}{:016x}", mix(name_hash(image)), mix(name_hash(image) ^ 9)),
                         "containerID": format!("containerd://{:016x}{:016x}", mix(h ^ 3 ^ c as u64), mix(h ^ 5 ^ c as u64)),
                         "started": true,
                     })

@@ -211,3 +211,23 @@ fn objects_decode_as_typed_kubernetes_objects() {
     }
     assert_eq!(seen.len(), 8, "{seen:?}");
 }
+
+#[test]
+fn one_image_one_digest() {
+    let mut digests: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    for (_, r, p) in objects(spec(2, 3, 60)) {
+        if r != "pods" {
+            continue;
+        }
+        for cs in p["status"]["containerStatuses"].as_array().unwrap() {
+            let id = cs["imageID"].as_str().unwrap();
+            let (image, _) = id.split_once('@').unwrap();
+            digests
+                .entry(image.to_string())
+                .or_default()
+                .insert(id.to_string());
+        }
+    }
+    assert!(digests.len() > 2, "{digests:?}");
+    assert!(digests.values().all(|d| d.len() == 1), "{digests:?}");
+}
