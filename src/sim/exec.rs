@@ -20,8 +20,10 @@
 //! script is `;`-separated simple commands split on white space, `exit N` included. An unknown
 //! command gets the container runtime's `executable file not found` message and exit code 126; an
 //! unknown command inside `sh` gets `sh: 1: X: not found` and 127. When the pod is deleted (`gone`)
-//! a running command is killed: exit code 137. A `--tty` session is served like a plain one,
-//! except that stderr goes to the stdout channel as on a terminal.
+//! a running command is killed: exit code 137. A `--tty` session gets a small terminal: input is
+//! echoed and handed over a line at a time (Enter, Backspace, Ctrl-D for end of input, Ctrl-C
+//! interrupts with exit code 130), output has `\r\n` line ends, stderr shares the stdout channel,
+//! and `sh` prompts with `/ # `. Resize messages (channel 4) are accepted and ignored.
 //!
 //! Validation follows `ExecLocation` (`pkg/registry/core/pod/strategy.go`): a container the pod
 //! does not have is `400 container X is not valid for pod Y` (the apiserver's answer, not a 404),
@@ -30,8 +32,6 @@
 // `Status` is the error every caller turns straight into a response (see logs.rs).
 #![allow(clippy::result_large_err)]
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -50,8 +50,11 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_util::sync::CancellationToken;
 
 use super::SimBody;
-use super::logs::{resolve_container, status_response};
+use super::logs::status_response;
 use crate::status::Status;
+use commands::{Io, Sandbox, run_argv};
+
+mod commands;
 
 /// The remote-command subprotocol versions served, most preferred first.
 pub const PROTOCOLS: [&str; 2] = [V5, V4];
@@ -224,55 +227,6 @@ fn switching_protocols(hs: &Handshake) -> Response<SimBody> {
     resp
 }
 
-/// What a command can see of its container.
-#[derive(Clone, Debug, Default)]
-struct Sandbox {
-    hostname: String,
-    env: Vec<(String, String)>,
-    annotations: serde_json::Map<String, Value>,
-}
-
-impl Sandbox {
-    fn for_pod(pod: &Value, container: &str) -> Result<Sandbox, Status> {
-        let container = resolve_container(pod, container)?;
-        let spec = ["containers", "initContainers", "ephemeralContainers"]
-            .iter()
-            .filter_map(|key| pod["spec"][key].as_array())
-            .flatten()
-            .find(|c| c["name"].as_str() == Some(container.as_str()));
-        let env = spec
-            .and_then(|c| c["env"].as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|e| Some((e["name"].as_str()?.to_string(), env_value(pod, e)?)))
-            .collect();
-        let hostname = pod["spec"]["hostname"]
-            .as_str()
-            .or_else(|| pod["metadata"]["name"].as_str())
-            .unwrap_or_default()
-            .to_string();
-        let annotations = pod["metadata"]["annotations"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        Ok(Sandbox {
-            hostname,
-            env,
-            annotations,
-        })
-    }
-}
-
-/// An env entry's value: a literal, or a simple `fieldRef` (`metadata.name`, `status.podIP`…).
-fn env_value(pod: &Value, entry: &Value) -> Option<String> {
-    if let Some(v) = entry["value"].as_str() {
-        return Some(v.to_string());
-    }
-    let path = entry["valueFrom"]["fieldRef"]["fieldPath"].as_str()?;
-    let pointer = format!("/{}", path.replace('.', "/"));
-    pod.pointer(&pointer)?.as_str().map(str::to_string)
-}
-
 /// Runs one exec session on an open WebSocket until the command ends or the client leaves.
 async fn session<S>(
     ws: WebSocketStream<S>,
@@ -287,30 +241,32 @@ async fn session<S>(
     let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(16);
     let (out_tx, mut out_rx) = mpsc::channel::<(u8, Bytes)>(16);
     let mut stdin_tx = opts.stdin.then_some(stdin_tx);
-    let io = Io {
-        stdin: stdin_rx,
-        stdin_buf: BytesMut::new(),
-        out: out_tx,
-    };
+    let io = Io::new(stdin_rx, out_tx, opts.tty);
     let argv = opts.command.clone();
+    let interrupt = CancellationToken::new();
+    let interrupted = interrupt.clone();
     let run = async move {
         let mut io = io;
         tokio::select! {
             code = run_argv(argv, &sandbox, &mut io) => code,
             _ = gone.cancelled() => 137,
+            _ = interrupted.cancelled() => 130,
         }
     };
     tokio::pin!(run);
+    let mut terminal = Terminal::default();
     // Stdin read from the socket but not yet taken by the command: while it waits, the socket is
     // not read, so a client that writes faster than the command reads is slowed down.
     let mut pending: Option<Bytes> = None;
+    // Stdin ends once `pending` is delivered (Ctrl-D after a partial line on a terminal).
+    let mut eof_after_pending = false;
     let exit = loop {
         tokio::select! {
             biased;
             code = &mut run => break code,
             Some((channel, data)) = out_rx.recv() => {
-                if let Some(channel) = delivered_on(&opts, channel)
-                    && sink.send(frame(channel, &data)).await.is_err()
+                if let Some(msg) = output(&opts, channel, &data)
+                    && sink.send(msg).await.is_err()
                 {
                     return;
                 }
@@ -322,9 +278,29 @@ async fn session<S>(
                     }
                     _ => stdin_tx = None,
                 }
+                if eof_after_pending {
+                    stdin_tx = None;
+                }
             }
             msg = incoming.next(), if pending.is_none() => match msg {
                 Some(Ok(Message::Binary(data))) => match data.first().copied() {
+                    Some(STDIN) if stdin_tx.is_some() && opts.tty => {
+                        let input = terminal.input(&data[1..]);
+                        if let Some(msg) = output(&opts, STDOUT, &input.echo)
+                            && sink.send(msg).await.is_err()
+                        {
+                            return;
+                        }
+                        if input.interrupt {
+                            interrupt.cancel();
+                        }
+                        pending = (!input.deliver.is_empty()).then(|| Bytes::from(input.deliver));
+                        match (input.eof, pending.is_some()) {
+                            (true, true) => eof_after_pending = true,
+                            (true, false) => stdin_tx = None,
+                            _ => {}
+                        }
+                    }
                     Some(STDIN) if stdin_tx.is_some() => pending = Some(data.slice(1..)),
                     Some(CLOSE) if protocol == V5 && data.get(1) == Some(&STDIN) => stdin_tx = None,
                     _ => {}
@@ -336,8 +312,8 @@ async fn session<S>(
     };
     // The command has ended; what it wrote is still queued.
     while let Some((channel, data)) = out_rx.recv().await {
-        if let Some(channel) = delivered_on(&opts, channel)
-            && sink.send(frame(channel, &data)).await.is_err()
+        if let Some(msg) = output(&opts, channel, &data)
+            && sink.send(msg).await.is_err()
         {
             return;
         }
@@ -357,14 +333,83 @@ async fn session<S>(
     .await;
 }
 
-/// The channel a command's output goes out on, or `None` when the client did not ask for it.
-/// On a terminal stderr is merged into stdout.
-fn delivered_on(opts: &ExecOptions, channel: u8) -> Option<u8> {
-    match channel {
-        STDERR if opts.tty => opts.stdout.then_some(STDOUT),
-        STDOUT => opts.stdout.then_some(STDOUT),
-        STDERR => opts.stderr.then_some(STDERR),
-        _ => None,
+/// The message carrying a command's output, or `None` when the client did not ask for that
+/// stream. On a terminal stderr is merged into stdout and `\n` becomes `\r\n` (onlcr).
+fn output(opts: &ExecOptions, channel: u8, data: &[u8]) -> Option<Message> {
+    if data.is_empty() {
+        return None;
+    }
+    let channel = match channel {
+        STDOUT | STDERR if opts.tty => opts.stdout.then_some(STDOUT)?,
+        STDOUT => opts.stdout.then_some(STDOUT)?,
+        STDERR => opts.stderr.then_some(STDERR)?,
+        _ => return None,
+    };
+    if !opts.tty {
+        return Some(frame(channel, data));
+    }
+    let mut crlf = Vec::with_capacity(data.len() + 8);
+    for &b in data {
+        if b == b'\n' {
+            crlf.push(b'\r');
+        }
+        crlf.push(b);
+    }
+    Some(frame(channel, &crlf))
+}
+
+/// The line discipline of a terminal in canonical mode: input is echoed, edited and handed to
+/// the command a line at a time; Enter (`\r`) ends a line, Backspace erases, Ctrl-D at the start
+/// of a line is end of input, Ctrl-C interrupts.
+#[derive(Debug, Default)]
+struct Terminal {
+    line: Vec<u8>,
+}
+
+/// What one chunk of terminal input amounts to.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TerminalInput {
+    echo: Vec<u8>,
+    deliver: Vec<u8>,
+    eof: bool,
+    interrupt: bool,
+}
+
+impl Terminal {
+    fn input(&mut self, data: &[u8]) -> TerminalInput {
+        let mut out = TerminalInput::default();
+        for &b in data {
+            match b {
+                b'\r' | b'\n' => {
+                    self.line.push(b'\n');
+                    out.deliver.append(&mut self.line);
+                    out.echo.extend_from_slice(b"\n");
+                }
+                0x7f | 0x08 => {
+                    if self.line.pop().is_some() {
+                        out.echo.extend_from_slice(b"\x08 \x08");
+                    }
+                }
+                0x04 => {
+                    if self.line.is_empty() {
+                        out.eof = true;
+                        return out;
+                    }
+                    out.deliver.append(&mut self.line);
+                }
+                0x03 => {
+                    self.line.clear();
+                    out.echo.extend_from_slice(b"^C\n");
+                    out.interrupt = true;
+                    return out;
+                }
+                _ => {
+                    self.line.push(b);
+                    out.echo.push(b);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -397,223 +442,6 @@ fn exit_status(code: i32, command: &[String]) -> Bytes {
         })
     };
     Bytes::from(status.to_string())
-}
-
-/// A command's standard streams.
-struct Io {
-    stdin: mpsc::Receiver<Bytes>,
-    /// Stdin read but not yet consumed by a line reader.
-    stdin_buf: BytesMut,
-    out: mpsc::Sender<(u8, Bytes)>,
-}
-
-impl Io {
-    async fn write(&self, channel: u8, text: impl Into<Bytes>) {
-        // A send fails only when the session is over; the command is about to be dropped.
-        let _ = self.out.send((channel, text.into())).await;
-    }
-
-    async fn stdout(&self, text: impl Into<Bytes>) {
-        self.write(STDOUT, text).await
-    }
-
-    async fn stderr(&self, text: impl Into<Bytes>) {
-        self.write(STDERR, text).await
-    }
-
-    /// The next line of stdin without its newline, or `None` at EOF.
-    async fn line(&mut self) -> Option<String> {
-        loop {
-            if let Some(end) = self.stdin_buf.iter().position(|b| *b == b'\n') {
-                let line = self.stdin_buf.split_to(end + 1);
-                return Some(String::from_utf8_lossy(&line[..end]).into_owned());
-            }
-            match self.stdin.recv().await {
-                Some(chunk) => self.stdin_buf.extend_from_slice(&chunk),
-                None if self.stdin_buf.is_empty() => return None,
-                None => {
-                    let rest = self.stdin_buf.split();
-                    return Some(String::from_utf8_lossy(&rest).into_owned());
-                }
-            }
-        }
-    }
-}
-
-type CommandFuture<'a> = Pin<Box<dyn Future<Output = i32> + Send + 'a>>;
-
-/// Runs one built-in command; the result is its exit code.
-fn run_argv<'a>(argv: Vec<String>, sb: &'a Sandbox, io: &'a mut Io) -> CommandFuture<'a> {
-    Box::pin(async move {
-        let Some((program, args)) = argv.split_first() else {
-            return 0;
-        };
-        let name = program.rsplit('/').next().unwrap_or_default();
-        match name {
-            "echo" => {
-                let (newline, words) = match args.split_first() {
-                    Some((flag, rest)) if flag == "-n" => (false, rest),
-                    _ => (true, args),
-                };
-                let mut text = words.join(" ");
-                if newline {
-                    text.push('\n');
-                }
-                io.stdout(text).await;
-                0
-            }
-            "env" => {
-                let mut text = String::from(
-                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
-                );
-                text.push_str(&format!("HOSTNAME={}\n", sb.hostname));
-                for (k, v) in &sb.env {
-                    text.push_str(&format!("{k}={v}\n"));
-                }
-                text.push_str("HOME=/root\n");
-                io.stdout(text).await;
-                0
-            }
-            "cat" => cat(args, sb, io).await,
-            "hostname" => {
-                io.stdout(format!("{}\n", sb.hostname)).await;
-                0
-            }
-            "pwd" => {
-                io.stdout("/\n").await;
-                0
-            }
-            "date" => {
-                let now = jiff::Timestamp::now();
-                io.stdout(format!("{}\n", now.strftime("%a %b %e %H:%M:%S UTC %Y")))
-                    .await;
-                0
-            }
-            "true" => 0,
-            "false" => 1,
-            "sleep" => {
-                let arg = args.first().map(String::as_str).unwrap_or_default();
-                match arg
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                {
-                    Some(d) => {
-                        tokio::time::sleep(d).await;
-                        0
-                    }
-                    None => {
-                        io.stderr(format!("sleep: invalid time interval '{arg}'\n"))
-                            .await;
-                        1
-                    }
-                }
-            }
-            "sh" | "bash" | "ash" => shell(args, sb, io).await,
-            _ => {
-                io.stdout(format!(
-                    "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{program}\": executable file not found in $PATH: unknown\n"
-                ))
-                .await;
-                126
-            }
-        }
-    })
-}
-
-async fn cat(args: &[String], sb: &Sandbox, io: &mut Io) -> i32 {
-    let args: Vec<&str> = if args.is_empty() {
-        vec!["-"]
-    } else {
-        args.iter().map(String::as_str).collect()
-    };
-    let mut code = 0;
-    for path in args {
-        let content = match path {
-            "-" => {
-                while let Some(chunk) = io.stdin.recv().await {
-                    io.stdout(chunk).await;
-                }
-                continue;
-            }
-            "/etc/hostname" => Some(format!("{}\n", sb.hostname)),
-            _ => path
-                .strip_prefix("/annotations/")
-                .and_then(|key| sb.annotations.get(key))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        };
-        match content {
-            Some(text) => io.stdout(text).await,
-            None => {
-                io.stderr(format!("cat: {path}: No such file or directory\n"))
-                    .await;
-                code = 1;
-            }
-        }
-    }
-    code
-}
-
-/// `sh -c SCRIPT`, or `sh` running each line of stdin as a script until EOF or `exit`.
-async fn shell(args: &[String], sb: &Sandbox, io: &mut Io) -> i32 {
-    if let [flag, script, ..] = args
-        && flag == "-c"
-    {
-        return script_run(script, sb, io).await.unwrap_or_else(|c| c);
-    }
-    let mut last = 0;
-    while let Some(line) = io.line().await {
-        match script_run(&line, sb, io).await {
-            Ok(code) => last = code,
-            Err(code) => return code,
-        }
-    }
-    last
-}
-
-/// Runs `;`-separated simple commands: `Ok(last exit code)`, or `Err(code)` after `exit`.
-async fn script_run(script: &str, sb: &Sandbox, io: &mut Io) -> Result<i32, i32> {
-    let mut last = 0;
-    for part in script.split(';') {
-        let argv: Vec<String> = part.split_whitespace().map(str::to_string).collect();
-        let Some(program) = argv.first() else {
-            continue;
-        };
-        if program == "exit" {
-            let code = match argv.get(1) {
-                Some(n) => n.parse::<i32>().map(|n| n & 0xff).unwrap_or(2),
-                None => last,
-            };
-            return Err(code);
-        }
-        if !is_builtin(program) {
-            io.stderr(format!("sh: 1: {program}: not found\n")).await;
-            last = 127;
-            continue;
-        }
-        last = run_argv(argv, sb, io).await;
-    }
-    Ok(last)
-}
-
-fn is_builtin(program: &str) -> bool {
-    let name = program.rsplit('/').next().unwrap_or_default();
-    matches!(
-        name,
-        "echo"
-            | "env"
-            | "cat"
-            | "hostname"
-            | "pwd"
-            | "date"
-            | "true"
-            | "false"
-            | "sleep"
-            | "sh"
-            | "bash"
-            | "ash"
-    )
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 // them everywhere would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 pub mod discovery;
 pub mod exec;
 pub mod logs;
@@ -65,6 +66,37 @@ pub struct SimOptions {
     pub history_events: usize,
     /// How long a Terminating namespace waits before its content is deleted.
     pub namespace_cleanup_delay: Duration,
+    /// Time between two lines of `kubectl logs -f`.
+    pub log_interval: Duration,
+    /// Called once per request when its response head is ready (the hook for an audit-log
+    /// writer).
+    pub on_request: Option<RequestHook>,
+}
+
+/// One served request, as an audit-log writer would record it.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    /// `get`, `list`, `watch`, `create`, … (`other` for refusals before routing).
+    pub verb: &'static str,
+    pub method: String,
+    /// Path and query as requested.
+    pub uri: String,
+    /// The authenticated user, when authentication is on.
+    pub user: Option<String>,
+    pub code: u16,
+    pub received: std::time::SystemTime,
+    /// Time until the response head (streams go on after it).
+    pub latency: Duration,
+}
+
+/// A callback receiving every [`RequestRecord`].
+#[derive(Clone)]
+pub struct RequestHook(pub std::sync::Arc<dyn Fn(&RequestRecord) + Send + Sync>);
+
+impl std::fmt::Debug for RequestHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestHook")
+    }
 }
 
 impl Default for SimOptions {
@@ -84,6 +116,8 @@ impl Default for SimOptions {
             bookmark_interval: Duration::from_secs(60),
             history_events: 10_000,
             namespace_cleanup_delay: Duration::from_millis(200),
+            log_interval: Duration::from_secs(1),
+            on_request: None,
         }
     }
 }

@@ -73,17 +73,17 @@ impl RunningSim {
         self.sim.store.compact();
     }
 
-    /// A kubeconfig pointing at this emulator (context `sim`), with a bearer token if given.
+    /// A kubeconfig pointing at this emulator (context `sim`), with a bearer token if given
+    /// (else a placeholder token, which only a sim with a users file would refuse).
     pub fn kubeconfig_yaml(&self, user_token: Option<&str>) -> String {
         let mut cluster = json!({"server": self.url});
         if let Some(ca) = &self.ca_pem {
             cluster["certificate-authority-data"] =
                 json!(base64::engine::general_purpose::STANDARD.encode(ca));
         }
-        let user = match user_token {
-            Some(t) => json!({"token": t}),
-            None => json!({}),
-        };
+        // Without a token kubectl would prompt for a username on https: give it a token the
+        // emulator ignores when authentication is off.
+        let user = json!({"token": user_token.unwrap_or("kubeguard-sim-anonymous")});
         let doc = json!({
             "apiVersion": "v1",
             "kind": "Config",
@@ -101,6 +101,7 @@ impl RunningSim {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.sim.store.close_all_watches();
+        self.sim.pods_gone.cancel_all();
         for t in self.tasks {
             let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), t).await;
         }
@@ -111,13 +112,17 @@ impl RunningSim {
 pub async fn start(opts: SimOptions) -> Result<RunningSim, SimError> {
     let minor = minor_of(&opts.server_version)
         .ok_or_else(|| SimError::Version(opts.server_version.clone()))?;
-    if let Some(path) = &opts.users {
-        // Authentication lands with the auth module; until then refuse rather than serve open.
-        return Err(SimError::Users {
-            path: path.clone(),
-            message: "authentication is not available in this build".into(),
-        });
-    }
+    let users = match &opts.users {
+        None => None,
+        Some(path) => Some(Arc::new(super::auth::Users::load(path).map_err(|e| {
+            // auth names the file itself; keep one mention of it.
+            let prefix = format!("users file {}: ", path.display());
+            SimError::Users {
+                path: path.clone(),
+                message: e.strip_prefix(&prefix).unwrap_or(&e).to_string(),
+            }
+        })?)),
+    };
     let store = Arc::new(Store::new(Registry::builtin(), opts.history_events));
     seed_store(&store, &opts);
     let api = TcpListener::bind(opts.listen)
@@ -164,6 +169,9 @@ pub async fn start(opts: SimOptions) -> Result<RunningSim, SimError> {
         opts,
         minor,
         shutdown: stop_rx.clone(),
+        pods_gone: Default::default(),
+        addr_string: addr.to_string(),
+        users,
     });
     let api_sim = sim.clone();
     let api_task = tokio::spawn(serve(api, tls, stop_rx.clone(), move |req| {

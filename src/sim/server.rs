@@ -7,7 +7,8 @@
 //! 3. serve the verb against the store, spending the cost model's time for reads,
 //! 4. count it in `sim_requests_total{verb,code}`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::SimBody;
 use super::SimOptions;
@@ -28,7 +30,7 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::store::{self, Deleted, Filter, Store, Stored, gr_of};
 use super::table::{self, IncludeObject};
 use super::watch::{self as w, TableFormat, WatchCtx, WatchParams};
-use super::{discovery, openapi};
+use super::{auth, discovery, exec, logs, openapi};
 use crate::status::{Status, StatusDetails};
 
 /// Largest request body accepted (the apiserver's limit is 3 MiB).
@@ -41,6 +43,50 @@ pub struct Sim {
     pub opts: SimOptions,
     pub minor: u32,
     pub shutdown: watch::Receiver<bool>,
+    /// Cancelled when a pod is deleted: ends its `logs -f` and `exec` sessions.
+    pub pods_gone: PodsGone,
+    /// `host:port` of the API listener (advertised by `GET /api`).
+    pub addr_string: String,
+    /// Authentication and authorization, when a users file is given.
+    pub users: Option<Arc<auth::Users>>,
+}
+
+/// One cancellation token per pod that has a log or exec session open.
+#[derive(Default)]
+pub struct PodsGone(Mutex<HashMap<(String, String), CancellationToken>>);
+
+impl PodsGone {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), CancellationToken>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn token(&self, ns: &str, name: &str) -> CancellationToken {
+        self.lock()
+            .entry((ns.to_string(), name.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    pub fn deleted(&self, ns: &str, name: &str) {
+        if let Some(t) = self.lock().remove(&(ns.to_string(), name.to_string())) {
+            t.cancel();
+        }
+    }
+
+    pub fn namespace_gone(&self, ns: &str) {
+        self.lock().retain(|(n, _), t| {
+            if n == ns {
+                t.cancel();
+            }
+            n != ns
+        });
+    }
+
+    pub fn cancel_all(&self) {
+        for (_, t) in self.lock().drain() {
+            t.cancel();
+        }
+    }
 }
 
 /// A resource request after routing.
@@ -136,22 +182,115 @@ pub fn route(path: &str) -> Route {
 
 /// Serves one request (never fails: every error is a `Status` response).
 pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> {
-    let (verb, resp) = dispatch(&sim, req).await;
+    // Authentication comes first, as in the apiserver's filter chain (k8s-facts §2).
+    let user = match &sim.users {
+        None => Ok(None),
+        Some(users) => users.authenticate(req.headers(), None).map(Some),
+    };
+    let record = sim.opts.on_request.as_ref().map(|_| {
+        (
+            req.method().to_string(),
+            req.uri().to_string(),
+            std::time::SystemTime::now(),
+            std::time::Instant::now(),
+        )
+    });
+    let username = user
+        .as_ref()
+        .ok()
+        .and_then(|u| u.as_ref().map(|u| u.username.clone()));
+    let (verb, resp) = match user {
+        Err(st) => ("other", hu::status(st)),
+        Ok(user) => dispatch(&sim, req, user.as_ref()).await,
+    };
     sim.cost.request_done(verb, resp.status().as_u16());
+    if let (Some(hook), Some((method, uri, received, started))) = (&sim.opts.on_request, record) {
+        (hook.0)(&super::RequestRecord {
+            verb,
+            method,
+            uri,
+            user: username,
+            code: resp.status().as_u16(),
+            received,
+            latency: started.elapsed(),
+        });
+    }
     resp
 }
 
-async fn dispatch(sim: &Arc<Sim>, req: Request<Incoming>) -> (&'static str, Response<SimBody>) {
+/// The review APIs served when authentication is on.
+const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
+const SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+const SELF_SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+async fn reviews(
+    users: &auth::Users,
+    user: &auth::UserInfo,
+    req: Request<Incoming>,
+) -> Result<Response<SimBody>, Status> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let (group, resource) = match path.as_str() {
+        TOKEN_REVIEWS => ("authentication.k8s.io", "tokenreviews"),
+        SUBJECT_ACCESS_REVIEWS => ("authorization.k8s.io", "subjectaccessreviews"),
+        _ => ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    };
+    // Everyone may ask about themselves; the other reviews need `create` on them.
+    if resource != "selfsubjectaccessreviews" {
+        users.authorize(
+            user,
+            &auth::ResourceAttributes::new("create", group, resource, ""),
+        )?;
+    }
+    let b = body(req).await?;
+    let answer = match resource {
+        "tokenreviews" => users.token_review(&b)?,
+        "subjectaccessreviews" => users.subject_access_review(&b)?,
+        _ => users.self_subject_access_review(user, &b)?,
+    };
+    Ok(hu::json_value(StatusCode::CREATED, &answer))
+}
+
+async fn dispatch(
+    sim: &Arc<Sim>,
+    req: Request<Incoming>,
+    user: Option<&auth::UserInfo>,
+) -> (&'static str, Response<SimBody>) {
     let accept = header_str(&req, header::ACCEPT);
     if !hu::accepts_json(&accept) {
         return ("other", hu::status(hu::not_acceptable()));
+    }
+    if let (Some(users), Some(user)) = (&sim.users, user)
+        && req.method() == Method::POST
+        && matches!(
+            req.uri().path().trim_end_matches('/'),
+            TOKEN_REVIEWS | SUBJECT_ACCESS_REVIEWS | SELF_SUBJECT_ACCESS_REVIEWS
+        )
+    {
+        if req.uri().path().trim_end_matches('/') == TOKEN_REVIEWS {
+            sim.cost
+                .token_reviews
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let resp = reviews(users, user, req).await.unwrap_or_else(hu::status);
+        return ("create", resp);
+    }
+    let route = route(req.uri().path());
+    if let (Some(users), Some(user), false) =
+        (&sim.users, user, matches!(route, Route::Resource(_)))
+        && let Err(st) = users.authorize_path(
+            user,
+            &req.method().as_str().to_ascii_lowercase(),
+            req.uri().path(),
+        )
+    {
+        return ("get", hu::status(st));
     }
     let reg = || sim.store.registry();
     let doc = |v: Option<Value>| match v {
         Some(v) if !v.is_null() => hu::json_value(StatusCode::OK, &v),
         _ => hu::status(hu::no_such_resource()),
     };
-    let resp = match route(req.uri().path()) {
+    let resp = match route {
         Route::Version => hu::json_value(StatusCode::OK, &version_doc(&sim.opts.server_version)),
         Route::Health => hu::typed(
             StatusCode::OK,
@@ -160,7 +299,7 @@ async fn dispatch(sim: &Arc<Sim>, req: Request<Incoming>) -> (&'static str, Resp
         ),
         Route::CoreVersions => match discovery::wants_aggregated(&accept) {
             Some(v) => aggregated(discovery::aggregated(&reg(), true, v), v),
-            None => doc(Some(discovery::core_versions())),
+            None => doc(Some(discovery::core_versions_at(&sim.addr_string))),
         },
         Route::Groups => match discovery::wants_aggregated(&accept) {
             Some(v) => aggregated(discovery::aggregated(&reg(), false, v), v),
@@ -172,18 +311,17 @@ async fn dispatch(sim: &Arc<Sim>, req: Request<Incoming>) -> (&'static str, Resp
         Route::OpenApiV3Index => doc(Some(openapi::v3_index(&reg()))),
         Route::OpenApiV3(p) => doc(openapi::v3_document(&reg(), &p)),
         Route::NotFound => hu::status(hu::no_such_resource()),
-        Route::Resource(rp) => return resource(sim, req, rp, &accept).await,
+        Route::Resource(rp) => return resource(sim, req, rp, &accept, user).await,
     };
     ("get", resp)
 }
 
 fn aggregated(v: Value, version: &str) -> Response<SimBody> {
-    let ct = if version == "v2beta1" {
-        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
-    } else {
-        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-    };
-    hu::typed(StatusCode::OK, ct, Bytes::from(v.to_string()))
+    let mut r = hu::json_value(StatusCode::OK, &v);
+    if let Ok(ct) = http::HeaderValue::from_str(&discovery::aggregated_content_type(version)) {
+        r.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    r
 }
 
 pub fn version_doc(git_version: &str) -> Value {
@@ -220,6 +358,7 @@ struct Ctx<'a> {
     ns: String,
     name: Option<String>,
     query: Query,
+    raw_query: String,
     accept: String,
 }
 
@@ -284,11 +423,25 @@ async fn resource(
     req: Request<Incoming>,
     rp: ResourcePath,
     accept: &str,
+    user: Option<&auth::UserInfo>,
 ) -> (&'static str, Response<SimBody>) {
     let query = Query::parse(req.uri().query());
     let watch = rp.watch_prefix || query.flag("watch");
     let method = req.method().clone();
     let verb = verb_name(&method, rp.name.is_some(), watch, rp.sub.as_deref());
+    if let (Some(users), Some(user)) = (&sim.users, user) {
+        let attrs = auth::ResourceAttributes::new(
+            rbac_verb(verb),
+            &rp.group,
+            &rp.resource,
+            rp.namespace.as_deref().unwrap_or_default(),
+        )
+        .named(rp.name.as_deref().unwrap_or_default())
+        .subresource(rp.sub.as_deref().unwrap_or_default());
+        if let Err(st) = users.authorize(user, &attrs) {
+            return (verb, hu::status(st));
+        }
+    }
     let Some(rt) = sim.store.find_type(&rp.group, &rp.version, &rp.resource) else {
         return (verb, hu::status(hu::no_such_resource()));
     };
@@ -306,6 +459,7 @@ async fn resource(
         ns: rp.namespace.clone().unwrap_or_default(),
         name: rp.name.clone(),
         query,
+        raw_query: req.uri().query().unwrap_or_default().to_string(),
         accept: accept.to_string(),
     };
     let result = match (&method, rp.name.is_some(), rp.sub.as_deref()) {
@@ -346,6 +500,10 @@ async fn resource(
                 _ => Err(hu::method_not_allowed()),
             }
         }
+        (&Method::GET, true, Some("log")) if is_pods(&ctx.rt) => serve_log(&ctx),
+        (&Method::GET | &Method::POST, true, Some("exec")) if is_pods(&ctx.rt) => {
+            serve_exec(&ctx, req)
+        }
         (m, true, Some("scale")) if ctx.rt.subresources.iter().any(|s| s == "scale") => {
             serve_scale(&ctx, m.clone(), req).await
         }
@@ -356,6 +514,31 @@ async fn resource(
         _ => Err(hu::method_not_allowed()),
     };
     (verb, result.unwrap_or_else(hu::status))
+}
+
+fn is_pods(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.resource == "pods"
+}
+
+fn pod_value(ctx: &Ctx<'_>) -> Result<Value, Status> {
+    ctx.sim
+        .store
+        .get(&ctx.gr(), &ctx.ns, ctx.name())
+        .map(|p| p.value())
+        .ok_or_else(|| store::not_found(&ctx.rt, ctx.name()))
+}
+
+fn serve_log(ctx: &Ctx<'_>) -> Result<Response<SimBody>, Status> {
+    let pod = pod_value(ctx)?;
+    let opts = logs::LogOptions::from_query(&ctx.raw_query)?;
+    let gone = ctx.sim.pods_gone.token(&ctx.ns, ctx.name());
+    Ok(logs::response(&pod, opts, ctx.sim.opts.log_interval, gone))
+}
+
+fn serve_exec(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<SimBody>, Status> {
+    let pod = pod_value(ctx)?;
+    let gone = ctx.sim.pods_gone.token(&ctx.ns, ctx.name());
+    Ok(exec::serve(req, &pod, gone))
 }
 
 fn with_name_selector(q: Query, name: &str) -> Query {
@@ -377,6 +560,15 @@ fn with_name_selector(q: Query, name: &str) -> Query {
     ser.append_pair("fieldSelector", &format!("metadata.name={name}"));
     ser.finish();
     Query::parse(Some(&s))
+}
+
+/// The RBAC verb of a request: logs are `get` on pods/log, exec is `create` on pods/exec.
+fn rbac_verb(verb: &'static str) -> &'static str {
+    match verb {
+        "log" => "get",
+        "exec" => "create",
+        v => v,
+    }
 }
 
 fn verb_name(m: &Method, named: bool, watch: bool, sub: Option<&str>) -> &'static str {
@@ -626,6 +818,8 @@ async fn serve_patch(
 /// DeleteOptions from the body (if any) and the query.
 struct DeleteOpts {
     dry_run: bool,
+    /// Dependents are deleted too unless the policy is `Orphan`.
+    orphan: bool,
     uid: Option<String>,
     rv: Option<String>,
 }
@@ -640,10 +834,11 @@ fn delete_opts(ctx: &Ctx<'_>, b: &[u8]) -> Result<DeleteOpts, Status> {
     let body_dry = body["dryRun"]
         .as_array()
         .is_some_and(|a| a.iter().any(|v| v == "All"));
-    if let Some(p) = ctx
+    let policy = ctx
         .query
         .get("propagationPolicy")
-        .or(body["propagationPolicy"].as_str())
+        .or(body["propagationPolicy"].as_str());
+    if let Some(p) = policy
         && !matches!(p, "Orphan" | "Background" | "Foreground")
     {
         return Err(Status::failure(
@@ -657,6 +852,7 @@ fn delete_opts(ctx: &Ctx<'_>, b: &[u8]) -> Result<DeleteOpts, Status> {
     let pre = &body["preconditions"];
     Ok(DeleteOpts {
         dry_run: ctx.dry_run() || body_dry,
+        orphan: policy == Some("Orphan") || body["orphanDependents"] == true,
         uid: pre["uid"].as_str().map(str::to_string),
         rv: pre["resourceVersion"].as_str().map(str::to_string),
     })
@@ -673,7 +869,19 @@ fn serve_delete(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>, Status> {
         o.dry_run,
     )?;
     match res {
-        Deleted::Gone(obj) => Ok(ctx.object_response(StatusCode::OK, &obj)),
+        Deleted::Gone(obj) => {
+            if is_pods(&ctx.rt) && !o.dry_run {
+                ctx.sim.pods_gone.deleted(&obj.namespace, &obj.name);
+            }
+            if !o.dry_run && !o.orphan && ctx.rt.namespaced {
+                // What the garbage collector does shortly after (Background) or before the
+                // owner goes (Foreground): here, at once.
+                let v = obj.value();
+                let uid = v["metadata"]["uid"].as_str().unwrap_or_default();
+                ctx.sim.store.delete_dependents(&obj.namespace, uid);
+            }
+            Ok(ctx.object_response(StatusCode::OK, &obj))
+        }
         Deleted::Terminating(obj) => {
             if !o.dry_run {
                 schedule_namespace_cleanup(ctx.sim, obj.name.clone());
@@ -685,13 +893,14 @@ fn serve_delete(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>, Status> {
 
 /// A Terminating namespace loses its content shortly after (what the namespace controller does).
 fn schedule_namespace_cleanup(sim: &Arc<Sim>, ns: String) {
-    let store = sim.store.clone();
+    let sim = sim.clone();
     let delay = sim.opts.namespace_cleanup_delay;
     tokio::spawn(async move {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        store.purge_namespace(&ns);
+        sim.store.purge_namespace(&ns);
+        sim.pods_gone.namespace_gone(&ns);
     });
 }
 
@@ -725,7 +934,12 @@ async fn serve_deletecollection(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimB
             .store
             .delete(&ctx.rt, &item.namespace, &item.name, None, None, o.dry_run)
         {
-            Ok(Deleted::Gone(obj)) | Ok(Deleted::Terminating(obj)) => deleted.push(obj),
+            Ok(Deleted::Gone(obj)) | Ok(Deleted::Terminating(obj)) => {
+                if is_pods(&ctx.rt) && !o.dry_run {
+                    ctx.sim.pods_gone.deleted(&obj.namespace, &obj.name);
+                }
+                deleted.push(obj)
+            }
             // Deleted concurrently: nothing left to do for it.
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),

@@ -237,7 +237,7 @@ async fn unknown_command_fails_like_the_runtime() {
 #[tokio::test]
 async fn tty_merges_stderr_into_stdout_and_unrequested_streams_are_dropped() {
     let out = exec("command=cat&command=/missing&container=app&stdout=true&tty=true").await;
-    assert_eq!(out.stdout, "cat: /missing: No such file or directory\n");
+    assert_eq!(out.stdout, "cat: /missing: No such file or directory\r\n");
     let out = exec("command=cat&command=/missing&container=app&stdout=true").await;
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr, "");
@@ -364,4 +364,96 @@ fn handshake_answers_the_rfc_6455_accept_key() {
         resp.headers()[header::SEC_WEBSOCKET_PROTOCOL],
         "v5.channel.k8s.io"
     );
+}
+
+#[test]
+fn terminal_edits_lines_and_knows_control_keys() {
+    let mut t = Terminal::default();
+    let input = t.input(b"ecg\x7fho hi\r");
+    assert_eq!(input.deliver, b"echo hi\n");
+    assert_eq!(input.echo, b"ecg\x08 \x08ho hi\n");
+    assert!(!input.eof && !input.interrupt);
+    // A partial line stays until Enter; Ctrl-D after it hands it over without ending input.
+    assert!(t.input(b"ab").deliver.is_empty());
+    let input = t.input(b"\x04");
+    assert_eq!((input.deliver.as_slice(), input.eof), (&b"ab"[..], false));
+    assert!(t.input(b"\x04").eof);
+    let input = t.input(b"sleep 9\x03");
+    assert!(input.interrupt && input.deliver.is_empty());
+    assert_eq!(input.echo, b"sleep 9^C\n");
+}
+
+#[tokio::test]
+async fn tty_shell_prompts_echoes_and_ends_on_ctrl_d() {
+    let addr = server(CancellationToken::new()).await;
+    let query = "command=sh&container=app&stdin=true&stdout=true&tty=true";
+    let (mut ws, protocol) = connect(addr, query, "v5.channel.k8s.io").await;
+    ws.send(frame(STDIN, b"echo hi\r")).await.unwrap();
+    ws.send(frame(STDIN, b"\x04")).await.unwrap();
+    let out = finish(ws, protocol).await;
+    assert_eq!(out.stdout, "/ # echo hi\r\nhi\r\n/ # ");
+    assert_eq!(out.status["status"], "Success");
+}
+
+#[tokio::test]
+async fn ctrl_c_interrupts_a_tty_command() {
+    let addr = server(CancellationToken::new()).await;
+    let query = "command=sleep&command=3600&container=app&stdin=true&stdout=true&tty=true";
+    let (mut ws, protocol) = connect(addr, query, "v5.channel.k8s.io").await;
+    ws.send(frame(STDIN, b"\x03")).await.unwrap();
+    let out = finish(ws, protocol).await;
+    assert_eq!(out.stdout, "^C\r\n");
+    assert_eq!(exit_code(&out.status), "130");
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_ends_the_session() {
+    let baseline = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let addr = server(CancellationToken::new()).await;
+    let (ws, _) = connect(
+        addr,
+        "command=sleep&command=3600&container=app&stdout=true",
+        "v5.channel.k8s.io",
+    )
+    .await;
+    // The accept loop, the connection and the session.
+    let running = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    assert!(running > baseline + 1, "{running} tasks");
+    drop(ws);
+    let ended = async {
+        while tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+            > baseline + 1
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), ended)
+        .await
+        .expect("session outlived its client");
+}
+
+#[tokio::test]
+async fn heartbeat_pings_are_answered_while_a_command_runs() {
+    // client-go pings every 5 s and gives up after 12 missed pongs.
+    let gone = CancellationToken::new();
+    let addr = server(gone.clone()).await;
+    let query = "command=sleep&command=3600&container=app&stdout=true";
+    let (mut ws, protocol) = connect(addr, query, "v5.channel.k8s.io").await;
+    ws.send(Message::Ping(Bytes::from_static(b"hb")))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("no pong")
+        .unwrap()
+        .unwrap();
+    assert_eq!(pong, Message::Pong(Bytes::from_static(b"hb")));
+    gone.cancel();
+    assert_eq!(exit_code(&finish(ws, protocol).await.status), "137");
 }

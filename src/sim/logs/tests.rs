@@ -288,3 +288,24 @@ async fn response_is_text_plain_or_a_status() {
     let status: Status = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(status.reason, "BadRequest");
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_stops_the_writer() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline = metrics.num_alive_tasks();
+    let b = body(
+        &pod(),
+        opts("container=app&follow=true"),
+        Duration::from_secs(3600),
+        CancellationToken::new(),
+    )
+    .unwrap();
+    assert_eq!(metrics.num_alive_tasks(), baseline + 1);
+    drop(b);
+    let ended = async {
+        while metrics.num_alive_tasks() > baseline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    bounded(ended).await;
+}

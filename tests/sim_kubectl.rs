@@ -1,0 +1,302 @@
+//! The emulator driven by the real kubectl (/usr/bin/kubectl, v1.32).
+#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
+
+#[path = "common/sim.rs"]
+mod simc;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use kubeguard::sim::{RunningSim, SimOptions};
+use serde_json::{Value, json};
+use simc::{client, fast_opts, start};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+const T: Duration = Duration::from_secs(30);
+
+/// A sim plus a kubeconfig for it in a temp dir.
+struct Env {
+    sim: RunningSim,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+async fn env(opts: SimOptions) -> Env {
+    assert!(
+        Path::new(KUBECTL).exists(),
+        "{KUBECTL} is missing: the kubectl end-to-end tests need it"
+    );
+    let sim = start(opts).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, sim.kubeconfig_yaml(None)).unwrap();
+    Env {
+        sim,
+        dir,
+        kubeconfig,
+    }
+}
+
+impl Env {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(KUBECTL);
+        c.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path())
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Runs kubectl to completion (bounded); returns (success, stdout, stderr).
+    async fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = tokio::time::timeout(T, self.cmd(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args).await;
+        assert!(ok, "kubectl {args:?} failed:\n{out}\n{err}");
+        out
+    }
+
+    fn file(&self, name: &str, body: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}
+
+fn seeded() -> SimOptions {
+    SimOptions {
+        nodes: 2,
+        namespaces: 2,
+        pods: 6,
+        ..fast_opts()
+    }
+}
+
+#[tokio::test]
+async fn get_pods_all_namespaces_wide_and_json() {
+    let e = env(seeded()).await;
+    let out = e.ok(&["get", "pods", "-A"]).await;
+    let header = out.lines().next().unwrap();
+    assert!(
+        header.starts_with("NAMESPACE") && header.contains("STATUS"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 7, "{out}");
+    let wide = e.ok(&["get", "pods", "-A", "-o", "wide"]).await;
+    assert!(wide.lines().next().unwrap().contains("NODE"), "{wide}");
+    let js: Value =
+        serde_json::from_str(&e.ok(&["get", "pods", "-A", "-o", "json"]).await).unwrap();
+    assert_eq!(js["items"].as_array().unwrap().len(), 6);
+    let nodes = e.ok(&["get", "nodes"]).await;
+    assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    e.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn raw_version_api_resources_and_explain() {
+    let e = env(fast_opts()).await;
+    let v: Value = serde_json::from_str(&e.ok(&["get", "--raw", "/version"]).await).unwrap();
+    assert_eq!(v["gitVersion"], "v1.30.4");
+    let res = e.ok(&["api-resources"]).await;
+    for r in [
+        "pods",
+        "deployments",
+        "customresourcedefinitions",
+        "namespaces",
+    ] {
+        assert!(res.contains(r), "{r} missing in:\n{res}");
+    }
+    let ex = e.ok(&["explain", "pods.spec.containers"]).await;
+    assert!(ex.contains("KIND:") && ex.contains("Pod"), "{ex}");
+    e.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn create_apply_label_patch_delete() {
+    let e = env(fast_opts()).await;
+    assert!(
+        e.ok(&["create", "namespace", "demo"])
+            .await
+            .contains("namespace/demo created")
+    );
+    let f = e.file(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: demo\ndata:\n  k: v\n",
+    );
+    assert!(
+        e.ok(&["apply", "-f", &f])
+            .await
+            .contains("configmap/settings created")
+    );
+    assert!(
+        e.ok(&["apply", "-f", &f])
+            .await
+            .contains("configmap/settings unchanged")
+    );
+    let f2 = e.file(
+        "cm2.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: demo\ndata:\n  k: v2\n",
+    );
+    assert!(
+        e.ok(&["apply", "-f", &f2])
+            .await
+            .contains("configmap/settings configured")
+    );
+    let f3 = e.file(
+        "ssa.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  namespace: demo\ndata:\n  a: b\n",
+    );
+    assert!(
+        e.ok(&["apply", "--server-side", "-f", &f3])
+            .await
+            .contains("serverside-applied")
+    );
+    assert!(
+        e.ok(&["label", "-n", "demo", "cm", "settings", "team=core"])
+            .await
+            .contains("labeled")
+    );
+    e.ok(&[
+        "patch",
+        "-n",
+        "demo",
+        "cm",
+        "settings",
+        "-p",
+        r#"{"data":{"k":"v3"}}"#,
+    ])
+    .await;
+    let got: Value = serde_json::from_str(
+        &e.ok(&["get", "-n", "demo", "cm", "settings", "-o", "json"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(got["data"]["k"], "v3");
+    assert_eq!(got["metadata"]["labels"]["team"], "core");
+    let dry = e
+        .ok(&["delete", "-n", "demo", "cm", "settings", "--dry-run=server"])
+        .await;
+    assert!(dry.contains("deleted (server dry run)"), "{dry}");
+    assert!(
+        e.ok(&["delete", "-n", "demo", "cm", "settings"])
+            .await
+            .contains("deleted")
+    );
+    let (ok, _, err) = e.run(&["get", "-n", "demo", "cm", "settings"]).await;
+    assert!(!ok && err.contains("not found"), "{err}");
+    e.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn get_watch_prints_live_events() {
+    let e = env(fast_opts()).await;
+    let mut child = e
+        .cmd(&[
+            "get",
+            "configmaps",
+            "-n",
+            "default",
+            "-w",
+            "--output-watch-events",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let cms: Api<ConfigMap> = Api::namespaced(client(&e.sim), "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "live-one"}, "data": {"a": "b"}}))
+            .unwrap();
+    // kubectl may not have opened its watch yet: create until the event shows (bounded).
+    let deadline = tokio::time::Instant::now() + T;
+    let mut created = 0;
+    let found = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no watch event within {T:?}"
+        );
+        if created == 0 {
+            cms.create(&PostParams::default(), &cm).await.unwrap();
+            created += 1;
+        }
+        match tokio::time::timeout(Duration::from_secs(1), lines.next_line()).await {
+            Ok(Ok(Some(line))) if line.contains("live-one") => break line,
+            Ok(Ok(Some(_))) | Err(_) => {}
+            Ok(other) => panic!("kubectl ended: {other:?}"),
+        }
+    };
+    assert!(found.contains("ADDED"), "{found}");
+    let _ = child.kill().await;
+    e.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn logs_follow_and_exec() {
+    let e = env(SimOptions {
+        log_interval: Duration::from_millis(50),
+        ..fast_opts()
+    })
+    .await;
+    let f = e.file(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\nspec:\n  containers:\n  - name: app\n    image: nginx\n    env:\n    - name: GREETING\n      value: hello\n",
+    );
+    e.ok(&["apply", "-f", &f]).await;
+    let logs = e.ok(&["logs", "web", "--tail=3"]).await;
+    assert_eq!(logs.lines().count(), 3, "{logs}");
+    // logs -f: more lines than the tail arrive while following.
+    let mut child = e
+        .cmd(&["logs", "-f", "web", "--tail=1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        let l = tokio::time::timeout(T, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(l.is_some());
+    }
+    let _ = child.kill().await;
+    let out = e.ok(&["exec", "web", "--", "echo", "hi", "there"]).await;
+    assert_eq!(out.trim(), "hi there");
+    let env_out = e.ok(&["exec", "web", "-c", "app", "--", "env"]).await;
+    assert!(env_out.contains("GREETING=hello"), "{env_out}");
+    let (ok, _, err) = e.run(&["exec", "web", "--", "sh", "-c", "exit 3"]).await;
+    assert!(!ok && err.contains("exit code 3"), "{err}");
+    e.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_over_tls_and_h2() {
+    let e = env(SimOptions {
+        tls: true,
+        ..fast_opts()
+    })
+    .await;
+    let v: Value = serde_json::from_str(&e.ok(&["get", "--raw", "/version"]).await).unwrap();
+    assert_eq!(v["gitVersion"], "v1.30.4");
+    e.ok(&["create", "configmap", "over-tls", "--from-literal=a=b"])
+        .await;
+    let out = e.ok(&["get", "cm", "over-tls", "-v=6"]).await;
+    assert!(out.contains("over-tls"), "{out}");
+    e.sim.shutdown().await;
+}
