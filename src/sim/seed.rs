@@ -15,8 +15,10 @@ pub struct SeedSpec {
     pub pods: usize,
 }
 
-/// One object to create: `(group, resource, object)`. Objects carry no resourceVersion, uid or
-/// creationTimestamp (the store assigns them).
+/// One object to create: `(group, resource, object)`. Objects carry no resourceVersion or
+/// creationTimestamp (the store assigns them). Owners (deployments, replicasets) carry the
+/// placeholder `metadata.uid` that their dependents' `ownerReferences` name: a store that keeps a
+/// given uid (or maps it to the one it assigns) gets a working garbage-collector cascade.
 pub type SeedObject = (&'static str, &'static str, Value);
 
 /// The namespaces every cluster has; `ns-1`, `ns-2`… follow up to `SeedSpec::namespaces`.
@@ -381,6 +383,7 @@ impl App {
             "kind": "Deployment",
             "metadata": {
                 "name": self.name,
+                "uid": self.uid(1),
                 "namespace": self.namespace,
                 "labels": self.labels(),
                 "annotations": {"deployment.kubernetes.io/revision": "1"},
@@ -470,6 +473,7 @@ impl App {
             "kind": "ReplicaSet",
             "metadata": {
                 "name": self.rs_name(),
+                "uid": self.uid(2),
                 "namespace": self.namespace,
                 "labels": self.pod_labels(),
                 "annotations": {

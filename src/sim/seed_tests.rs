@@ -231,3 +231,28 @@ fn one_image_one_digest() {
     assert!(digests.len() > 2, "{digests:?}");
     assert!(digests.values().all(|d| d.len() == 1), "{digests:?}");
 }
+
+#[test]
+fn owner_references_name_the_owners_uids() {
+    let objs: Vec<SeedObject> = objects(spec(2, 3, 40)).collect();
+    let uids: HashSet<(&str, String)> = objs
+        .iter()
+        .filter(|o| o.0 == "apps")
+        .map(|o| {
+            let kind = o.2["kind"].as_str().unwrap();
+            (kind, o.2["metadata"]["uid"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(uids.len(), objs.iter().filter(|o| o.0 == "apps").count());
+    for (_, _, o) in &objs {
+        if let Some(refs) = o["metadata"]["ownerReferences"].as_array() {
+            for r in refs {
+                let key = (
+                    r["kind"].as_str().unwrap(),
+                    r["uid"].as_str().unwrap().to_string(),
+                );
+                assert!(uids.contains(&key), "{key:?}");
+            }
+        }
+    }
+}
