@@ -94,6 +94,13 @@ fn accept_negotiation() {
         ),
         Some("v2beta1")
     );
+    // Newer clients put protobuf first; params may come in any order.
+    assert_eq!(
+        wants_aggregated(
+            "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;as=APIGroupDiscoveryList;v=v2;g=apidiscovery.k8s.io"
+        ),
+        Some("v2")
+    );
     assert_eq!(wants_aggregated("application/json"), None);
     assert_eq!(wants_aggregated("application/json, */*"), None);
     assert_eq!(wants_aggregated(""), None);

@@ -334,85 +334,40 @@ fn camel(s: &str) -> String {
         .collect()
 }
 
-fn query_param(name: &str, desc: &str, schema: Value) -> Value {
-    json!({"name": name, "in": "query", "description": desc, "schema": schema, "uniqueItems": true})
+fn query_param(name: &str, desc: &str, ty: &str) -> Value {
+    json!({"name": name, "in": "query", "description": desc, "schema": {"type": ty, "uniqueItems": true}})
 }
 
 fn path_param(name: &str, desc: &str) -> Value {
     json!({"name": name, "in": "path", "description": desc, "required": true, "schema": {"type": "string", "uniqueItems": true}})
 }
 
+/// Query parameters of writes; kubectl's validator looks for `fieldValidation` on PATCH.
+#[rustfmt::skip]
 fn write_params(patch: bool) -> Vec<Value> {
     let mut p = vec![
-        query_param(
-            "dryRun",
-            "When present, indicates that modifications should not be persisted. Valid values are: - All: all dry run stages will be processed",
-            json!({"type": "string"}),
-        ),
-        query_param(
-            "fieldManager",
-            "fieldManager is a name associated with the actor or entity that is making these changes.",
-            json!({"type": "string"}),
-        ),
-        query_param(
-            "fieldValidation",
-            "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict",
-            json!({"type": "string"}),
-        ),
+        query_param("dryRun", "When present, indicates that modifications should not be persisted. Valid values are: - All: all dry run stages will be processed", "string"),
+        query_param("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes.", "string"),
+        query_param("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict", "string"),
     ];
     if patch {
-        p.push(query_param("force", "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people.", json!({"type": "boolean"})));
+        p.push(query_param("force", "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people.", "boolean"));
     }
     p
 }
 
+#[rustfmt::skip]
 fn list_params() -> Vec<Value> {
     vec![
-        query_param(
-            "allowWatchBookmarks",
-            "allowWatchBookmarks requests watch events with type \"BOOKMARK\".",
-            json!({"type": "boolean"}),
-        ),
-        query_param(
-            "continue",
-            "The continue option should be set when retrieving more results from the server.",
-            json!({"type": "string"}),
-        ),
-        query_param(
-            "fieldSelector",
-            "A selector to restrict the list of returned objects by their fields. Defaults to everything.",
-            json!({"type": "string"}),
-        ),
-        query_param(
-            "labelSelector",
-            "A selector to restrict the list of returned objects by their labels. Defaults to everything.",
-            json!({"type": "string"}),
-        ),
-        query_param(
-            "limit",
-            "limit is a maximum number of responses to return for a list call.",
-            json!({"type": "integer"}),
-        ),
-        query_param(
-            "resourceVersion",
-            "resourceVersion sets a constraint on what resource versions a request may be served from.",
-            json!({"type": "string"}),
-        ),
-        query_param(
-            "resourceVersionMatch",
-            "resourceVersionMatch determines how resourceVersion is applied to list calls.",
-            json!({"type": "string"}),
-        ),
-        query_param(
-            "timeoutSeconds",
-            "Timeout for the list/watch call.",
-            json!({"type": "integer"}),
-        ),
-        query_param(
-            "watch",
-            "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.",
-            json!({"type": "boolean"}),
-        ),
+        query_param("allowWatchBookmarks", "allowWatchBookmarks requests watch events with type \"BOOKMARK\".", "boolean"),
+        query_param("continue", "The continue option should be set when retrieving more results from the server.", "string"),
+        query_param("fieldSelector", "A selector to restrict the list of returned objects by their fields. Defaults to everything.", "string"),
+        query_param("labelSelector", "A selector to restrict the list of returned objects by their labels. Defaults to everything.", "string"),
+        query_param("limit", "limit is a maximum number of responses to return for a list call.", "integer"),
+        query_param("resourceVersion", "resourceVersion sets a constraint on what resource versions a request may be served from.", "string"),
+        query_param("resourceVersionMatch", "resourceVersionMatch determines how resourceVersion is applied to list calls.", "string"),
+        query_param("timeoutSeconds", "Timeout for the list/watch call.", "integer"),
+        query_param("watch", "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.", "boolean"),
     ]
 }
 
@@ -421,188 +376,153 @@ fn json_content(schema_ref: &str) -> Value {
     json!({"application/json": {"schema": schema}, "application/yaml": {"schema": schema}})
 }
 
-/// The operations on one path of `rt` (`item` = `/{name}` paths, `all` = across namespaces).
-fn operations(rt: &ResourceType, schema: &str, item: bool, all_namespaces: bool) -> Value {
-    let gvk = json!({"group": rt.group, "version": rt.version, "kind": rt.kind});
-    let ns = if rt.namespaced && !all_namespaces {
-        "Namespaced"
+/// The three kinds of path a resource has.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PathKind {
+    /// `.../{name}`
+    Item,
+    /// `.../namespaces/{namespace}/<resource>` (or `/<resource>` when cluster-scoped)
+    Collection,
+    /// `/<resource>` across namespaces: list and watch only.
+    AllNamespaces,
+}
+
+/// What one operation takes and returns.
+#[derive(Clone, Copy)]
+enum Io {
+    Read,
+    Write,
+    Patch,
+    List,
+}
+
+/// (HTTP method, x-kubernetes-action, operationId verb, description prefix, parameters/body).
+type Op = (&'static str, &'static str, &'static str, &'static str, Io);
+
+#[rustfmt::skip]
+fn ops_of(rt: &ResourceType, kind: PathKind) -> Vec<Op> {
+    match kind {
+        PathKind::Item => vec![
+            ("get", "get", "read", "read the specified", Io::Read),
+            ("put", "put", "replace", "replace the specified", Io::Write),
+            ("patch", "patch", "patch", "partially update the specified", Io::Patch),
+            ("delete", "delete", "delete", "delete a", Io::Read),
+        ],
+        PathKind::Collection => {
+            let mut v = vec![
+                ("get", "list", "list", "list or watch objects of kind", Io::List),
+                ("post", "post", "create", "create a", Io::Write),
+            ];
+            if rt.has_verb("deletecollection") {
+                v.push(("delete", "deletecollection", "deleteCollection", "delete collection of", Io::List));
+            }
+            v
+        }
+        PathKind::AllNamespaces => vec![("get", "list", "list", "list or watch objects of kind", Io::List)],
+    }
+}
+
+/// The operations on one path of `rt`, tagged with the kind's GVK as the apiserver does.
+fn operations(rt: &ResourceType, schema: &str, kind: PathKind) -> Value {
+    let namespaced = rt.namespaced && kind != PathKind::AllNamespaces;
+    let group = if rt.group.is_empty() {
+        "Core".to_string()
     } else {
-        ""
+        camel(&rt.group)
     };
-    let gv = format!(
-        "{}{}",
-        if rt.group.is_empty() {
-            "Core".to_string()
+    let id_tail = format!(
+        "{group}{}{}{}{}",
+        camel(&rt.version),
+        if namespaced { "Namespaced" } else { "" },
+        rt.kind,
+        if kind == PathKind::AllNamespaces {
+            "ForAllNamespaces"
         } else {
-            camel(&rt.group)
+            ""
         },
-        camel(&rt.version)
     );
-    let suffix = if all_namespaces {
-        "ForAllNamespaces"
-    } else {
-        ""
-    };
     let tag = if rt.group.is_empty() {
         format!("core_{}", rt.version)
     } else {
         format!("{}_{}", rt.group.replace('.', "_"), rt.version)
     };
-    let op = |action: &str,
-              id_verb: &str,
-              desc: String,
-              params: Vec<Value>,
-              body: Option<Value>,
-              resp: &str| {
+    let patch_ref = json!({"schema": {"$ref": ref_path(&format!("{META}.Patch"))}});
+    let mut ops = Map::new();
+    for (method, action, verb, desc, io) in ops_of(rt, kind) {
+        let response = match io {
+            Io::List if action == "list" => format!("{schema}List"),
+            _ => schema.to_string(),
+        };
         let mut o = json!({
             "tags": [tag],
-            "description": desc,
-            "operationId": format!("{id_verb}{gv}{ns}{}{suffix}", rt.kind),
-            "parameters": params,
-            "responses": {"200": {"description": "OK", "content": json_content(resp)}},
+            "description": format!("{desc} {}", rt.kind),
+            "operationId": format!("{verb}{id_tail}"),
+            "parameters": match io {
+                Io::Read => vec![],
+                Io::Write => write_params(false),
+                Io::Patch => write_params(true),
+                Io::List => list_params(),
+            },
+            "responses": {"200": {"description": "OK", "content": json_content(&response)}},
             "x-kubernetes-action": action,
-            "x-kubernetes-group-version-kind": gvk,
+            "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
         });
-        if let Some(b) = body {
-            o["requestBody"] = b;
-        }
-        o
-    };
-    let body =
-        json!({"content": {"*/*": {"schema": {"$ref": ref_path(schema)}}}, "required": true});
-    let patch_body = json!({"content": {
-        "application/apply-patch+yaml": {"schema": {"$ref": ref_path(&format!("{META}.Patch"))}},
-        "application/json-patch+json": {"schema": {"$ref": ref_path(&format!("{META}.Patch"))}},
-        "application/merge-patch+json": {"schema": {"$ref": ref_path(&format!("{META}.Patch"))}},
-        "application/strategic-merge-patch+json": {"schema": {"$ref": ref_path(&format!("{META}.Patch"))}},
-    }, "required": true});
-    let list = format!("{schema}List");
-    let kind = &rt.kind;
-    let mut ops = Map::new();
-    if item {
-        ops.insert(
-            "get".into(),
-            op(
-                "get",
-                "read",
-                format!("read the specified {kind}"),
-                vec![],
-                None,
-                schema,
-            ),
-        );
-        ops.insert(
-            "put".into(),
-            op(
-                "put",
-                "replace",
-                format!("replace the specified {kind}"),
-                write_params(false),
-                Some(body),
-                schema,
-            ),
-        );
-        ops.insert(
-            "patch".into(),
-            op(
-                "patch",
-                "patch",
-                format!("partially update the specified {kind}"),
-                write_params(true),
-                Some(patch_body),
-                schema,
-            ),
-        );
-        ops.insert(
-            "delete".into(),
-            op(
-                "delete",
-                "delete",
-                format!("delete a {kind}"),
-                vec![],
-                None,
-                schema,
-            ),
-        );
-    } else {
-        ops.insert(
-            "get".into(),
-            op(
-                "list",
-                "list",
-                format!("list or watch objects of kind {kind}"),
-                list_params(),
-                None,
-                &list,
-            ),
-        );
-        if !all_namespaces {
-            ops.insert(
-                "post".into(),
-                op(
-                    "post",
-                    "create",
-                    format!("create a {kind}"),
-                    write_params(false),
-                    Some(body),
-                    schema,
-                ),
-            );
-            if rt.has_verb("deletecollection") {
-                ops.insert(
-                    "delete".into(),
-                    op(
-                        "deletecollection",
-                        "deleteCollection",
-                        format!("delete collection of {kind}"),
-                        list_params(),
-                        None,
-                        schema,
-                    ),
-                );
+        match io {
+            Io::Write => {
+                o["requestBody"] = json!({"content": {"*/*": {"schema": {"$ref": ref_path(schema)}}}, "required": true});
             }
+            Io::Patch => {
+                let content: Map<String, Value> = [
+                    "application/apply-patch+yaml",
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/strategic-merge-patch+json",
+                ]
+                .iter()
+                .map(|ct| (ct.to_string(), patch_ref.clone()))
+                .collect();
+                o["requestBody"] = json!({"content": content, "required": true});
+            }
+            Io::Read | Io::List => {}
         }
+        ops.insert(method.into(), o);
     }
-    let mut path_params = Vec::new();
-    if item {
-        path_params.push(path_param("name", &format!("name of the {kind}")));
+    let mut params = Vec::new();
+    if kind == PathKind::Item {
+        params.push(path_param("name", &format!("name of the {}", rt.kind)));
     }
-    if rt.namespaced && !all_namespaces {
-        path_params.push(path_param(
+    if namespaced {
+        params.push(path_param(
             "namespace",
             "object name and auth scope, such as for teams and projects",
         ));
     }
-    path_params.push(query_param(
+    params.push(query_param(
         "pretty",
         "If 'true', then the output is pretty printed.",
-        json!({"type": "string"}),
+        "string",
     ));
-    ops.insert("parameters".into(), Value::Array(path_params));
+    ops.insert("parameters".into(), Value::Array(params));
     Value::Object(ops)
 }
 
 fn paths_for(rt: &ResourceType, schema: &str) -> Vec<(String, Value)> {
     let prefix = format!("/{}", gv_path(&rt.group, &rt.version));
-    let mut out = Vec::new();
-    if rt.namespaced {
-        let coll = format!("{prefix}/namespaces/{{namespace}}/{}", rt.resource);
-        out.push((
-            format!("{coll}/{{name}}"),
-            operations(rt, schema, true, false),
-        ));
-        out.push((coll, operations(rt, schema, false, false)));
-        out.push((
-            format!("{prefix}/{}", rt.resource),
-            operations(rt, schema, false, true),
-        ));
+    let all = format!("{prefix}/{}", rt.resource);
+    let coll = if rt.namespaced {
+        format!("{prefix}/namespaces/{{namespace}}/{}", rt.resource)
     } else {
-        let coll = format!("{prefix}/{}", rt.resource);
-        out.push((
+        all.clone()
+    };
+    let mut out = vec![
+        (
             format!("{coll}/{{name}}"),
-            operations(rt, schema, true, false),
-        ));
-        out.push((coll, operations(rt, schema, false, false)));
+            operations(rt, schema, PathKind::Item),
+        ),
+        (coll, operations(rt, schema, PathKind::Collection)),
+    ];
+    if rt.namespaced {
+        out.push((all, operations(rt, schema, PathKind::AllNamespaces)));
     }
     out
 }

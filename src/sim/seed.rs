@@ -15,8 +15,10 @@ pub struct SeedSpec {
     pub pods: usize,
 }
 
-/// One object to create: `(group, resource, object)`. Objects carry no resourceVersion, uid or
-/// creationTimestamp (the store assigns them).
+/// One object to create: `(group, resource, object)`. Objects carry no resourceVersion or
+/// creationTimestamp (the store assigns them). Owners (deployments, replicasets) carry the
+/// placeholder `metadata.uid` that their dependents' `ownerReferences` name: a store that keeps a
+/// given uid (or maps it to the one it assigns) gets a working garbage-collector cascade.
 pub type SeedObject = (&'static str, &'static str, Value);
 
 /// The namespaces every cluster has; `ns-1`, `ns-2`… follow up to `SeedSpec::namespaces`.
@@ -30,19 +32,55 @@ const START_TIME: &str = "2025-01-06T08:00:00Z";
 
 /// The objects of a cluster of this size, in creation order (namespaces and nodes first).
 pub fn objects(spec: SeedSpec) -> impl Iterator<Item = SeedObject> {
-    objects_at_version(spec, KUBELET_VERSION)
+    objects_at(spec, KUBELET_VERSION, START_TIME)
 }
 
-/// Like [`objects`], with nodes reporting `kubelet_version` (e.g. the emulator's `gitVersion`).
-pub fn objects_at_version(
+/// Like [`objects`], with nodes reporting `kubelet_version` (e.g. the emulator's `gitVersion`)
+/// and containers, conditions and events dated `start_time` (RFC 3339, e.g. the emulator's
+/// start, so `kubectl describe` and `get events` agree with the objects' AGE).
+pub fn objects_at(
     spec: SeedSpec,
     kubelet_version: &str,
+    start_time: &str,
 ) -> impl Iterator<Item = SeedObject> + use<> {
     let kubelet_version = kubelet_version.to_string();
+    let start = start_time.to_string();
+    let node_start = start.clone();
     let ns_count = namespace_count(spec);
     let namespaces = (0..ns_count).map(|i| ("", "namespaces", namespace(&namespace_name(i))));
-    let nodes = (0..spec.nodes).map(move |i| ("", "nodes", node(i, &kubelet_version)));
-    namespaces.chain(nodes).chain(Workloads::new(spec))
+    let nodes = (0..spec.nodes).map(move |i| ("", "nodes", node(i, &kubelet_version, &node_start)));
+    let per_namespace = (0..ns_count).flat_map(|i| namespace_defaults(&namespace_name(i)));
+    namespaces
+        .chain(nodes)
+        .chain(per_namespace)
+        .chain(std::iter::once(("", "services", kubernetes_service())))
+        .chain(Workloads::new(spec, start))
+}
+
+/// What the service account controller puts in every namespace: the `default` ServiceAccount.
+/// (The `kube-root-ca.crt` ConfigMap is left out: tests count the configmaps they create.)
+fn namespace_defaults(ns: &str) -> [SeedObject; 1] {
+    [(
+        "",
+        "serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "default", "namespace": ns}}),
+    )]
+}
+
+/// `default/kubernetes`, the apiserver's own Service.
+fn kubernetes_service() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                 "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                 "internalTrafficPolicy": "Cluster"},
+        "status": {"loadBalancer": {}},
+    })
 }
 
 fn namespace_count(spec: SeedSpec) -> usize {
@@ -62,6 +100,13 @@ fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+/// FNV-1a of a name: the same image always gets the same digest.
+fn name_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn pick<T: Copy>(items: &[T], h: u64) -> T {
@@ -117,7 +162,7 @@ fn node_name(i: usize) -> String {
     format!("node-{}", i + 1)
 }
 
-fn node(i: usize, kubelet_version: &str) -> Value {
+fn node(i: usize, kubelet_version: &str, start: &str) -> Value {
     let name = node_name(i);
     let h = mix(0x6e6f_6465 ^ i as u64);
     let zone = pick(&["a", "b", "c"], h);
@@ -136,8 +181,8 @@ fn node(i: usize, kubelet_version: &str) -> Value {
     }
     let ip = format!("10.0.{}.{}", (i >> 8) & 255, (i & 255) + 10);
     let condition = |ty: &str, status: &str, reason: &str, message: &str| {
-        json!({"type": ty, "status": status, "lastHeartbeatTime": START_TIME,
-               "lastTransitionTime": START_TIME, "reason": reason, "message": message})
+        json!({"type": ty, "status": status, "lastHeartbeatTime": start,
+               "lastTransitionTime": start, "reason": reason, "message": message})
     };
     json!({
         "apiVersion": "v1",
@@ -221,6 +266,8 @@ const TIERS: [&str; 4] = ["frontend", "backend", "cache", "worker"];
 
 /// One deployment's shape, from which its ReplicaSet and pods follow.
 struct App {
+    /// When its containers started (RFC 3339).
+    start: String,
     index: usize,
     namespace: String,
     name: String,
@@ -231,7 +278,7 @@ struct App {
 }
 
 impl App {
-    fn new(index: usize, spec: SeedSpec, replicas: usize) -> Self {
+    fn new(index: usize, spec: SeedSpec, replicas: usize, start: String) -> Self {
         let h = mix(index as u64);
         let namespace = namespace_name(index % namespace_count(spec));
         let name = format!("{}-{}", pick(&APPS, h), index + 1);
@@ -241,6 +288,7 @@ impl App {
             .map(|k| IMAGES[(first + k * 3) % IMAGES.len()])
             .collect();
         App {
+            start,
             index,
             namespace,
             hash: suffix(mix(h ^ 0x7465_6d70), 10),
@@ -335,6 +383,7 @@ impl App {
             "kind": "Deployment",
             "metadata": {
                 "name": self.name,
+                "uid": self.uid(1),
                 "namespace": self.namespace,
                 "labels": self.labels(),
                 "annotations": {"deployment.kubernetes.io/revision": "1"},
@@ -357,12 +406,60 @@ impl App {
                 "conditions": [
                     {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
                      "message": "Deployment has minimum availability.",
-                     "lastUpdateTime": START_TIME, "lastTransitionTime": START_TIME},
+                     "lastUpdateTime": self.start, "lastTransitionTime": self.start},
                     {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
                      "message": format!("ReplicaSet \"{}-{}\" has successfully progressed.", self.name, self.hash),
-                     "lastUpdateTime": START_TIME, "lastTransitionTime": START_TIME},
+                     "lastUpdateTime": self.start, "lastTransitionTime": self.start},
                 ],
             },
+        })
+    }
+
+    /// The deployment controller's `ScalingReplicaSet` event for this app.
+    fn scaled_event(&self) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": format!("{}.{:016x}", self.name, mix(self.index as u64 ^ 0x6576)),
+                "namespace": self.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": "apps/v1", "kind": "Deployment", "name": self.name,
+                "namespace": self.namespace, "uid": self.uid(1),
+            },
+            "reason": "ScalingReplicaSet",
+            "message": format!("Scaled up replica set {} to {}", self.rs_name(), self.replicas),
+            "source": {"component": "deployment-controller"},
+            "firstTimestamp": self.start,
+            "lastTimestamp": self.start,
+            "count": 1,
+            "type": "Normal",
+            "reportingComponent": "deployment-controller",
+            "reportingInstance": "",
+        })
+    }
+
+    /// A ClusterIP Service in front of the app's pods.
+    fn service(&self) -> Value {
+        let ip = format!("10.96.{}.{}", 1 + (self.index >> 8) % 250, self.index & 255);
+        let port = self.containers.first().map_or(80, |c| c.2);
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": self.labels()},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": ip,
+                "clusterIPs": [ip],
+                "selector": {"app": self.name},
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": port}],
+                "sessionAffinity": "None",
+                "ipFamilies": ["IPv4"],
+                "ipFamilyPolicy": "SingleStack",
+                "internalTrafficPolicy": "Cluster",
+            },
+            "status": {"loadBalancer": {}},
         })
     }
 
@@ -376,6 +473,7 @@ impl App {
             "kind": "ReplicaSet",
             "metadata": {
                 "name": self.rs_name(),
+                "uid": self.uid(2),
                 "namespace": self.namespace,
                 "labels": self.pod_labels(),
                 "annotations": {
@@ -428,18 +526,18 @@ impl App {
                     let restarts = if mix(h ^ c as u64).is_multiple_of(10) { 1 } else { 0 };
                     json!({
                         "name": cname,
-                        "state": {"running": {"startedAt": START_TIME}},
+                        "state": {"running": {"startedAt": self.start}},
                         "lastState": {},
                         "ready": true,
                         "restartCount": restarts,
                         "image": format!("docker.io/{image}"),
-                        "imageID": format!("docker.io/{image}@sha256:{:016x}{:016x}", mix(c as u64 + 7), mix(c as u64 + 9)),
+                        "imageID": format!("docker.io/{image}@sha256:{:016x}{:016x}", mix(name_hash(image)), mix(name_hash(image) ^ 9)),
                         "containerID": format!("containerd://{:016x}{:016x}", mix(h ^ 3 ^ c as u64), mix(h ^ 5 ^ c as u64)),
                         "started": true,
                     })
                 })
                 .collect();
-            let cond = |ty: &str| json!({"type": ty, "status": "True", "lastProbeTime": null, "lastTransitionTime": START_TIME});
+            let cond = |ty: &str| json!({"type": ty, "status": "True", "lastProbeTime": null, "lastTransitionTime": self.start});
             status = json!({
                 "phase": "Running",
                 "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"),
@@ -448,7 +546,7 @@ impl App {
                 "hostIPs": [{"ip": host_ip}],
                 "podIP": pod_ip,
                 "podIPs": [{"ip": pod_ip}],
-                "startTime": START_TIME,
+                "startTime": self.start,
                 "containerStatuses": statuses,
                 "qosClass": "Burstable",
             });
@@ -474,6 +572,7 @@ impl App {
 
 /// Deployments, their ReplicaSets and pods, one deployment at a time.
 struct Workloads {
+    start: String,
     spec: SeedSpec,
     next_app: usize,
     pods_made: usize,
@@ -481,8 +580,9 @@ struct Workloads {
 }
 
 impl Workloads {
-    fn new(spec: SeedSpec) -> Self {
+    fn new(spec: SeedSpec, start: String) -> Self {
         Workloads {
+            start,
             spec,
             next_app: 0,
             pods_made: 0,
@@ -493,12 +593,14 @@ impl Workloads {
     fn fill(&mut self) {
         let left = self.spec.pods - self.pods_made;
         let replicas = (1 + (mix(self.next_app as u64 ^ 0x7265_706c) % 5) as usize).min(left);
-        let app = App::new(self.next_app, self.spec, replicas);
+        let app = App::new(self.next_app, self.spec, replicas, self.start.clone());
         self.next_app += 1;
         self.buffer
             .push_back(("apps", "deployments", app.deployment()));
         self.buffer
             .push_back(("apps", "replicasets", app.replicaset()));
+        self.buffer.push_back(("", "services", app.service()));
+        self.buffer.push_back(("", "events", app.scaled_event()));
         for _ in 0..replicas {
             let pod = app.pod(self.pods_made, self.spec.nodes);
             self.pods_made += 1;

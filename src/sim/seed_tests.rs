@@ -21,6 +21,15 @@ fn namespaces_and_nodes_come_first() {
     assert_eq!(ns, ["default", "kube-system", "prod", "ns-1", "ns-2"]);
     assert!(objs[..5].iter().all(|o| o.1 == "namespaces"));
     assert!(objs[5..8].iter().all(|o| o.1 == "nodes"));
+    // Every namespace gets its default ServiceAccount before workloads.
+    let sa = objs.iter().filter(|o| o.1 == "serviceaccounts").count();
+    assert_eq!(sa, 5);
+    assert!(
+        objs.iter()
+            .any(|o| o.1 == "services" && o.2["metadata"]["name"] == "kubernetes")
+    );
+    let first_deploy = objs.iter().position(|o| o.1 == "deployments").unwrap();
+    assert!(objs[..first_deploy].iter().all(|o| o.1 != "pods"));
     assert_eq!(
         objs[0].2["metadata"]["labels"]["kubernetes.io/metadata.name"],
         "default"
@@ -75,6 +84,11 @@ fn exact_pod_count_with_owners_and_labels() {
         .collect();
     let deploys = objs.iter().filter(|o| o.1 == "deployments").count();
     assert_eq!(deploys, rs_names.len());
+    // One Service per deployment, plus default/kubernetes.
+    let services = objs.iter().filter(|o| o.1 == "services").count();
+    assert_eq!(services, deploys + 1);
+    let events = objs.iter().filter(|o| o.1 == "events").count();
+    assert_eq!(events, deploys);
     let mut names = HashSet::new();
     let mut per_ns: BTreeMap<String, usize> = BTreeMap::new();
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
@@ -150,10 +164,95 @@ fn ten_thousand_pods_generate_quickly() {
 }
 
 #[test]
-fn nodes_report_the_given_kubelet_version() {
-    let node = objects_at_version(spec(1, 3, 0), "v1.33.1")
-        .find(|o| o.1 == "nodes")
-        .unwrap()
-        .2;
+fn version_and_start_time_are_the_callers() {
+    let objs: Vec<SeedObject> =
+        objects_at(spec(1, 3, 3), "v1.33.1", "2026-03-01T10:00:00Z").collect();
+    let node = &objs.iter().find(|o| o.1 == "nodes").unwrap().2;
     assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.33.1");
+    assert_eq!(
+        node["status"]["conditions"][0]["lastHeartbeatTime"],
+        "2026-03-01T10:00:00Z"
+    );
+    let pod = &objs.iter().find(|o| o.1 == "pods").unwrap().2;
+    assert_eq!(pod["status"]["startTime"], "2026-03-01T10:00:00Z");
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"],
+        "2026-03-01T10:00:00Z"
+    );
+    let ev = &objs.iter().find(|o| o.1 == "events").unwrap().2;
+    assert_eq!(ev["lastTimestamp"], "2026-03-01T10:00:00Z");
+    let text = serde_json::to_string(&objs.iter().map(|o| &o.2).collect::<Vec<_>>()).unwrap();
+    assert!(!text.contains(START_TIME));
+}
+
+#[test]
+fn objects_decode_as_typed_kubernetes_objects() {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service, ServiceAccount};
+    fn decode<T: serde::de::DeserializeOwned>(o: &Value) {
+        if let Err(e) = serde_json::from_value::<T>(o.clone()) {
+            panic!("{e}: {o}");
+        }
+    }
+    let mut seen = BTreeMap::new();
+    for (_, resource, o) in objects(spec(2, 4, 30)) {
+        *seen.entry(resource).or_insert(0) += 1;
+        match resource {
+            "namespaces" => decode::<Namespace>(&o),
+            "nodes" => decode::<Node>(&o),
+            "pods" => decode::<Pod>(&o),
+            "services" => decode::<Service>(&o),
+            "serviceaccounts" => decode::<ServiceAccount>(&o),
+            "deployments" => decode::<Deployment>(&o),
+            "replicasets" => decode::<ReplicaSet>(&o),
+            "events" => decode::<Event>(&o),
+            other => panic!("unexpected resource {other}"),
+        }
+    }
+    assert_eq!(seen.len(), 8, "{seen:?}");
+}
+
+#[test]
+fn one_image_one_digest() {
+    let mut digests: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    for (_, r, p) in objects(spec(2, 3, 60)) {
+        if r != "pods" {
+            continue;
+        }
+        for cs in p["status"]["containerStatuses"].as_array().unwrap() {
+            let id = cs["imageID"].as_str().unwrap();
+            let (image, _) = id.split_once('@').unwrap();
+            digests
+                .entry(image.to_string())
+                .or_default()
+                .insert(id.to_string());
+        }
+    }
+    assert!(digests.len() > 2, "{digests:?}");
+    assert!(digests.values().all(|d| d.len() == 1), "{digests:?}");
+}
+
+#[test]
+fn owner_references_name_the_owners_uids() {
+    let objs: Vec<SeedObject> = objects(spec(2, 3, 40)).collect();
+    let uids: HashSet<(&str, String)> = objs
+        .iter()
+        .filter(|o| o.0 == "apps")
+        .map(|o| {
+            let kind = o.2["kind"].as_str().unwrap();
+            (kind, o.2["metadata"]["uid"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(uids.len(), objs.iter().filter(|o| o.0 == "apps").count());
+    for (_, _, o) in &objs {
+        if let Some(refs) = o["metadata"]["ownerReferences"].as_array() {
+            for r in refs {
+                let key = (
+                    r["kind"].as_str().unwrap(),
+                    r["uid"].as_str().unwrap().to_string(),
+                );
+                assert!(uids.contains(&key), "{key:?}");
+            }
+        }
+    }
 }

@@ -465,3 +465,14 @@ fn custom_resources_print_their_columns() {
     assert_eq!(names, ["Name", "Age"]);
     assert_eq!(t["rows"][0]["cells"], json!(["w1", "5m"]));
 }
+
+#[test]
+fn printer_columns_come_from_the_served_version() {
+    let crd = json!({"spec": {"versions": [
+        {"name": "v1alpha1"},
+        {"name": "v1", "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}]},
+    ]}});
+    assert_eq!(crd_printer_columns(&crd, "v1")[0]["name"], "Size");
+    assert!(crd_printer_columns(&crd, "v1alpha1").is_empty());
+    assert!(crd_printer_columns(&json!({}), "v1").is_empty());
+}
