@@ -115,12 +115,7 @@ async fn shutdown_stops_accepting_and_closes_watches_after_the_grace_period() {
     assert!(refused, "listener still accepting after shutdown began");
     // The open watch is ended by kubeguard after the grace period, not left hanging.
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match watch.frame().await {
-                Some(Ok(_)) => continue,
-                _ => break,
-            }
-        }
+        while let Some(Ok(_)) = watch.frame().await {}
     })
     .await;
     assert!(ended.is_ok(), "watch still open 10 s after shutdown");
