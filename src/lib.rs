@@ -16,6 +16,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod identity;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod proxy;
