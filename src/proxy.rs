@@ -363,6 +363,14 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the (few) headers present first: most requests and responses carry none
+    // of these, and nine hashed removals per message would cost more than the scan.
+    let present = headers
+        .keys()
+        .any(|k| HOP_BY_HOP.contains(k) || k == header::UPGRADE);
+    if !present {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -400,14 +408,14 @@ fn prepare_request_headers(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Removes `Impersonate-*` and `X-Remote-*` headers (any case).
 pub fn strip_identity_headers(headers: &mut HeaderMap) {
-    let smuggled: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| {
-            let k = k.as_str();
-            k.starts_with("impersonate-") || k.starts_with("x-remote-")
-        })
-        .cloned()
-        .collect();
+    let is_identity = |k: &HeaderName| {
+        let k = k.as_str();
+        k.starts_with("impersonate-") || k.starts_with("x-remote-")
+    };
+    if !headers.keys().any(is_identity) {
+        return;
+    }
+    let smuggled: Vec<HeaderName> = headers.keys().filter(|k| is_identity(k)).cloned().collect();
     for k in smuggled {
         headers.remove(k);
     }
