@@ -1,0 +1,234 @@
+//! The TokenReview cache: bounded (`lru`), keyed by a SHA-256 of the token (a token is never
+//! kept), sharded so that no lock is shared by every request. An accepted token is remembered
+//! for `ttl`, a refused one for the shorter `negativeTtl`; concurrent misses for one token
+//! share one review. An unavailable review is not remembered: the next request asks again.
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use lru::LruCache;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use super::Identity;
+use super::review::ReviewUnavailable;
+
+const SHARDS: usize = 16;
+
+type Key = [u8; 32];
+type Shard = Mutex<LruCache<Key, Arc<Slot>>>;
+
+/// A review's answer and until when it holds.
+#[derive(Clone, Debug)]
+struct Verdict {
+    identity: Option<Arc<Identity>>,
+    expires: Instant,
+}
+
+/// One cached token: answered, or being reviewed (then later callers wait for that review).
+#[derive(Default)]
+struct Slot {
+    verdict: OnceCell<Verdict>,
+}
+
+impl Slot {
+    fn fresh(&self, now: Instant) -> bool {
+        self.verdict.get().is_none_or(|v| v.expires > now)
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub struct Lookup {
+    /// The token's identity; `None`: the token is not valid.
+    pub identity: Option<Arc<Identity>>,
+    /// Answered from the cache (no review was sent by this request).
+    pub cached: bool,
+}
+
+pub struct TokenCache {
+    shards: Box<[Shard]>,
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` tokens.
+    pub fn new(capacity: NonZeroUsize, ttl: Duration, negative_ttl: Duration) -> Self {
+        let shards = SHARDS.min(capacity.get());
+        let per_shard = NonZeroUsize::new(capacity.get() / shards).unwrap_or(NonZeroUsize::MIN);
+        TokenCache {
+            shards: (0..shards)
+                .map(|_| Mutex::new(LruCache::new(per_shard)))
+                .collect(),
+            ttl,
+            negative_ttl,
+        }
+    }
+
+    /// The identity of `token`: from the cache, else from `review` (shared with concurrent
+    /// lookups of the same token).
+    pub async fn lookup<F, Fut>(&self, token: &str, review: F) -> Result<Lookup, ReviewUnavailable>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Identity>, ReviewUnavailable>>,
+    {
+        let key: Key = Sha256::digest(token.as_bytes()).into();
+        let now = Instant::now();
+        let slot = {
+            let mut shard = self.shard(&key);
+            match shard.get(&key) {
+                Some(slot) if slot.fresh(now) => slot.clone(),
+                _ => {
+                    let slot = Arc::new(Slot::default());
+                    shard.put(key, slot.clone());
+                    slot
+                }
+            }
+        };
+        if let Some(v) = slot.verdict.get() {
+            return Ok(Lookup {
+                identity: v.identity.clone(),
+                cached: true,
+            });
+        }
+        let mut reviewed = false;
+        let verdict = slot
+            .verdict
+            .get_or_try_init(|| async {
+                reviewed = true;
+                let identity = review().await?;
+                let ttl = if identity.is_some() {
+                    self.ttl
+                } else {
+                    self.negative_ttl
+                };
+                Ok::<_, ReviewUnavailable>(Verdict {
+                    identity: identity.map(Arc::new),
+                    expires: Instant::now() + ttl,
+                })
+            })
+            .await?;
+        Ok(Lookup {
+            identity: verdict.identity.clone(),
+            cached: !reviewed,
+        })
+    }
+
+    /// Tokens remembered now (answered or being reviewed).
+    pub fn len(&self) -> usize {
+        (0..self.shards.len())
+            .map(|i| lock(&self.shards[i]).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most tokens this cache holds.
+    pub fn capacity(&self) -> usize {
+        (0..self.shards.len())
+            .map(|i| lock(&self.shards[i]).cap().get())
+            .sum()
+    }
+
+    fn shard(&self, key: &Key) -> MutexGuard<'_, LruCache<Key, Arc<Slot>>> {
+        lock(&self.shards[usize::from(key[0]) % self.shards.len()])
+    }
+}
+
+/// A poisoned shard only means a panic elsewhere mid-update of an LRU order; the map is
+/// still consistent, so keep using it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn cache(cap: usize) -> TokenCache {
+        TokenCache::new(
+            NonZeroUsize::new(cap).unwrap(),
+            Duration::from_secs(120),
+            Duration::from_secs(30),
+        )
+    }
+
+    fn alice() -> Option<Identity> {
+        Some(Identity::unverified("alice"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_are_remembered_for_their_ttl() {
+        let c = cache(100);
+        let reviews = AtomicUsize::new(0);
+        let review = |ok: bool| {
+            reviews.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(if ok { alice() } else { None }) }
+        };
+        let first = c.lookup("good", || review(true)).await.unwrap();
+        assert!(!first.cached);
+        assert_eq!(first.identity.unwrap().user, "alice");
+        assert!(c.lookup("good", || review(true)).await.unwrap().cached);
+        assert!(
+            c.lookup("bad", || review(false))
+                .await
+                .unwrap()
+                .identity
+                .is_none()
+        );
+        assert_eq!(reviews.load(Ordering::SeqCst), 2);
+
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert!(c.lookup("good", || review(true)).await.unwrap().cached);
+        assert!(!c.lookup("bad", || review(false)).await.unwrap().cached);
+        tokio::time::advance(Duration::from_secs(90)).await;
+        assert!(!c.lookup("good", || review(true)).await.unwrap().cached);
+        assert_eq!(reviews.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_misses_share_one_review() {
+        let c = cache(100);
+        let reviews = AtomicUsize::new(0);
+        let review = || {
+            reviews.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(alice())
+            }
+        };
+        let all = futures_util::future::join_all((0..20).map(|_| c.lookup("t", review))).await;
+        assert!(all.iter().all(|r| r.as_ref().unwrap().identity.is_some()));
+        assert_eq!(reviews.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn unavailable_reviews_are_not_remembered() {
+        let c = cache(100);
+        let down = || async { Err(ReviewUnavailable("down".into())) };
+        assert!(c.lookup("t", down).await.is_err());
+        let up = c.lookup("t", || async { Ok(alice()) }).await.unwrap();
+        assert!(!up.cached);
+        assert!(up.identity.is_some());
+    }
+
+    #[tokio::test]
+    async fn size_stays_at_the_cap() {
+        let c = cache(64);
+        assert_eq!(c.capacity(), 64);
+        for i in 0..1000 {
+            let t = format!("bad-{i}");
+            c.lookup(&t, || async { Ok(None) }).await.unwrap();
+        }
+        assert!(c.len() <= 64, "{}", c.len());
+        assert!(c.len() >= 32, "{}", c.len());
+    }
+}
