@@ -59,10 +59,14 @@ impl TokenCache {
     /// A cache of at most `capacity` tokens.
     pub fn new(capacity: NonZeroUsize, ttl: Duration, negative_ttl: Duration) -> Self {
         let shards = SHARDS.min(capacity.get());
-        let per_shard = NonZeroUsize::new(capacity.get() / shards).unwrap_or(NonZeroUsize::MIN);
+        // The remainder goes to the first shards, so the capacities add up to `capacity`.
+        let cap_of = |i: usize| {
+            let n = capacity.get() / shards + usize::from(i < capacity.get() % shards);
+            NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+        };
         TokenCache {
             shards: (0..shards)
-                .map(|_| Mutex::new(LruCache::new(per_shard)))
+                .map(|i| Mutex::new(LruCache::new(cap_of(i))))
                 .collect(),
             ttl,
             negative_ttl,
@@ -222,6 +226,8 @@ mod tests {
 
     #[tokio::test]
     async fn size_stays_at_the_cap() {
+        assert_eq!(cache(1000).capacity(), 1000);
+        assert_eq!(cache(3).capacity(), 3);
         let c = cache(64);
         assert_eq!(c.capacity(), 64);
         for i in 0..1000 {
