@@ -267,8 +267,13 @@ async fn get(
 
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 
+/// The memory measurement reads the whole process's RSS: it runs alone (write), every other
+/// test of this file beside the others (read).
+static EXCLUSIVE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 #[tokio::test]
 async fn client_cert_user_reaches_upstream_as_itself_by_impersonation() {
+    let _alone = EXCLUSIVE.read().await;
     let e = env("passthrough").await;
     let carol = e.ca.client_cert("carol", &["devs"]);
     let base = common::tls_url(&e.kg);
@@ -306,6 +311,7 @@ async fn client_cert_user_reaches_upstream_as_itself_by_impersonation() {
 
 #[tokio::test]
 async fn bearer_token_passes_through_after_one_token_review() {
+    let _alone = EXCLUSIVE.read().await;
     let e = env("passthrough").await;
     let base = common::tls_url(&e.kg);
     for h2 in [false, true] {
@@ -355,6 +361,7 @@ async fn bearer_token_passes_through_after_one_token_review() {
 
 #[tokio::test]
 async fn impersonate_mode_sends_token_users_as_themselves_with_kubeguards_credentials() {
+    let _alone = EXCLUSIVE.read().await;
     let e = env("impersonate").await;
     let base = common::tls_url(&e.kg);
     let c = client(&e.kg, true, None);
@@ -379,6 +386,7 @@ async fn impersonate_mode_sends_token_users_as_themselves_with_kubeguards_creden
 
 #[tokio::test]
 async fn forged_impersonation_headers_never_reach_the_upstream() {
+    let _alone = EXCLUSIVE.read().await;
     for mode in ["passthrough", "impersonate"] {
         let e = env(mode).await;
         let base = common::tls_url(&e.kg);
@@ -435,6 +443,7 @@ async fn forged_impersonation_headers_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn kubectl_as_is_honoured_only_after_a_subject_access_review() {
+    let _alone = EXCLUSIVE.read().await;
     let e = env("passthrough").await;
     let base = common::tls_url(&e.kg);
     let c = client(&e.kg, true, None);
@@ -503,6 +512,12 @@ async fn kubectl_as_is_honoured_only_after_a_subject_access_review() {
             .skip(1)
             .all(|u| u.as_deref() == Some("alice"))
     );
+    let sars = e.users_seen_at("/apis/authorization.k8s.io/v1/subjectaccessreviews");
+    assert_eq!(
+        sars.len(),
+        3,
+        "2 for the first --as, 1 refused; kubectl's requests came from the SAR cache"
+    );
     let alice = write_kubeconfig(&e, "alice.kubeconfig", Auth::Token("alice-token"));
     let out = kubectl(
         &alice,
@@ -517,6 +532,7 @@ async fn kubectl_as_is_honoured_only_after_a_subject_access_review() {
 
 #[tokio::test]
 async fn invalid_tokens_get_401_and_ten_thousand_leave_memory_bounded() {
+    let _alone = EXCLUSIVE.write().await;
     let e = env_with(
         &format!("{NETWORK_SOURCES}  tokenReview:\n    cacheSize: 1000\n"),
         "kubeguard-token",
@@ -598,6 +614,7 @@ fn rss_kib() -> u64 {
 
 #[tokio::test]
 async fn token_review_outage_fails_closed_or_open_when_configured() {
+    let _alone = EXCLUSIVE.read().await;
     // kubeguard's own credentials are refused by the upstream: no TokenReview can be had.
     let e = env_with(NETWORK_SOURCES, "revoked-token").await;
     let base = common::tls_url(&e.kg);
@@ -648,6 +665,7 @@ async fn token_review_outage_fails_closed_or_open_when_configured() {
 
 #[tokio::test]
 async fn sidecar_listener_uses_the_pods_identity_or_a_fixed_one() {
+    let _alone = EXCLUSIVE.read().await;
     let e = env_with(SIDECAR_SOURCES, "kubeguard-token").await;
     let plain = common::plain_url(&e.kg);
     let c = client(&e.kg, false, None);
@@ -713,6 +731,7 @@ async fn kubectl(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn kubectl_works_with_token_and_client_cert_kubeconfigs() {
+    let _alone = EXCLUSIVE.read().await;
     let e = env("passthrough").await;
     let carol = e.ca.client_cert("carol", &["devs"]);
     let token = write_kubeconfig(&e, "token.kubeconfig", Auth::Token("alice-token"));

@@ -63,7 +63,8 @@ pub enum CredentialsMode {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TokenReviewSection {
-    /// Tokens whose review is remembered at most (least recently used forgotten first).
+    /// Tokens whose review is remembered at most (least recently used forgotten first). The
+    /// size and TTLs also apply to the SubjectAccessReview answers of `kubectl --as`.
     #[serde(default = "default_cache_size")]
     pub cache_size: NonZeroUsize,
     /// How long an accepted token's identity is remembered (the apiserver's webhook default).

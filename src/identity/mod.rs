@@ -30,7 +30,7 @@ pub mod token;
 pub(crate) mod x509;
 
 use config::{CredentialsMode, IdentitySettings, SourceKind};
-use token::TokenCache;
+use token::{ReviewCache, TokenCache};
 
 /// The group of every authenticated user.
 pub const AUTHENTICATED: &str = "system:authenticated";
@@ -213,6 +213,8 @@ pub struct Authenticator {
     settings: IdentitySettings,
     upstream: Upstream,
     tokens: TokenCache,
+    /// SubjectAccessReview answers for `kubectl --as` (same size and TTLs as the token cache).
+    impersonations: ReviewCache<bool>,
     metrics: IdentityMetrics,
 }
 
@@ -220,10 +222,12 @@ impl Authenticator {
     pub fn new(settings: IdentitySettings, upstream: Upstream, metrics: IdentityMetrics) -> Self {
         let t = &settings.token;
         let tokens = TokenCache::new(t.cache_size, t.ttl, t.negative_ttl);
+        let impersonations = ReviewCache::new(t.cache_size, t.ttl, t.negative_ttl);
         Authenticator {
             settings,
             upstream,
             tokens,
+            impersonations,
             metrics,
         }
     }
@@ -271,7 +275,10 @@ impl Authenticator {
             Some(_) if !caller.identity.verified() => Ok(caller),
             Some(wanted) => {
                 let timeout = self.settings.token.timeout;
-                match sar::authorize(&self.upstream, &caller.identity, wanted, timeout).await {
+                let cache = &self.impersonations;
+                let granted =
+                    sar::authorize(&self.upstream, cache, &caller.identity, wanted, timeout).await;
+                match granted {
                     Ok(identity) => Ok(Caller {
                         identity: Arc::new(identity),
                         upstream: UpstreamAuth::Impersonate,
@@ -325,8 +332,10 @@ impl Authenticator {
         let t = &self.settings.token;
         let looked = self
             .tokens
-            .lookup(token, || {
-                review::token_review(&self.upstream, token, &t.audiences, t.timeout)
+            .lookup(token.as_bytes(), || async {
+                let identity =
+                    review::token_review(&self.upstream, token, &t.audiences, t.timeout).await?;
+                Ok(identity.map(Arc::new))
             })
             .await;
         let lookup = match looked {
@@ -354,7 +363,7 @@ impl Authenticator {
                 .token_cache_entries
                 .set(self.tokens.len() as i64);
         }
-        let identity = lookup.identity.ok_or(AuthError::Unauthorized)?;
+        let identity = lookup.answer.ok_or(AuthError::Unauthorized)?;
         let upstream = match self.settings.mode {
             CredentialsMode::Passthrough => UpstreamAuth::Passthrough,
             CredentialsMode::Impersonate => UpstreamAuth::Impersonate,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::review::{self, Access, ReviewUnavailable};
+use super::token::ReviewCache;
 use super::{AUTHENTICATED, Identity};
 use crate::upstream::Upstream;
 
@@ -66,9 +67,11 @@ pub enum Denied {
     Unavailable(ReviewUnavailable),
 }
 
-/// Checks every part of `wanted` for `caller`; the identity to impersonate when all are allowed.
+/// Checks every part of `wanted` for `caller` (answers remembered in `cache`); the identity to
+/// impersonate when all are allowed.
 pub async fn authorize(
     upstream: &Upstream,
+    cache: &ReviewCache<bool>,
     caller: &Identity,
     wanted: Requested,
     timeout: Duration,
@@ -134,10 +137,25 @@ pub async fn authorize(
         }
     }
     for (access, what) in &checks {
-        let allowed = review::may_impersonate(upstream, caller, access, timeout)
+        let question = serde_json::json!([
+            caller.user,
+            caller.groups,
+            caller.uid,
+            caller.extra,
+            access.group,
+            access.resource,
+            access.subresource,
+            access.namespace,
+            access.name,
+        ])
+        .to_string();
+        let allowed = cache
+            .lookup(question.as_bytes(), || {
+                review::may_impersonate(upstream, caller, access, timeout)
+            })
             .await
             .map_err(Denied::Unavailable)?;
-        if !allowed {
+        if !allowed.answer {
             return Err(Denied::Forbidden(format!(
                 "{:?} cannot impersonate {what}",
                 caller.user

@@ -1,7 +1,8 @@
-//! The TokenReview cache: bounded (`lru`), keyed by a SHA-256 of the token (a token is never
-//! kept), sharded so that no lock is shared by every request. An accepted token is remembered
-//! for `ttl`, a refused one for the shorter `negativeTtl`; concurrent misses for one token
-//! share one review. An unavailable review is not remembered: the next request asks again.
+//! The review caches (TokenReview answers, and the SubjectAccessReview answers of `kubectl
+//! --as`): bounded (`lru`), keyed by a SHA-256 of what was asked (a token is never kept),
+//! sharded so that no lock is shared by every request. A positive answer is remembered for
+//! `ttl`, a negative one for the shorter `negativeTtl`; concurrent misses for one key share one
+//! review. An unavailable review is not remembered: the next request asks again.
 
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -19,22 +20,40 @@ use super::review::ReviewUnavailable;
 const SHARDS: usize = 16;
 
 type Key = [u8; 32];
-type Shard = Mutex<LruCache<Key, Arc<Slot>>>;
+type Shard<V> = Mutex<LruCache<Key, Arc<Slot<V>>>>;
+
+/// An answer a cache keeps: positive ones longer than negative ones.
+pub trait Answer: Clone {
+    fn positive(&self) -> bool;
+}
+
+/// A token's identity; `None`: not a valid token.
+impl Answer for Option<Arc<Identity>> {
+    fn positive(&self) -> bool {
+        self.is_some()
+    }
+}
+
+/// A SubjectAccessReview's `allowed`.
+impl Answer for bool {
+    fn positive(&self) -> bool {
+        *self
+    }
+}
 
 /// A review's answer and until when it holds.
 #[derive(Clone, Debug)]
-struct Verdict {
-    identity: Option<Arc<Identity>>,
+struct Verdict<V> {
+    answer: V,
     expires: Instant,
 }
 
-/// One cached token: answered, or being reviewed (then later callers wait for that review).
-#[derive(Default)]
-struct Slot {
-    verdict: OnceCell<Verdict>,
+/// One cached key: answered, or being reviewed (then later callers wait for that review).
+struct Slot<V> {
+    verdict: OnceCell<Verdict<V>>,
 }
 
-impl Slot {
+impl<V> Slot<V> {
     fn fresh(&self, now: Instant) -> bool {
         self.verdict.get().is_none_or(|v| v.expires > now)
     }
@@ -42,20 +61,22 @@ impl Slot {
 
 /// What a lookup found.
 #[derive(Debug)]
-pub struct Lookup {
-    /// The token's identity; `None`: the token is not valid.
-    pub identity: Option<Arc<Identity>>,
+pub struct Lookup<V> {
+    pub answer: V,
     /// Answered from the cache (no review was sent by this request).
     pub cached: bool,
 }
 
-pub struct TokenCache {
-    shards: Box<[Shard]>,
+/// TokenReview answers, by token.
+pub type TokenCache = ReviewCache<Option<Arc<Identity>>>;
+
+pub struct ReviewCache<V> {
+    shards: Box<[Shard<V>]>,
     ttl: Duration,
     negative_ttl: Duration,
 }
 
-impl TokenCache {
+impl<V: Answer> ReviewCache<V> {
     /// A cache of at most `capacity` tokens.
     pub fn new(capacity: NonZeroUsize, ttl: Duration, negative_ttl: Duration) -> Self {
         let shards = SHARDS.min(capacity.get());
@@ -64,7 +85,7 @@ impl TokenCache {
             let n = capacity.get() / shards + usize::from(i < capacity.get() % shards);
             NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
         };
-        TokenCache {
+        ReviewCache {
             shards: (0..shards)
                 .map(|i| Mutex::new(LruCache::new(cap_of(i))))
                 .collect(),
@@ -73,21 +94,27 @@ impl TokenCache {
         }
     }
 
-    /// The identity of `token`: from the cache, else from `review` (shared with concurrent
-    /// lookups of the same token).
-    pub async fn lookup<F, Fut>(&self, token: &str, review: F) -> Result<Lookup, ReviewUnavailable>
+    /// The answer for `question` (a token, or a serialized review): from the cache, else from
+    /// `review` (shared with concurrent lookups of the same question).
+    pub async fn lookup<F, Fut>(
+        &self,
+        question: &[u8],
+        review: F,
+    ) -> Result<Lookup<V>, ReviewUnavailable>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<Identity>, ReviewUnavailable>>,
+        Fut: Future<Output = Result<V, ReviewUnavailable>>,
     {
-        let key: Key = Sha256::digest(token.as_bytes()).into();
+        let key: Key = Sha256::digest(question).into();
         let now = Instant::now();
         let slot = {
             let mut shard = self.shard(&key);
             match shard.get(&key) {
                 Some(slot) if slot.fresh(now) => slot.clone(),
                 _ => {
-                    let slot = Arc::new(Slot::default());
+                    let slot = Arc::new(Slot {
+                        verdict: OnceCell::new(),
+                    });
                     shard.put(key, slot.clone());
                     slot
                 }
@@ -95,7 +122,7 @@ impl TokenCache {
         };
         if let Some(v) = slot.verdict.get() {
             return Ok(Lookup {
-                identity: v.identity.clone(),
+                answer: v.answer.clone(),
                 cached: true,
             });
         }
@@ -104,20 +131,20 @@ impl TokenCache {
             .verdict
             .get_or_try_init(|| async {
                 reviewed = true;
-                let identity = review().await?;
-                let ttl = if identity.is_some() {
+                let answer = review().await?;
+                let ttl = if answer.positive() {
                     self.ttl
                 } else {
                     self.negative_ttl
                 };
                 Ok::<_, ReviewUnavailable>(Verdict {
-                    identity: identity.map(Arc::new),
+                    answer,
                     expires: Instant::now() + ttl,
                 })
             })
             .await?;
         Ok(Lookup {
-            identity: verdict.identity.clone(),
+            answer: verdict.answer.clone(),
             cached: !reviewed,
         })
     }
@@ -140,7 +167,7 @@ impl TokenCache {
             .sum()
     }
 
-    fn shard(&self, key: &Key) -> MutexGuard<'_, LruCache<Key, Arc<Slot>>> {
+    fn shard(&self, key: &Key) -> MutexGuard<'_, LruCache<Key, Arc<Slot<V>>>> {
         lock(&self.shards[usize::from(key[0]) % self.shards.len()])
     }
 }
@@ -165,8 +192,8 @@ mod tests {
         )
     }
 
-    fn alice() -> Option<Identity> {
-        Some(Identity::unverified("alice"))
+    fn alice() -> Option<Arc<Identity>> {
+        Some(Arc::new(Identity::unverified("alice")))
     }
 
     #[tokio::test(start_paused = true)]
@@ -177,24 +204,24 @@ mod tests {
             reviews.fetch_add(1, Ordering::SeqCst);
             async move { Ok(if ok { alice() } else { None }) }
         };
-        let first = c.lookup("good", || review(true)).await.unwrap();
+        let first = c.lookup(b"good", || review(true)).await.unwrap();
         assert!(!first.cached);
-        assert_eq!(first.identity.unwrap().user, "alice");
-        assert!(c.lookup("good", || review(true)).await.unwrap().cached);
+        assert_eq!(first.answer.unwrap().user, "alice");
+        assert!(c.lookup(b"good", || review(true)).await.unwrap().cached);
         assert!(
-            c.lookup("bad", || review(false))
+            c.lookup(b"bad", || review(false))
                 .await
                 .unwrap()
-                .identity
+                .answer
                 .is_none()
         );
         assert_eq!(reviews.load(Ordering::SeqCst), 2);
 
         tokio::time::advance(Duration::from_secs(31)).await;
-        assert!(c.lookup("good", || review(true)).await.unwrap().cached);
-        assert!(!c.lookup("bad", || review(false)).await.unwrap().cached);
+        assert!(c.lookup(b"good", || review(true)).await.unwrap().cached);
+        assert!(!c.lookup(b"bad", || review(false)).await.unwrap().cached);
         tokio::time::advance(Duration::from_secs(90)).await;
-        assert!(!c.lookup("good", || review(true)).await.unwrap().cached);
+        assert!(!c.lookup(b"good", || review(true)).await.unwrap().cached);
         assert_eq!(reviews.load(Ordering::SeqCst), 4);
     }
 
@@ -209,8 +236,8 @@ mod tests {
                 Ok(alice())
             }
         };
-        let all = futures_util::future::join_all((0..20).map(|_| c.lookup("t", review))).await;
-        assert!(all.iter().all(|r| r.as_ref().unwrap().identity.is_some()));
+        let all = futures_util::future::join_all((0..20).map(|_| c.lookup(b"t", review))).await;
+        assert!(all.iter().all(|r| r.as_ref().unwrap().answer.is_some()));
         assert_eq!(reviews.load(Ordering::SeqCst), 1);
     }
 
@@ -218,10 +245,10 @@ mod tests {
     async fn unavailable_reviews_are_not_remembered() {
         let c = cache(100);
         let down = || async { Err(ReviewUnavailable("down".into())) };
-        assert!(c.lookup("t", down).await.is_err());
-        let up = c.lookup("t", || async { Ok(alice()) }).await.unwrap();
+        assert!(c.lookup(b"t", down).await.is_err());
+        let up = c.lookup(b"t", || async { Ok(alice()) }).await.unwrap();
         assert!(!up.cached);
-        assert!(up.identity.is_some());
+        assert!(up.answer.is_some());
     }
 
     #[tokio::test]
@@ -232,7 +259,7 @@ mod tests {
         assert_eq!(c.capacity(), 64);
         for i in 0..1000 {
             let t = format!("bad-{i}");
-            c.lookup(&t, || async { Ok(None) }).await.unwrap();
+            c.lookup(t.as_bytes(), || async { Ok(None) }).await.unwrap();
         }
         assert!(c.len() <= 64, "{}", c.len());
         assert!(c.len() >= 32, "{}", c.len());
