@@ -56,10 +56,15 @@ impl TestCa {
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, cn);
-        for o in orgs {
-            params
-                .distinguished_name
-                .push(rcgen::DnType::OrganizationName, *o);
+        // rcgen keeps one value per attribute type; a second O goes in under its OID
+        // (2.5.4.10) as a custom type, which encodes the same.
+        for (i, o) in orgs.iter().enumerate() {
+            let ty = match i {
+                0 => rcgen::DnType::OrganizationName,
+                1 => rcgen::DnType::CustomDnType(vec![2, 5, 4, 10]),
+                _ => panic!("at most two organizations"),
+            };
+            params.distinguished_name.push(ty, *o);
         }
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let key = rcgen::KeyPair::generate().unwrap();
@@ -817,4 +822,92 @@ fn rbac_grants_exactly_what_kubeguard_needs() {
     assert_eq!(binding["roleRef"]["name"], "kubeguard");
     assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
     assert_eq!(binding["subjects"][0]["name"], "kubeguard");
+}
+
+/// An upstream that answers every request with the headers it received, as JSON
+/// (`{"name": ["value", …]}`): what actually travels on the wire.
+async fn start_echo_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let mut seen = serde_json::Map::new();
+                        for name in req.headers().keys() {
+                            let values: Vec<Value> = req
+                                .headers()
+                                .get_all(name)
+                                .iter()
+                                .map(|v| Value::from(v.to_str().unwrap()))
+                                .collect();
+                            seen.insert(name.to_string(), Value::Array(values));
+                        }
+                        let body = Full::new(Bytes::from(Value::Object(seen).to_string()));
+                        Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                    });
+                let io = hyper_util::rt::TokioIo::new(tcp);
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn on_the_wire_only_the_verified_identity_and_the_audit_id_travel() {
+    let _alone = EXCLUSIVE.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &ca.pem).unwrap();
+    let yaml = format!(
+        "server:\n  listen: [\"https://127.0.0.1:0\"]\n  adminListen: 127.0.0.1:0\nidentity:\n  clientCA: {}\n  sources: [clientCert]\n  loopbackSources: [clientCert]\n",
+        ca_path.display()
+    );
+    let config = FileConfig::from_yaml(&yaml, "test").unwrap();
+    let mut upstream = kube::Config::new(start_echo_upstream().await.parse().unwrap());
+    upstream.auth_info.token = Some("kubeguard-token".to_string().into());
+    let kg = kubeguard::serve::start(&config, upstream).await.unwrap();
+    let carol = ca.client_cert("carol", &["devs", "ops"]);
+    let base = common::tls_url(&kg);
+    for h2 in [false, true] {
+        let c = client(&kg, h2, Some(&carol));
+        let (code, headers, seen) = get(
+            &c,
+            &base,
+            CONFIGMAPS,
+            &[
+                ("Authorization", "Bearer stolen-admin-token"),
+                ("X-Remote-User", "system:admin"),
+                ("X-Remote-Group", "system:masters"),
+                ("Audit-ID", "join-me-42"),
+            ],
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK, "h2={h2}");
+        assert_eq!(seen["impersonate-user"], serde_json::json!(["carol"]));
+        assert_eq!(
+            seen["impersonate-group"],
+            serde_json::json!(["devs", "ops", "system:authenticated"])
+        );
+        assert_eq!(
+            seen["authorization"],
+            serde_json::json!(["Bearer kubeguard-token"])
+        );
+        assert_eq!(seen["audit-id"], serde_json::json!(["join-me-42"]));
+        assert_eq!(headers["audit-id"], "join-me-42");
+        let names: Vec<&String> = seen.as_object().unwrap().keys().collect();
+        assert!(
+            !names.iter().any(|n| n.starts_with("x-remote-")),
+            "h2={h2}: {names:?}"
+        );
+    }
+    kg.shutdown().await;
 }
