@@ -911,3 +911,32 @@ async fn on_the_wire_only_the_verified_identity_and_the_audit_id_travel() {
     }
     kg.shutdown().await;
 }
+
+#[tokio::test]
+async fn anonymous_callers_only_where_the_config_lists_them() {
+    let _alone = EXCLUSIVE.read().await;
+    let e = env_with(
+        "  sources: [clientCert, token, anonymous]\n  loopbackSources: [clientCert, token, anonymous]\n",
+        "kubeguard-token",
+    )
+    .await;
+    let c = client(&e.kg, true, None);
+    let (code, _, body) = get(&c, &common::tls_url(&e.kg), "/version", &[]).await;
+    // system:anonymous is impersonated; the emulator, like the apiserver, lets only
+    // authenticated users read /version.
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        e.users_seen_at("/version"),
+        vec![Some("system:anonymous".to_string())]
+    );
+    // A bad token is still refused, not downgraded to anonymous.
+    let (code, _, _) = get(
+        &c,
+        &common::tls_url(&e.kg),
+        "/version",
+        &[("Authorization", "Bearer nope")],
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    e.stop().await;
+}
