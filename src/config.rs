@@ -24,6 +24,9 @@ pub struct FileConfig {
     /// The apiserver side.
     #[serde(default)]
     pub upstream: UpstreamSection,
+    /// Who is calling, and how requests reach the upstream on the caller's behalf.
+    #[serde(default)]
+    pub identity: crate::identity::config::IdentitySection,
 }
 
 /// `server:`
@@ -220,6 +223,9 @@ impl FileConfig {
                 "must be at least 1".into(),
             ));
         }
+        self.identity
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
         if self.server.h2_max_concurrent_streams == 0 {
             return Err(invalid(
                 "server.h2MaxConcurrentStreams",

@@ -1,4 +1,5 @@
-//! The request pipeline: classify → prepare headers and credentials → forward → stream back.
+//! The request pipeline: classify → identify → prepare headers and credentials → forward →
+//! stream back.
 //!
 //! `Proxy::handle` is the one function a request goes through; each step is a named function
 //! below it, in the order it runs. Guards (rewrite, throttle, block) slot in between classify and
@@ -18,6 +19,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::identity::{Authenticator, Caller, UpstreamAuth};
 use crate::metrics::{ErrorLabels, Metrics, RequestLabels, TrafficLabels, VerbLabels};
 use crate::request::{ApiRequest, Verb, classify};
 use crate::status::Status;
@@ -30,6 +32,8 @@ pub struct ConnInfo {
     /// The connection came in on a loopback listener (sidecar / local use).
     pub loopback_listener: bool,
     pub tls: bool,
+    /// The client certificate (DER) the TLS layer verified against `identity.clientCA`.
+    pub peer_cert: Option<Arc<[u8]>>,
 }
 
 /// When kubeguard lends its own upstream credentials to a request that carries none.
@@ -69,15 +73,29 @@ pub struct Proxy {
     upstream: Upstream,
     metrics: Arc<Metrics>,
     settings: ProxySettings,
+    auth: Arc<Authenticator>,
 }
 
 impl Proxy {
+    /// A proxy with identity checks off (see [`Proxy::with_authenticator`]).
     pub fn new(upstream: Upstream, metrics: Arc<Metrics>, settings: ProxySettings) -> Self {
+        let auth = Arc::new(Authenticator::new(
+            Default::default(),
+            upstream.clone(),
+            metrics.identity.clone(),
+        ));
         Proxy {
             upstream,
             metrics,
             settings,
+            auth,
         }
+    }
+
+    /// Identifies callers with `auth` (the `identity:` config section).
+    pub fn with_authenticator(mut self, auth: Arc<Authenticator>) -> Self {
+        self.auth = auth;
+        self
     }
 
     pub fn upstream(&self) -> &Upstream {
@@ -92,24 +110,38 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let start = Instant::now();
         let _inflight = InflightGuard::new(&self.metrics);
-        let (api, resp) = match classify(req.method(), req.uri().path(), req.uri().query()) {
-            Ok(api) => {
-                let resp = self.forward(&api, req, &conn).await;
-                (Some(api), resp)
-            }
+        let audit_id = crate::identity::audit_id(req.headers());
+        let mut caller = None;
+        let (api, mut resp) = match classify(req.method(), req.uri().path(), req.uri().query()) {
+            // Identify before anything is prepared for the upstream: the identity decides the
+            // credentials, and later steps (guards, the ledger, the log) see it.
+            Ok(api) => match self.auth.identify(req.headers(), &conn).await {
+                Ok(c) => {
+                    let resp = self.forward(&api, &c, &audit_id, req, &conn).await;
+                    caller = Some(c);
+                    (Some(api), resp)
+                }
+                Err(e) => (Some(api), e.status().into_response()),
+            },
             Err(e) => {
                 self.count_error("classify");
                 let resp = Status::bad_request(e.to_string()).into_response();
                 (None, resp)
             }
         };
-        self.observe(api.as_ref(), resp, start)
+        // The apiserver echoes the Audit-ID it was given; kubeguard's own answers carry it too.
+        resp.headers_mut()
+            .entry(AUDIT_ID)
+            .or_insert(audit_id.clone());
+        self.observe(api.as_ref(), caller.as_ref(), &audit_id, resp, start)
     }
 
     /// Forward: prepares the request for the upstream and sends it on the right client.
     async fn forward(
         &self,
         api: &ApiRequest,
+        caller: &Caller,
+        audit_id: &HeaderValue,
         mut req: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Response<ProxyBody> {
@@ -130,8 +162,12 @@ impl Proxy {
         // (h2 by ALPN where offered).
         parts.version = http::Version::HTTP_11;
         prepare_request_headers(&mut parts.headers, upgrade);
-        if let Err(e) = self.apply_credentials(&mut parts.headers, conn).await {
-            return self.upstream_failure(e);
+        parts.headers.insert(AUDIT_ID, audit_id.clone());
+        if let Err(e) = self
+            .apply_credentials(caller, &mut parts.headers, conn)
+            .await
+        {
+            return e;
         }
         let upstream_req = Request::from_parts(parts, UpstreamBody::Left(body));
 
@@ -151,22 +187,44 @@ impl Proxy {
         }
     }
 
-    /// Credentials: the client's own `Authorization` passes through untouched; a request without
-    /// one borrows kubeguard's credentials only where [`OwnCredentials`] allows.
+    /// Credentials, by what the identity step decided (k8s-facts §2, §4): the caller's own
+    /// `Authorization` passed through, or kubeguard's own credentials, with `Impersonate-*`
+    /// for the verified identity. Client-sent identity headers are already gone.
+    ///
+    /// With identity checks off the client's `Authorization` passes through untouched, and a
+    /// request without one borrows kubeguard's credentials only where [`OwnCredentials`] allows.
     async fn apply_credentials(
         &self,
+        caller: &Caller,
         headers: &mut HeaderMap,
         conn: &ConnInfo,
-    ) -> Result<(), UpstreamError> {
-        if headers.contains_key(AUTHORIZATION) {
-            return Ok(());
-        }
-        let lend = match self.settings.own_credentials {
-            OwnCredentials::LoopbackOnly => conn.loopback_listener,
-            OwnCredentials::Never => false,
+    ) -> Result<(), Response<ProxyBody>> {
+        let impersonate = match caller.upstream {
+            UpstreamAuth::Passthrough => return Ok(()),
+            UpstreamAuth::Unverified => {
+                if headers.contains_key(AUTHORIZATION) {
+                    return Ok(());
+                }
+                match self.settings.own_credentials {
+                    OwnCredentials::LoopbackOnly if conn.loopback_listener => {}
+                    _ => return Ok(()),
+                }
+                false
+            }
+            UpstreamAuth::Own => false,
+            UpstreamAuth::Impersonate => true,
         };
-        if lend && let Some(value) = self.upstream.own_authorization().await? {
-            headers.insert(AUTHORIZATION, value);
+        headers.remove(AUTHORIZATION);
+        if impersonate {
+            crate::identity::add_impersonation(&caller.identity, headers)
+                .map_err(|e| e.status().into_response())?;
+        }
+        match self.upstream.own_authorization().await {
+            Ok(Some(value)) => {
+                headers.insert(AUTHORIZATION, value);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(self.upstream_failure(e)),
         }
         Ok(())
     }
@@ -293,6 +351,8 @@ impl Proxy {
     fn observe(
         &self,
         api: Option<&ApiRequest>,
+        caller: Option<&Caller>,
+        audit_id: &HeaderValue,
         resp: Response<ProxyBody>,
         start: Instant,
     ) -> Response<ProxyBody> {
@@ -304,9 +364,13 @@ impl Proxy {
             .request_duration
             .get_or_create(&VerbLabels { verb })
             .observe(elapsed.as_secs_f64());
+        // The user only: never a token (tokens are not part of an Identity).
+        let user = caller.map_or("-", |c| c.identity.user.as_str());
         tracing::debug!(
             verb,
             resource = %resource,
+            user,
+            audit_id = audit_id.to_str().unwrap_or("-"),
             code,
             latency_us = elapsed.as_micros() as u64,
             "request"
@@ -348,6 +412,8 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
+
+const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
 
 /// Headers that describe one hop and never travel further (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [

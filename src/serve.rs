@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::admin::Admin;
 use crate::config::{FileConfig, ListenAddr};
+use crate::identity::Authenticator;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::server::{self, ListenError, Listener};
@@ -57,6 +58,8 @@ pub struct RunningServe {
     /// Whether the serving certificate was generated (then clients must trust `cert_pem`).
     pub self_signed: bool,
     pub metrics: Arc<Metrics>,
+    /// The identity step (its token cache is observable for tests and benchmarks).
+    pub auth: Arc<Authenticator>,
     upstream: Upstream,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -143,8 +146,15 @@ pub async fn start(
         .map(|l| ListenAddr::parse(l).map_err(ServeError::ListenAddr))
         .collect::<Result<Vec<_>, _>>()?;
     let (cert, self_signed) = serving_cert(config, &addrs)?;
+    let client_ca = match &config.identity.client_ca {
+        Some(path) => Some(read_text(path, "identity.clientCA")?),
+        None => None,
+    };
     let tls_config = match &cert {
-        Some(pair) if addrs.iter().any(|a| a.tls) => Some(tls::server_config(pair, None)?),
+        Some(pair) if addrs.iter().any(|a| a.tls) => Some(tls::server_config(
+            pair,
+            client_ca.as_deref().map(str::as_bytes),
+        )?),
         _ => None,
     };
 
@@ -155,11 +165,16 @@ pub async fn start(
     }
     let admin_listener = Listener::bind_admin(config.server.admin_listen).await?;
 
-    let proxy = Arc::new(Proxy::new(
+    // Identity before the pipeline: every request is identified first (identity/).
+    let auth = Arc::new(Authenticator::new(
+        config.identity.settings(),
         upstream.clone(),
-        metrics.clone(),
-        config.proxy_settings(),
+        metrics.identity.clone(),
     ));
+    let proxy = Arc::new(
+        Proxy::new(upstream.clone(), metrics.clone(), config.proxy_settings())
+            .with_authenticator(auth.clone()),
+    );
     let admin = Arc::new(Admin::new(metrics.clone(), upstream.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let grace = config.server.shutdown_grace_period;
@@ -202,6 +217,7 @@ pub async fn start(
         cert_pem: cert.map(|c| c.cert_pem),
         self_signed,
         metrics,
+        auth,
         upstream,
         shutdown: shutdown_tx,
         tasks,
