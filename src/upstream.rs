@@ -13,6 +13,7 @@
 //!   refused upgrade leaves no authenticated connection behind (CVE-2018-1002105, k8s-facts §4).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -75,6 +76,9 @@ impl Default for UpstreamOptions {
 }
 
 type Connector = HttpsConnector<HttpConnector>;
+
+/// How long a stamped `Authorization` value of kubeguard's own is reused.
+const OWN_AUTH_REUSE: Duration = Duration::from_secs(1);
 type Stamper = BoxCloneSyncService<Request<Empty<Bytes>>, Response<Empty<Bytes>>, BoxError>;
 
 /// A configured upstream apiserver.
@@ -89,6 +93,8 @@ pub struct Upstream {
     upgrade_connector: Connector,
     /// Adds kubeguard's own `Authorization` (token, refreshed exec/OIDC token) to a request.
     stamper: Option<Stamper>,
+    /// The last `Authorization` value the stamper produced, and when.
+    own_auth: Arc<arc_swap::ArcSwapOption<(std::time::Instant, HeaderValue)>>,
     /// kubeguard's own credentials include a client certificate (used by the TLS layer).
     has_client_cert: bool,
     /// The kube config this was built from (kubeconfig-out copies its user from here).
@@ -207,6 +213,7 @@ impl Upstream {
             streaming,
             upgrade_connector: h1_connector,
             stamper,
+            own_auth: Arc::new(arc_swap::ArcSwapOption::empty()),
             has_client_cert,
             config,
         })
@@ -252,16 +259,33 @@ impl Upstream {
 
     /// kubeguard's own `Authorization` header value, if its credentials use one (client-cert
     /// credentials are presented by TLS instead).
+    ///
+    /// The value is reused for [`OWN_AUTH_REUSE`]: kube refreshes exec/OIDC tokens well before
+    /// they expire (ten seconds), so a second's reuse never sends a stale one, and the hot path
+    /// skips the auth layer's boxed future.
     pub async fn own_authorization(&self) -> Result<Option<HeaderValue>, UpstreamError> {
         let Some(stamper) = &self.stamper else {
             return Ok(None);
         };
+        if let Some(cached) = self.own_auth.load().as_ref()
+            && cached.0.elapsed() < OWN_AUTH_REUSE
+        {
+            return Ok(Some(cached.1.clone()));
+        }
         let stamped = stamper
             .clone()
             .oneshot(Request::new(Empty::new()))
             .await
             .map_err(|e| UpstreamError::Credentials(e.to_string()))?;
-        Ok(stamped.headers().get(AUTHORIZATION).cloned())
+        let value = stamped.headers().get(AUTHORIZATION).cloned().map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
+        if let Some(v) = &value {
+            self.own_auth
+                .store(Some(Arc::new((std::time::Instant::now(), v.clone()))));
+        }
+        Ok(value)
     }
 
     /// Sends a request whose URI is already absolute (see [`Upstream::uri_for`]). `long_running`
@@ -409,6 +433,20 @@ mod tests {
         let uri = u.uri_for(&PathAndQuery::from_static("/version")).unwrap();
         assert_eq!(uri.to_string(), "http://127.0.0.1:8080/version");
         assert!(!u.has_own_credentials());
+    }
+
+    #[tokio::test]
+    async fn own_token_is_stamped_and_reused() {
+        let mut config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        config.auth_info.token = Some("s3cret".to_string().into());
+        let u = Upstream::new(config, &UpstreamOptions::default()).unwrap();
+        assert!(u.has_own_credentials());
+        for _ in 0..2 {
+            let v = u.own_authorization().await.unwrap().unwrap();
+            assert_eq!(v, "Bearer s3cret");
+            assert!(v.is_sensitive(), "never printed by Debug");
+        }
+        assert!(u.own_auth.load().is_some());
     }
 
     #[test]
