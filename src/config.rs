@@ -24,6 +24,12 @@ pub struct FileConfig {
     /// The apiserver side.
     #[serde(default)]
     pub upstream: UpstreamSection,
+    /// Guards, rules and modes (hot-reloaded; see `policy/`).
+    #[serde(default)]
+    pub policy: crate::policy::PolicySection,
+    /// The file this config was loaded from (set by [`FileConfig::load`]; reloads watch it).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// `server:`
@@ -196,7 +202,9 @@ impl FileConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_yaml(&text, &path.display().to_string())
+        let mut config = Self::from_yaml(&text, &path.display().to_string())?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
@@ -220,6 +228,7 @@ impl FileConfig {
                 "must be at least 1".into(),
             ));
         }
+        crate::policy::Policy::compile(&self.policy).map_err(|e| invalid(&e.key, e.message))?;
         if self.server.h2_max_concurrent_streams == 0 {
             return Err(invalid(
                 "server.h2MaxConcurrentStreams",
@@ -318,6 +327,15 @@ pub mod duration {
             return Err(format!("{s:?} is out of range"));
         }
         Ok(Duration::from_secs_f64(secs))
+    }
+
+    /// Written back as `500ms` or `30s` (for `check-config`).
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        if d.subsec_millis() != 0 {
+            s.serialize_str(&format!("{}ms", d.as_millis()))
+        } else {
+            s.serialize_str(&format!("{}s", d.as_secs()))
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

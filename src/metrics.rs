@@ -43,6 +43,21 @@ pub struct ErrorLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub guard: &'static str,
+    /// `forward`, `rewrite`, `throttle`, `block`.
+    pub verdict: &'static str,
+    /// `enforce`, `shadow`.
+    pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok`, `error`.
+    pub result: &'static str,
+}
+
 /// Every metric kubeguard exports.
 pub struct Metrics {
     registry: Registry,
@@ -58,6 +73,10 @@ pub struct Metrics {
     pub tls_handshake_failures: Counter,
     pub upstream_errors: Family<ErrorLabels, Counter>,
     pub upgrades: Counter,
+    /// Guard decisions, by guard, verdict and mode.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// Policy reloads, by result.
+    pub policy_reloads: Family<ResultLabels, Counter>,
     resources: RwLock<HashSet<String>>,
     other_resources: AtomicU64,
 }
@@ -143,8 +162,22 @@ impl Metrics {
             "Upgraded streams (exec, attach, port-forward) bridged after the upstream's 101",
             upgrades.clone(),
         );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Guard decisions, by guard, verdict and mode (shadow verdicts were only reported)",
+            decisions.clone(),
+        );
+        let policy_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy reloads, by result (error: the running policy was kept)",
+            policy_reloads.clone(),
+        );
         Metrics {
             registry,
+            decisions,
+            policy_reloads,
             requests,
             request_duration,
             response_bytes,
@@ -176,6 +209,12 @@ impl Metrics {
         }
         self.other_resources.fetch_add(1, Ordering::Relaxed);
         "other".to_string()
+    }
+
+    pub fn policy_reload(&self, result: &'static str) {
+        self.policy_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Prometheus text exposition of every metric.
