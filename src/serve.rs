@@ -17,7 +17,10 @@ use tokio::task::JoinSet;
 
 use crate::admin::Admin;
 use crate::config::{FileConfig, ListenAddr};
+use crate::guards::upstream_facts::UpstreamFacts;
 use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::policy::engine::PolicyEngine;
 use crate::proxy::Proxy;
 use crate::server::{self, ListenError, Listener};
 use crate::tls::{self, CertPair, TlsError};
@@ -39,6 +42,8 @@ pub enum ServeError {
     },
     #[error("invalid listen address: {0}")]
     ListenAddr(String),
+    #[error("invalid policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 /// One bound API listener.
@@ -57,6 +62,8 @@ pub struct RunningServe {
     /// Whether the serving certificate was generated (then clients must trust `cert_pem`).
     pub self_signed: bool,
     pub metrics: Arc<Metrics>,
+    /// The live policy, the guards and what they learned.
+    pub policy: Arc<PolicyEngine>,
     upstream: Upstream,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -155,15 +162,37 @@ pub async fn start(
     }
     let admin_listener = Listener::bind_admin(config.server.admin_listen).await?;
 
+    // The policy engine. The upstream's version and discovery are read in the background
+    // (start never waits on the upstream); until they are known the LIST rewrite forwards.
+    // A config file is watched for policy reloads.
+    let facts = Arc::new(UpstreamFacts::default());
+    let engine = Arc::new(PolicyEngine::new(
+        Policy::compile(&config.policy)?,
+        facts.clone(),
+    ));
     let proxy = Arc::new(Proxy::new(
         upstream.clone(),
         metrics.clone(),
         config.proxy_settings(),
+        engine.clone(),
     ));
     let admin = Arc::new(Admin::new(metrics.clone(), upstream.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let grace = config.server.shutdown_grace_period;
     let mut tasks = JoinSet::new();
+    tasks.spawn(
+        engine
+            .clone()
+            .refresh_upstream(upstream.clone(), shutdown_rx.clone()),
+    );
+    if let Some(path) = &config.path {
+        tasks.spawn(crate::policy::reload::run(
+            path.clone(),
+            engine.store.clone(),
+            metrics.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     let bound: Vec<BoundListener> = listeners
         .iter()
         .map(|l| BoundListener {
@@ -202,6 +231,7 @@ pub async fn start(
         cert_pem: cert.map(|c| c.cert_pem),
         self_signed,
         metrics,
+        policy: engine,
         upstream,
         shutdown: shutdown_tx,
         tasks,

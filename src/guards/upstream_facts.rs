@@ -48,6 +48,11 @@ impl UpstreamFacts {
         f
     }
 
+    /// Version and discovery were both read at least once.
+    pub fn ready(&self) -> bool {
+        self.minor().is_some() && self.watch_cached.load().is_some()
+    }
+
     /// The upstream's minor version, once known.
     pub fn minor(&self) -> Option<u32> {
         Some(self.minor.load(Ordering::Relaxed)).filter(|m| *m > 0)

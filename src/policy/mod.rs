@@ -6,6 +6,7 @@
 //! the guard, then the rule's mode, then the guard's mode, then the global `policy.mode`.
 
 pub mod config;
+pub mod engine;
 pub mod reload;
 
 use std::sync::Arc;
