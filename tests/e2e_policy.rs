@@ -413,6 +413,68 @@ async fn rules_choose_the_mode_per_caller() {
     assert_eq!(decision(&a), "rewrite=rv0");
 }
 
+/// kubeguard in front of an emulator of `version`, enforce mode.
+async fn env_at(version: &str) -> Env {
+    let uris = Arc::new(Mutex::new(Vec::new()));
+    let sim = kubeguard::sim::start(SimOptions {
+        server_version: version.into(),
+        ..sim_opts(&uris)
+    })
+    .await
+    .unwrap();
+    let kg = common::start_kubeguard(&sim.url, "policy:\n  mode: enforce\n").await;
+    wait_ready(&kg).await;
+    let client = common::client(&kg, false);
+    Env {
+        sim,
+        kg,
+        uris,
+        client,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn upstream_1_32_gets_not_older_than_the_newest_rv_seen() {
+    let e = env_at("v1.32.1").await;
+    // Nothing seen yet and a limit: as up to 1.30 (size unknown → forwarded).
+    let a = e.get("/api/v1/pods?limit=5").await;
+    assert_eq!(decision(&a), "forward");
+    let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+    let rv = v["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    e.take_uris();
+    let a = e.get("/api/v1/pods?limit=5").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(decision(&a), "rewrite=notOlderThan");
+    let uris = e.take_uris();
+    assert_eq!(
+        pod_lists(&uris),
+        vec![&format!(
+            "/api/v1/pods?limit=5&resourceVersion={rv}&resourceVersionMatch=NotOlderThan"
+        )]
+    );
+    let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(
+        v["items"].as_array().unwrap().len(),
+        5,
+        "the limit is honoured"
+    );
+}
+
+#[tokio::test]
+async fn upstream_1_34_is_only_reported_even_in_enforce() {
+    let e = env_at("v1.34.0").await;
+    let a = e.get("/api/v1/pods").await;
+    assert_eq!(decision(&a), "would-rewrite=rv0");
+    let warning = a.headers.get("warning").unwrap().to_str().unwrap();
+    assert!(warning.contains("would save"), "{warning}");
+    let uris = e.take_uris();
+    assert_eq!(pod_lists(&uris), vec!["/api/v1/pods"]);
+}
+
 /// A config file for [`FileConfig::load`] (so kubeguard watches it).
 fn config_file(policy_mode: &str) -> String {
     format!(
