@@ -585,3 +585,56 @@ async fn reload_swaps_the_policy_under_load_and_a_bad_file_keeps_it() {
     kg.shutdown().await;
     sim.shutdown().await;
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_even_when_the_mtime_did_not_change() {
+    // Keep SIGHUP from ever reaching its default action (terminate) in this test process.
+    let _hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+    let uris = Arc::new(Mutex::new(Vec::new()));
+    let sim = kubeguard::sim::start(sim_opts(&uris)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeguard.yaml");
+    std::fs::write(&path, config_file("shadow")).unwrap();
+    let kg = kubeguard::serve::start(
+        &FileConfig::load(&path).unwrap(),
+        kube::Config::new(sim.url.parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    wait_ready(&kg).await;
+    // The new file replaces the old one with the old modification time: only SIGHUP sees it.
+    let next = dir.path().join("next.yaml");
+    std::fs::write(&next, config_file("enforce")).unwrap();
+    let touched = std::process::Command::new("touch")
+        .arg("-r")
+        .arg(&path)
+        .arg(&next)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    std::fs::rename(&next, &path).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        kg.policy.store.load().mode,
+        kubeguard::policy::Mode::Shadow,
+        "an unchanged mtime alone triggers nothing"
+    );
+    let sent = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(std::process::id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut reloaded = false;
+    for _ in 0..250 {
+        if kg.policy.store.load().mode == kubeguard::policy::Mode::Enforce {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reloaded, "SIGHUP did not reload the policy");
+    kg.shutdown().await;
+    sim.shutdown().await;
+}

@@ -216,9 +216,14 @@ pub struct MatchSection {
     pub namespaces: Vec<String>,
 }
 
-/// A User-Agent condition: exactly one of `prefix` and `regex`.
+/// A User-Agent condition: exactly one of `prefix` and `regex` (checked, and the regex
+/// compiled, while parsing, so an error names its key and line).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    try_from = "RawUserAgentMatch"
+)]
 pub struct UserAgentMatch {
     /// The User-Agent starts with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,4 +231,31 @@ pub struct UserAgentMatch {
     /// The User-Agent matches this regular expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
+}
+
+/// [`UserAgentMatch`] as written, before its checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawUserAgentMatch {
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    regex: Option<String>,
+}
+
+impl TryFrom<RawUserAgentMatch> for UserAgentMatch {
+    type Error = String;
+    fn try_from(raw: RawUserAgentMatch) -> Result<Self, String> {
+        match (&raw.prefix, &raw.regex) {
+            (Some(_), None) => {}
+            (None, Some(r)) => {
+                regex::Regex::new(r).map_err(|e| format!("invalid regex: {e}"))?;
+            }
+            _ => return Err("give exactly one of prefix and regex".into()),
+        }
+        Ok(UserAgentMatch {
+            prefix: raw.prefix,
+            regex: raw.regex,
+        })
+    }
 }

@@ -104,11 +104,16 @@ rules:
 
 #[test]
 fn bad_policies_name_the_key() {
-    let section: PolicySection =
-        serde_norway::from_str("rules:\n  - name: r\n    match: {userAgents: [{regex: \"(\"}]}\n")
-            .unwrap();
-    let e = Policy::compile(&section).unwrap_err();
-    assert_eq!(e.key, "policy.rules[0].match.userAgents[0].regex");
+    let err = crate::config::FileConfig::from_yaml(
+        "policy:\n  rules:\n    - name: r\n      match: {userAgents: [{regex: \"(\"}]}\n",
+        "f.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("policy.rules[0].match.userAgents[0]") && err.contains("line 4"),
+        "{err}"
+    );
     let section: PolicySection =
         serde_norway::from_str("rules:\n  - name: r\n    match: {serviceAccounts: [x]}\n").unwrap();
     let e = Policy::compile(&section).unwrap_err();
