@@ -228,7 +228,7 @@ impl Guards {
         let sel: Selection<'_> = policy.select(&subject);
         let rule = sel.rule.map(|r| r.name.to_string());
         let mut out = Decisions::default();
-        if let Some(s) = &sel.list_rewrite {
+        if let Some(s) = sel.list_rewrite {
             out.0.push(run(&self.list_rewrite, ctx, s, s.mode, &rule));
         }
         out

@@ -27,6 +27,8 @@ pub struct Policy {
     pub mode: Mode,
     pub list_rewrite: ListRewriteSettings,
     pub rules: Vec<Rule>,
+    /// The LIST rewrite's settings for requests no rule matches (`None`: it does not run).
+    unmatched_list_rewrite: Option<ListRewriteSettings>,
     /// The section it was compiled from (printed by `check-config`).
     pub source: PolicySection,
 }
@@ -51,6 +53,9 @@ pub struct Rule {
     pub matcher: Matcher,
     pub mode: Option<Mode>,
     pub guards: Option<config::RuleGuards>,
+    /// The LIST rewrite's settings under this rule, resolved at compile time so a request only
+    /// borrows them (`None`: it does not run).
+    list_rewrite: Option<ListRewriteSettings>,
 }
 
 /// A compiled [`MatchSection`].
@@ -159,7 +164,7 @@ pub struct Selection<'p> {
     /// The rule that matched, if any.
     pub rule: Option<&'p Rule>,
     /// The LIST rewrite's settings for this request; `None` when it does not apply.
-    pub list_rewrite: Option<ListRewriteSettings>,
+    pub list_rewrite: Option<&'p ListRewriteSettings>,
 }
 
 impl Policy {
@@ -202,10 +207,13 @@ impl Policy {
         };
         let mut rules = Vec::new();
         for (i, r) in section.rules.iter().enumerate() {
-            rules.push(Rule::compile(r, i)?);
+            let mut rule = Rule::compile(r, i)?;
+            rule.list_rewrite = list_rewrite_for(&list_rewrite, Some(&rule));
+            rules.push(rule);
         }
         Ok(Policy {
             mode: section.mode,
+            unmatched_list_rewrite: list_rewrite_for(&list_rewrite, None),
             list_rewrite,
             rules,
             source: section.clone(),
@@ -215,26 +223,11 @@ impl Policy {
     /// The first matching rule and the guards it applies.
     pub fn select(&self, s: &Subject<'_>) -> Selection<'_> {
         let rule = self.rules.iter().find(|r| r.matcher.matches(s));
-        let list_rewrite = self.list_rewrite_for(rule);
+        let list_rewrite = match rule {
+            Some(r) => r.list_rewrite.as_ref(),
+            None => self.unmatched_list_rewrite.as_ref(),
+        };
         Selection { rule, list_rewrite }
-    }
-
-    fn list_rewrite_for(&self, rule: Option<&Rule>) -> Option<ListRewriteSettings> {
-        if !self.list_rewrite.enabled {
-            return None;
-        }
-        let mut s = self.list_rewrite.clone();
-        if let Some(rule) = rule {
-            let over = match &rule.guards {
-                Some(g) => Some(g.list_rewrite.as_ref()?),
-                None => None,
-            };
-            s.mode = over.and_then(|o| o.mode).or(rule.mode).unwrap_or(s.mode);
-            if let Some(max) = over.and_then(|o| o.max_rv0_items) {
-                s.max_rv0_items = max;
-            }
-        }
-        (s.mode != Mode::Off).then_some(s)
     }
 
     /// The effective policy as YAML (defaults filled in), for `check-config`.
@@ -266,6 +259,29 @@ impl Policy {
     }
 }
 
+/// The LIST rewrite's settings under `rule` (or for unmatched requests): the rule's setting for
+/// the guard wins over the rule's mode, which wins over the guard's own.
+fn list_rewrite_for(
+    global: &ListRewriteSettings,
+    rule: Option<&Rule>,
+) -> Option<ListRewriteSettings> {
+    if !global.enabled {
+        return None;
+    }
+    let mut s = global.clone();
+    if let Some(rule) = rule {
+        let over = match &rule.guards {
+            Some(g) => Some(g.list_rewrite.as_ref()?),
+            None => None,
+        };
+        s.mode = over.and_then(|o| o.mode).or(rule.mode).unwrap_or(s.mode);
+        if let Some(max) = over.and_then(|o| o.max_rv0_items) {
+            s.max_rv0_items = max;
+        }
+    }
+    (s.mode != Mode::Off).then_some(s)
+}
+
 impl Rule {
     fn compile(r: &RuleSection, i: usize) -> Result<Rule, PolicyError> {
         if r.name.trim().is_empty() {
@@ -279,6 +295,7 @@ impl Rule {
             matcher: Matcher::compile(&r.match_, &format!("policy.rules[{i}].match"))?,
             mode: r.mode,
             guards: r.guards.clone(),
+            list_rewrite: None,
         })
     }
 }
