@@ -763,6 +763,23 @@ mod tests {
     }
 
     #[test]
+    fn identity_is_a_token_hash_never_the_token() {
+        let mut h = HeaderMap::new();
+        assert_eq!(identify(&h).user, "anonymous");
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cr3t-token"),
+        );
+        let a = identify(&h).user;
+        assert!(
+            a.starts_with("token-sha256:") && !a.contains("s3cr3t"),
+            "{a}"
+        );
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer other"));
+        assert_ne!(identify(&h).user, a);
+    }
+
+    #[test]
     fn upgrade_needs_both_headers() {
         let mut h = HeaderMap::new();
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

@@ -183,8 +183,29 @@ impl Scanner {
         if self.kind == BodyKind::Unknown || self.summary.malformed {
             return;
         }
-        for &b in chunk {
-            self.byte(b);
+        let mut i = 0;
+        while i < chunk.len() {
+            if self.in_string && !self.escape {
+                // Most of a body is string content: skip to its end in one search, keeping only
+                // the bounded prefix a captured value needs.
+                let rest = &chunk[i..];
+                let n = rest
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\')
+                    .unwrap_or(rest.len());
+                let take = n.min(VALUE_CAP - self.value_len);
+                self.value[self.value_len..self.value_len + take].copy_from_slice(&rest[..take]);
+                self.value_len += take;
+                if n > take {
+                    self.value_overflow = true;
+                }
+                i += n;
+                if i == chunk.len() {
+                    break;
+                }
+            }
+            self.byte(chunk[i]);
+            i += 1;
         }
     }
 
@@ -493,6 +514,23 @@ mod tests {
             ),
             BodyKind::Json
         );
+    }
+
+    #[test]
+    fn long_strings_and_escapes_across_chunks() {
+        let long = "x".repeat(10_000);
+        let body = format!(
+            r#"{{"metadata":{{"continue":"{long}","resourceVersion":"9"}},"items":[{{"a":"{long}\"],{{"}},{{"b":"\\"}}]}}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["items"][0]["a"].as_str().unwrap().len(), 10_004);
+        for chunk in [1, 5, 333, 100_000] {
+            let s = scan_in_chunks(BodyKind::Json, &body, chunk);
+            assert!(s.has_continue, "chunk {chunk}");
+            assert_eq!(s.items, 2, "chunk {chunk}");
+            assert_eq!(s.list_resource_version, Some(9));
+            assert!(!s.malformed);
+        }
     }
 
     #[test]
