@@ -32,6 +32,14 @@ enum Command {
     Sim(SimArgs),
     /// The emulated apiserver with kubeguard in front and a kubeconfig to try.
     Demo(DemoArgs),
+    /// Validate a config file and print the effective policy (defaults filled in).
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Args, Debug)]
+struct CheckConfigArgs {
+    /// The config file to check.
+    file: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +127,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Sim(args) => sim(args).await,
             Command::Demo(args) => crate::demo::run(args.kubeconfig_out).await,
+            Command::CheckConfig(args) => check_config(&args.file),
         }
     });
     match result {
@@ -141,6 +150,15 @@ fn init_logging(format: &str) {
     } else {
         builder.init();
     }
+}
+
+/// `kubeguard check-config FILE`: the whole file is validated (as `serve` would), then the
+/// effective policy is printed.
+fn check_config(path: &std::path::Path) -> Result<(), String> {
+    FileConfig::load(path).map_err(|e| e.to_string())?;
+    let policy = crate::policy::reload::load_policy(path)?;
+    println!("# {}: valid\n{}", path.display(), policy.describe());
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {

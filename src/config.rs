@@ -27,6 +27,12 @@ pub struct FileConfig {
     /// Who is calling, and how requests reach the upstream on the caller's behalf.
     #[serde(default)]
     pub identity: crate::identity::config::IdentitySection,
+    /// Guards, rules and modes (hot-reloaded; see `policy/`).
+    #[serde(default)]
+    pub policy: crate::policy::PolicySection,
+    /// The file this config was loaded from (set by [`FileConfig::load`]; reloads watch it).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// `server:`
@@ -199,7 +205,9 @@ impl FileConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_yaml(&text, &path.display().to_string())
+        let mut config = Self::from_yaml(&text, &path.display().to_string())?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
@@ -226,6 +234,7 @@ impl FileConfig {
         self.identity
             .validate()
             .map_err(|(key, message)| invalid(&key, message))?;
+        crate::policy::Policy::compile(&self.policy).map_err(|e| invalid(&e.key, e.message))?;
         if self.server.h2_max_concurrent_streams == 0 {
             return Err(invalid(
                 "server.h2MaxConcurrentStreams",
@@ -324,6 +333,15 @@ pub mod duration {
             return Err(format!("{s:?} is out of range"));
         }
         Ok(Duration::from_secs_f64(secs))
+    }
+
+    /// Written back as `500ms` or `30s` (for `check-config`).
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        if d.subsec_millis() != 0 {
+            s.serialize_str(&format!("{}ms", d.as_millis()))
+        } else {
+            s.serialize_str(&format!("{}s", d.as_secs()))
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

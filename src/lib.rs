@@ -7,8 +7,9 @@
 //! |-----------|--------------|
 //! | accept    | [`server`]   |
 //! | classify  | [`request`]  |
+//! | decide    | [`policy`], [`guards`] |
 //! | forward   | [`proxy`], [`upstream`] |
-//! | observe   | [`admin`], [`metrics`] |
+//! | observe   | [`observe`], [`admin`], [`metrics`] |
 //!
 //! [`sim`] is the emulated API server used by `kubeguard demo`, the tests and the load tests.
 
@@ -16,9 +17,12 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod guards;
 pub mod identity;
 pub mod kubeconfig;
 pub mod metrics;
+pub mod observe;
+pub mod policy;
 pub mod proxy;
 pub mod request;
 pub mod serve;

@@ -43,6 +43,21 @@ pub struct ErrorLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub guard: &'static str,
+    /// `forward`, `rewrite`, `throttle`, `block`.
+    pub verdict: &'static str,
+    /// `enforce`, `shadow`.
+    pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok`, `error`.
+    pub result: &'static str,
+}
+
 /// Every metric kubeguard exports.
 pub struct Metrics {
     registry: Registry,
@@ -60,6 +75,10 @@ pub struct Metrics {
     pub upgrades: Counter,
     /// The identity step's counters (`kubeguard_identity_*`).
     pub identity: crate::identity::IdentityMetrics,
+    /// Guard decisions, by guard, verdict and mode.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// Policy reloads, by result.
+    pub policy_reloads: Family<ResultLabels, Counter>,
     resources: RwLock<HashSet<String>>,
     other_resources: AtomicU64,
 }
@@ -146,8 +165,22 @@ impl Metrics {
             upgrades.clone(),
         );
         let identity = crate::identity::IdentityMetrics::register(&mut registry);
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Guard decisions, by guard, verdict and mode (shadow verdicts were only reported)",
+            decisions.clone(),
+        );
+        let policy_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy reloads, by result (error: the running policy was kept)",
+            policy_reloads.clone(),
+        );
         Metrics {
             registry,
+            decisions,
+            policy_reloads,
             requests,
             request_duration,
             response_bytes,
@@ -180,6 +213,12 @@ impl Metrics {
         }
         self.other_resources.fetch_add(1, Ordering::Relaxed);
         "other".to_string()
+    }
+
+    pub fn policy_reload(&self, result: &'static str) {
+        self.policy_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Prometheus text exposition of every metric.

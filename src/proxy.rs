@@ -1,9 +1,9 @@
-//! The request pipeline: classify → identify → prepare headers and credentials → forward →
-//! stream back.
+//! The request pipeline: classify → prepare headers and credentials → forward → stream back.
 //!
 //! `Proxy::handle` is the one function a request goes through; each step is a named function
-//! below it, in the order it runs. Guards (rewrite, throttle, block) slot in between classify and
-//! forward; accounting wraps the response body.
+//! below it, in the order it runs: classify → identify → decide (policy and guards: rewrite,
+//! throttle, block, or only report in shadow mode) → forward → stream back, each body chunk fed
+//! to the response scanner (`observe/`) as it passes.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,16 +12,19 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::identity::{Authenticator, Caller, UpstreamAuth};
+use crate::guards::{Decision, GuardCtx, Verdict};
+use crate::identity::{Authenticator, Caller, Identity, UpstreamAuth};
 use crate::metrics::{ErrorLabels, Metrics, RequestLabels, TrafficLabels, VerbLabels};
-use crate::request::{ApiRequest, Verb, classify};
+use crate::observe::{BodyKind, Scanner};
+use crate::policy::engine::PolicyEngine;
+use crate::request::{ApiRequest, Target, Verb, classify};
 use crate::status::Status;
 use crate::upstream::{Upstream, UpstreamBody, UpstreamError, error_chain};
 
@@ -73,12 +76,18 @@ pub struct Proxy {
     upstream: Upstream,
     metrics: Arc<Metrics>,
     settings: ProxySettings,
+    engine: Arc<PolicyEngine>,
     auth: Arc<Authenticator>,
 }
 
 impl Proxy {
-    /// A proxy with identity checks off (see [`Proxy::with_authenticator`]).
-    pub fn new(upstream: Upstream, metrics: Arc<Metrics>, settings: ProxySettings) -> Self {
+    pub fn new(
+        upstream: Upstream,
+        metrics: Arc<Metrics>,
+        settings: ProxySettings,
+        engine: Arc<PolicyEngine>,
+    ) -> Self {
+        // Identity checks off until `with_authenticator` (the `identity:` config section).
         let auth = Arc::new(Authenticator::new(
             Default::default(),
             upstream.clone(),
@@ -88,6 +97,7 @@ impl Proxy {
             upstream,
             metrics,
             settings,
+            engine,
             auth,
         }
     }
@@ -96,6 +106,10 @@ impl Proxy {
     pub fn with_authenticator(mut self, auth: Arc<Authenticator>) -> Self {
         self.auth = auth;
         self
+    }
+
+    pub fn engine(&self) -> &Arc<PolicyEngine> {
+        &self.engine
     }
 
     pub fn upstream(&self) -> &Upstream {
@@ -113,11 +127,13 @@ impl Proxy {
         let audit_id = crate::identity::audit_id(req.headers());
         let mut caller = None;
         let (api, mut resp) = match classify(req.method(), req.uri().path(), req.uri().query()) {
-            // Identify before anything is prepared for the upstream: the identity decides the
-            // credentials, and later steps (guards, the ledger, the log) see it.
+            // Identify before anything else: the identity selects policy rules, decides the
+            // upstream credentials, and is what the ledger and the log record.
             Ok(api) => match self.auth.identify(req.headers(), &conn).await {
                 Ok(c) => {
-                    let resp = self.forward(&api, &c, &audit_id, req, &conn).await;
+                    let resp = self
+                        .decide_and_forward(&api, &c, &audit_id, req, &conn)
+                        .await;
                     caller = Some(c);
                     (Some(api), resp)
                 }
@@ -125,7 +141,12 @@ impl Proxy {
             },
             Err(e) => {
                 self.count_error("classify");
-                let resp = Status::bad_request(e.to_string()).into_response();
+                let mut resp: Response<ProxyBody> =
+                    Status::bad_request(e.to_string()).into_response();
+                resp.headers_mut().insert(
+                    crate::policy::engine::DECISION_HEADER.clone(),
+                    HeaderValue::from_static("forward"),
+                );
                 (None, resp)
             }
         };
@@ -136,24 +157,108 @@ impl Proxy {
         self.observe(api.as_ref(), caller.as_ref(), &audit_id, resp, start)
     }
 
-    /// Forward: prepares the request for the upstream and sends it on the right client.
+    /// Decide: the guards the policy selects look at the request; an enforced refusal answers
+    /// it here, an enforced rewrite changes its query, shadow verdicts only become warnings.
+    /// Every response then says what was decided (`X-Kubeguard-Decision`).
+    async fn decide_and_forward(
+        &self,
+        api: &ApiRequest,
+        caller: &Caller,
+        audit_id: &HeaderValue,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> Response<ProxyBody> {
+        let identity: &Identity = &caller.identity;
+        let req = match self.read_body_for_guards(api, req).await {
+            Ok(req) => req,
+            Err(resp) => return resp,
+        };
+        let decisions = {
+            let (parts, body) = (req.uri(), req.body());
+            let body = match body {
+                UpstreamBody::Right(full) => full_bytes(full),
+                UpstreamBody::Left(_) => None,
+            };
+            let ctx = GuardCtx {
+                identity,
+                api,
+                query: parts.query(),
+                headers: req.headers(),
+                user_agent: req
+                    .headers()
+                    .get(USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+                body: body.as_ref(),
+                now: Instant::now(),
+            };
+            self.engine.decide(&ctx, &self.metrics)
+        };
+        let mut resp = match decisions.refusal() {
+            Some(d) => refusal(d),
+            None => {
+                let rewrite = decisions.rewrite().map(|r| r.query.as_str());
+                self.forward(api, caller, audit_id, rewrite, req, conn)
+                    .await
+            }
+        };
+        let status = resp.status();
+        self.engine
+            .respond(identity, Some(api), &decisions, status, resp.headers_mut());
+        resp
+    }
+
+    /// A guard that must see the body (the delete guard reads DeleteOptions) gets at most its
+    /// limit, read before deciding; a larger body is refused with 413. Every other body streams.
+    async fn read_body_for_guards(
+        &self,
+        api: &ApiRequest,
+        req: Request<Incoming>,
+    ) -> Result<Request<UpstreamBody>, Response<ProxyBody>> {
+        let Some(limit) = self.engine.guards.body_limit(api) else {
+            return Ok(req.map(UpstreamBody::Left));
+        };
+        let (parts, body) = req.into_parts();
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(Request::from_parts(
+                parts,
+                UpstreamBody::Right(Full::new(collected.to_bytes())),
+            )),
+            Err(e) => Err(Status::failure(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!("kubeguard: request body not read: {e}"),
+            )
+            .into_response()),
+        }
+    }
+
+    /// Forward: prepares the request for the upstream and sends it on the right client, with
+    /// `rewrite` as its query when a guard rewrote it.
     async fn forward(
         &self,
         api: &ApiRequest,
         caller: &Caller,
         audit_id: &HeaderValue,
-        mut req: Request<Incoming>,
+        rewrite: Option<&str>,
+        mut req: Request<UpstreamBody>,
         conn: &ConnInfo,
     ) -> Response<ProxyBody> {
         let upgrade = wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
 
-        let path_and_query = parts
+        let original = parts
             .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let path_and_query = match rewrite {
+            Some(q) => {
+                PathAndQuery::try_from(format!("{}?{q}", original.path())).unwrap_or(original)
+            }
+            None => original,
+        };
         parts.uri = match self.upstream.uri_for(&path_and_query) {
             Ok(uri) => uri,
             Err(e) => return self.upstream_failure(e),
@@ -169,7 +274,7 @@ impl Proxy {
         {
             return e;
         }
-        let upstream_req = Request::from_parts(parts, UpstreamBody::Left(body));
+        let upstream_req = Request::from_parts(parts, body);
 
         if let Some(client_upgrade) = client_upgrade {
             return self.forward_upgrade(upstream_req, client_upgrade).await;
@@ -182,7 +287,7 @@ impl Proxy {
             .send(upstream_req, long_running, timeout)
             .await
         {
-            Ok(resp) => self.stream_back(api, resp),
+            Ok(resp) => self.stream_back(api, &caller.identity, resp),
             Err(e) => self.upstream_failure(e),
         }
     }
@@ -246,7 +351,7 @@ impl Proxy {
             Err(e) => return self.upstream_failure(e),
         };
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            let mut out = self.passthrough_response(None, resp);
+            let mut out = self.passthrough_response(None, resp, None);
             out.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return out;
@@ -277,14 +382,41 @@ impl Proxy {
     }
 
     /// The upstream's answer, streamed back with hop-by-hop headers removed and bytes counted.
-    fn stream_back(&self, api: &ApiRequest, resp: Response<Incoming>) -> Response<ProxyBody> {
-        self.passthrough_response(Some(api), resp)
+    /// LISTs and watches answered 200 are also scanned as they stream (`observe/`): the
+    /// summary feeds the learner when the body ends or is dropped.
+    fn stream_back(
+        &self,
+        api: &ApiRequest,
+        identity: &Identity,
+        resp: Response<Incoming>,
+    ) -> Response<ProxyBody> {
+        let scan = (resp.status() == StatusCode::OK
+            && matches!(api.verb, Verb::List | Verb::Watch)
+            && matches!(api.target, Target::Resource(_)))
+        .then(|| {
+            let content_type = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            Box::new(ScanJob {
+                scanner: Scanner::new(BodyKind::from_content_type(
+                    content_type,
+                    api.verb == Verb::Watch,
+                )),
+                engine: self.engine.clone(),
+                api: api.clone(),
+                user: identity.user.clone(),
+                complete: false,
+            })
+        });
+        self.passthrough_response(Some(api), resp, scan)
     }
 
     fn passthrough_response(
         &self,
         api: Option<&ApiRequest>,
         resp: Response<Incoming>,
+        scan: Option<Box<ScanJob>>,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -298,6 +430,7 @@ impl Proxy {
         let meter = Meter {
             counter: self.metrics.response_bytes.get_or_create_owned(&labels),
             bytes: 0,
+            scan,
         };
         Response::from_parts(parts, ProxyBody::Upstream { body, meter })
     }
@@ -402,6 +535,8 @@ impl Drop for InflightGuard<'_> {
     }
 }
 
+const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
+
 /// `Connection: upgrade` plus an `Upgrade` header: a WebSocket or SPDY upgrade.
 fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
@@ -412,8 +547,6 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
-
-const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
 
 /// Headers that describe one hop and never travel further (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -429,14 +562,6 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the (few) headers present first: most requests and responses carry none
-    // of these, and nine hashed removals per message would cost more than the scan.
-    let present = headers
-        .keys()
-        .any(|k| HOP_BY_HOP.contains(k) || k == header::UPGRADE);
-    if !present {
-        return;
-    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -474,30 +599,82 @@ fn prepare_request_headers(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Removes `Impersonate-*` and `X-Remote-*` headers (any case).
 pub fn strip_identity_headers(headers: &mut HeaderMap) {
-    let is_identity = |k: &HeaderName| {
-        let k = k.as_str();
-        k.starts_with("impersonate-") || k.starts_with("x-remote-")
-    };
-    if !headers.keys().any(is_identity) {
-        return;
-    }
-    let smuggled: Vec<HeaderName> = headers.keys().filter(|k| is_identity(k)).cloned().collect();
+    let smuggled: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            k.starts_with("impersonate-") || k.starts_with("x-remote-")
+        })
+        .cloned()
+        .collect();
     for k in smuggled {
         headers.remove(k);
     }
 }
 
+/// The caller, until verified identities land: a hash of the bearer token (never the token
+/// itself), or `anonymous`. Only used to key per-client state; never trusted.
+pub fn identify(headers: &HeaderMap) -> Identity {
+    Identity::unverified(crate::identity::unverified_name(headers))
+}
+
+/// The answer to an enforced throttle (429 + integer `Retry-After`, k8s-facts §2) or block.
+fn refusal(d: &Decision) -> Response<ProxyBody> {
+    match &d.verdict {
+        Verdict::Throttle {
+            retry_after,
+            status,
+        } => {
+            let mut resp: Response<ProxyBody> = status.clone().into_response();
+            *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            resp
+        }
+        Verdict::Block(status) => status.clone().into_response(),
+        Verdict::Forward | Verdict::Rewrite(_) => {
+            Status::internal("kubeguard: a forward is not a refusal").into_response()
+        }
+    }
+}
+
+/// The bytes of a body kubeguard already holds whole.
+fn full_bytes(full: &Full<Bytes>) -> Option<Bytes> {
+    let mut full = full.clone();
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    match Pin::new(&mut full).poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().ok(),
+        _ => Some(Bytes::new()),
+    }
+}
+
+/// A response body being scanned, and where its summary goes.
+pub struct ScanJob {
+    scanner: Scanner,
+    engine: Arc<PolicyEngine>,
+    api: ApiRequest,
+    user: String,
+    /// The body ended (a dropped body's counts are partial).
+    complete: bool,
+}
+
 /// Counts response body bytes and adds them to a counter when the body ends or is dropped
-/// (a client that goes away mid-watch still has its bytes counted).
+/// (a client that goes away mid-watch still has its bytes counted); feeds the scanner, if any.
 pub struct Meter {
     counter: prometheus_client::metrics::counter::Counter,
     bytes: u64,
+    scan: Option<Box<ScanJob>>,
 }
 
 impl Drop for Meter {
     fn drop(&mut self) {
         if self.bytes > 0 {
             self.counter.inc_by(self.bytes);
+        }
+        if let Some(job) = self.scan.take() {
+            job.engine
+                .learn(&job.user, &job.api, job.scanner.summary(), job.complete);
         }
     }
 }
@@ -531,11 +708,28 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ProxyBody::Upstream { body, meter } => {
-                let polled = Pin::new(body).poll_frame(cx);
-                if let Poll::Ready(Some(Ok(frame))) = &polled
-                    && let Some(data) = frame.data_ref()
-                {
-                    meter.bytes += data.len() as u64;
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            meter.bytes += data.len() as u64;
+                            if let Some(job) = &mut meter.scan {
+                                job.scanner.feed(data);
+                            }
+                        }
+                        // The server may stop polling once the body says it has ended.
+                        if body.is_end_stream()
+                            && let Some(job) = &mut meter.scan
+                        {
+                            job.complete = true;
+                        }
+                    }
+                    Poll::Ready(None) => {
+                        if let Some(job) = &mut meter.scan {
+                            job.complete = true;
+                        }
+                    }
+                    _ => {}
                 }
                 polled
             }
@@ -616,6 +810,23 @@ mod tests {
         assert_eq!(h[header::UPGRADE], "websocket");
         assert_eq!(h[header::CONNECTION], "Upgrade");
         assert_eq!(h["sec-websocket-protocol"], "v5.channel.k8s.io");
+    }
+
+    #[test]
+    fn identity_is_a_token_hash_never_the_token() {
+        let mut h = HeaderMap::new();
+        assert_eq!(identify(&h).user, "unverified");
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cr3t-token"),
+        );
+        let a = identify(&h).user;
+        assert!(
+            a.starts_with("token-sha256:") && !a.contains("s3cr3t"),
+            "{a}"
+        );
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer other"));
+        assert_ne!(identify(&h).user, a);
     }
 
     #[test]

@@ -17,8 +17,11 @@ use tokio::task::JoinSet;
 
 use crate::admin::Admin;
 use crate::config::{FileConfig, ListenAddr};
+use crate::guards::upstream_facts::UpstreamFacts;
 use crate::identity::Authenticator;
 use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::policy::engine::PolicyEngine;
 use crate::proxy::Proxy;
 use crate::server::{self, ListenError, Listener};
 use crate::tls::{self, CertPair, TlsError};
@@ -40,6 +43,8 @@ pub enum ServeError {
     },
     #[error("invalid listen address: {0}")]
     ListenAddr(String),
+    #[error("invalid policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 /// One bound API listener.
@@ -60,6 +65,8 @@ pub struct RunningServe {
     pub metrics: Arc<Metrics>,
     /// The identity step (its token cache is observable for tests and benchmarks).
     pub auth: Arc<Authenticator>,
+    /// The live policy, the guards and what they learned.
+    pub policy: Arc<PolicyEngine>,
     upstream: Upstream,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -171,14 +178,40 @@ pub async fn start(
         upstream.clone(),
         metrics.identity.clone(),
     ));
+    // The policy engine. The upstream's version and discovery are read in the background
+    // (start never waits on the upstream); until they are known the LIST rewrite forwards.
+    // A config file is watched for policy reloads.
+    let facts = Arc::new(UpstreamFacts::default());
+    let engine = Arc::new(PolicyEngine::new(
+        Policy::compile(&config.policy)?,
+        facts.clone(),
+    ));
     let proxy = Arc::new(
-        Proxy::new(upstream.clone(), metrics.clone(), config.proxy_settings())
-            .with_authenticator(auth.clone()),
+        Proxy::new(
+            upstream.clone(),
+            metrics.clone(),
+            config.proxy_settings(),
+            engine.clone(),
+        )
+        .with_authenticator(auth.clone()),
     );
     let admin = Arc::new(Admin::new(metrics.clone(), upstream.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let grace = config.server.shutdown_grace_period;
     let mut tasks = JoinSet::new();
+    tasks.spawn(
+        engine
+            .clone()
+            .refresh_upstream(upstream.clone(), shutdown_rx.clone()),
+    );
+    if let Some(path) = &config.path {
+        tasks.spawn(crate::policy::reload::run(
+            path.clone(),
+            engine.store.clone(),
+            metrics.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     let bound: Vec<BoundListener> = listeners
         .iter()
         .map(|l| BoundListener {
@@ -218,6 +251,7 @@ pub async fn start(
         self_signed,
         metrics,
         auth,
+        policy: engine,
         upstream,
         shutdown: shutdown_tx,
         tasks,

@@ -402,7 +402,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// A name for accounting when identity checks are off: a short hash of the bearer token (never
 /// the token), else `unverified`.
-fn unverified_name(headers: &HeaderMap) -> String {
+pub fn unverified_name(headers: &HeaderMap) -> String {
     bearer(headers).map_or_else(|| "unverified".to_string(), token_name)
 }
 

@@ -1,0 +1,77 @@
+//! A bounded map shared by every request without a global lock: N shards, each an `lru` cache
+//! behind its own mutex, held only for a lookup or an update.
+
+use std::hash::{BuildHasher, Hash};
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+const SHARDS: usize = 16;
+
+pub struct ShardedLru<K, V> {
+    shards: Vec<Mutex<lru::LruCache<K, V>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl<K: Hash + Eq, V: Clone> ShardedLru<K, V> {
+    /// A map holding at most about `capacity` entries (rounded up to a multiple of the shards).
+    pub fn new(capacity: usize) -> Self {
+        let per_shard =
+            NonZeroUsize::new(capacity.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
+        ShardedLru {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(lru::LruCache::new(per_shard)))
+                .collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &K) -> &Mutex<lru::LruCache<K, V>> {
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        &self.shards[i]
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        shard.get(key).cloned()
+    }
+
+    /// Sets `key` to `f(old value)`.
+    pub fn update(&self, key: K, f: impl FnOnce(Option<&V>) -> V) {
+        let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
+        let new = f(shard.peek(&key));
+        shard.put(key, new);
+    }
+
+    /// Reads `key` through `f` without cloning the value.
+    pub fn with<R>(&self, key: &K, f: impl FnOnce(Option<&V>) -> R) -> R {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        f(shard.get(key))
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_bounded() {
+        let m = ShardedLru::new(64);
+        for i in 0..10_000u32 {
+            m.update(i, |_| i);
+        }
+        assert!(m.len() <= 64, "{}", m.len());
+        m.update(7, |old| old.copied().unwrap_or(0) + 1);
+        assert_eq!(m.get(&7), Some(1));
+    }
+}
