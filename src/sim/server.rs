@@ -256,7 +256,10 @@ async fn dispatch(
     user: Option<&auth::UserInfo>,
 ) -> (&'static str, Response<SimBody>) {
     let accept = header_str(&req, header::ACCEPT);
-    if !hu::accepts_json(&accept) {
+    // kubectl asks for the v2 document as protobuf only (openapi.rs explains why it needs it).
+    let v2_protobuf =
+        accept.contains("proto-openapi.spec.v2") && route(req.uri().path()) == Route::OpenApiV2;
+    if !v2_protobuf && !hu::accepts_json(&accept) {
         return ("other", hu::status(hu::not_acceptable()));
     }
     if let (Some(users), Some(user)) = (&sim.users, user)
@@ -307,9 +310,19 @@ async fn dispatch(
         },
         Route::Group(g) => doc(discovery::group(&reg(), &g)),
         Route::Resources(g, v) => doc(discovery::resource_list(&reg(), &g, &v)),
+        Route::OpenApiV2 if v2_protobuf => hu::typed(
+            StatusCode::OK,
+            openapi::V2_PROTOBUF_CONTENT_TYPE,
+            Bytes::from(openapi::v2_protobuf(&reg())),
+        ),
         Route::OpenApiV2 => doc(openapi::v2_document(&reg())),
-        Route::OpenApiV3Index => doc(Some(openapi::v3_index(&reg()))),
-        Route::OpenApiV3(p) => doc(openapi::v3_document(&reg(), &p)),
+        // Custom types take their schema from their CRD, so `kubectl explain <crd>` shows it.
+        Route::OpenApiV3Index => doc(Some(openapi::v3_index_with_crds(&reg(), &sim.store.crds()))),
+        Route::OpenApiV3(p) => doc(openapi::v3_document_with_crds(
+            &reg(),
+            &p,
+            &sim.store.crds(),
+        )),
         Route::NotFound => hu::status(hu::no_such_resource()),
         Route::Resource(rp) => return resource(sim, req, rp, &accept, user).await,
     };
@@ -381,6 +394,12 @@ impl Ctx<'_> {
         Some(TableFormat { version, include })
     }
 
+    /// The CRD's printer columns when the type is a custom one.
+    fn printer_columns(&self) -> Option<Vec<Value>> {
+        let crd = self.sim.store.crd_for(&self.rt.group, &self.rt.resource)?;
+        Some(table::crd_printer_columns(&crd, &self.rt.version))
+    }
+
     fn filter(&self) -> Result<Filter, Status> {
         Ok(Filter {
             namespace: None,
@@ -402,7 +421,15 @@ impl Ctx<'_> {
         match self.table() {
             Some(t) => {
                 let md = json!({"resourceVersion": obj.rv.to_string()});
-                let tbl = table::table(&self.rt, &[obj.value()], md, t.include, t.version, now());
+                let tbl = table::table_of(
+                    &self.rt,
+                    self.printer_columns().as_deref(),
+                    &[obj.value()],
+                    md,
+                    t.include,
+                    t.version,
+                    now(),
+                );
                 if tbl.is_null() {
                     hu::json_bytes(code, obj.json.clone())
                 } else {
@@ -694,8 +721,9 @@ async fn serve_list(ctx: &Ctx<'_>) -> Result<Response<SimBody>, Status> {
     .await?;
     if let Some(t) = ctx.table() {
         let objs: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
-        let tbl = table::table(
+        let tbl = table::table_of(
             &ctx.rt,
+            ctx.printer_columns().as_deref(),
             &objs,
             list::list_metadata(&page),
             t.include,
@@ -726,6 +754,7 @@ fn serve_watch(ctx: &Ctx<'_>) -> Result<Response<SimBody>, Status> {
         filter,
         params,
         table: ctx.table(),
+        printer_columns: ctx.table().and_then(|_| ctx.printer_columns()),
         bookmark_interval: ctx.sim.opts.bookmark_interval,
         shutdown: ctx.sim.shutdown.clone(),
     }))

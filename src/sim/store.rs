@@ -248,6 +248,10 @@ fn ns_gr() -> Gr {
 
 const CRD_GROUP: &str = "apiextensions.k8s.io";
 
+fn crd_gr() -> Gr {
+    (CRD_GROUP.into(), "customresourcedefinitions".into())
+}
+
 impl Store {
     pub fn new(registry: Registry, history_cap: usize) -> Store {
         Store {
@@ -301,6 +305,27 @@ impl Store {
             .get(gr)?
             .get(&(ns.to_string(), name.to_string()))
             .cloned()
+    }
+
+    /// Every CustomResourceDefinition object (few: read whole for OpenAPI documents).
+    pub fn crds(&self) -> Vec<Value> {
+        let g = self.read();
+        g.objects
+            .get(&crd_gr())
+            .map(|m| m.values().map(|o| o.value()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The CRD that registered `(group, resource)`, if it is a custom type.
+    pub fn crd_for(&self, group: &str, resource: &str) -> Option<Value> {
+        if group.is_empty() {
+            return None;
+        }
+        let g = self.read();
+        g.objects
+            .get(&crd_gr())?
+            .get(&(String::new(), format!("{resource}.{group}")))
+            .map(|o| o.value())
     }
 
     /// Objects of a type (in a namespace when given): what an etcd range read would scan.
@@ -502,6 +527,75 @@ impl Store {
         let stored = Arc::new(Stored::from_value(&obj, rv));
         g.commit(gr, key, EventType::Added, stored.clone(), None);
         Ok(stored)
+    }
+
+    /// Bulk-loads seeded objects (see [`super::seed`]) under one lock, before the emulator
+    /// serves: each gets its own resourceVersion, keeps a given `metadata.uid` (so the
+    /// placeholder uids in ownerReferences name real owners and deletes cascade) and is stamped
+    /// `created`. No history is kept: the load ends like an etcd compaction, so a watch from
+    /// before it gets 410. Objects of unknown types or whose key exists are skipped. Returns how
+    /// many went in.
+    pub fn seed<I>(&self, objects: I, created: &str) -> usize
+    where
+        I: IntoIterator<Item = super::seed::SeedObject>,
+    {
+        let mut g = self.write();
+        let Inner {
+            rv,
+            registry,
+            objects: maps,
+            history,
+            compacted,
+            ..
+        } = &mut *g;
+        let created = Value::String(created.to_string());
+        let mut inserted = 0;
+        for (group, resource, mut obj) in objects {
+            let Some(rt) = registry
+                .all()
+                .iter()
+                .find(|t| t.group == group && t.resource == resource)
+            else {
+                tracing::warn!(group, resource, "seed object of an unknown type skipped");
+                continue;
+            };
+            let Ok(md) = metadata_mut(&mut obj) else {
+                continue;
+            };
+            let str_of = |md: &Map<String, Value>, k: &str| {
+                md.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let ns = if rt.namespaced {
+                str_of(md, "namespace")
+            } else {
+                String::new()
+            };
+            let key = (ns, str_of(md, "name"));
+            let map = maps
+                .entry((rt.group.clone(), rt.resource.clone()))
+                .or_default();
+            if key.1.is_empty() || map.contains_key(&key) {
+                continue;
+            }
+            if !md.get("uid").is_some_and(Value::is_string) {
+                md.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            }
+            md.insert("creationTimestamp".into(), created.clone());
+            *rv += 1;
+            md.insert("resourceVersion".into(), Value::String(rv.to_string()));
+            if obj.get("spec").is_some() {
+                obj["metadata"]["generation"] = json!(1);
+            }
+            defaults_on_create(rt, &mut obj);
+            map.insert(key, Arc::new(Stored::from_value(&obj, *rv)));
+            inserted += 1;
+        }
+        history.clear();
+        *compacted = *rv;
+        inserted
     }
 
     /// Replaces an object (PUT), or only its status with `status_only`. A non-empty
