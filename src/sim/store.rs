@@ -94,13 +94,25 @@ impl Stored {
     }
 }
 
-/// The serialized object, without the spare capacity serde_json's growing buffer leaves
-/// (up to half of it: with 100k pods that would be hundreds of MB).
+/// The serialized object in an allocation of exactly its size: serialised into a reused
+/// per-thread buffer, then copied once. (Serialising into a fresh `Vec` would leave up to half
+/// of it spare, or cost a realloc and fragment the heap: with 100k pods that is hundreds of MB.)
 fn compact_json(v: &Value) -> Bytes {
-    // Serialising a Value cannot fail.
-    let mut buf = serde_json::to_vec(v).unwrap_or_default();
-    buf.shrink_to_fit();
-    Bytes::from(buf)
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        // Serialising a Value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *buf, v);
+        let out = Bytes::copy_from_slice(&buf);
+        // Do not keep a huge buffer around after one big object.
+        if buf.capacity() > 1 << 20 {
+            *buf = Vec::new();
+        }
+        out
+    })
 }
 
 /// Which objects a list or watch wants.
