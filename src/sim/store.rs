@@ -31,6 +31,7 @@ use crd::register_crd;
 use errors::{already_exists, precondition_failed};
 pub use errors::{conflict, invalid, not_found, qualified};
 use range::{MergeOverride, ns_range, range_iter};
+use stored::Interner;
 pub use stored::{Filter, Stored};
 pub use writes::now_rfc3339;
 

@@ -160,7 +160,7 @@ pub(super) fn serve_delete(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>,
         }
         Deleted::Terminating(obj) => {
             if !o.dry_run {
-                schedule_namespace_cleanup(ctx.sim, obj.name.clone());
+                schedule_namespace_cleanup(ctx.sim, obj.name.to_string());
             }
             Ok(ctx.object_response(StatusCode::OK, &obj))
         }

@@ -4,47 +4,81 @@
 use super::*;
 
 /// One stored object.
+///
+/// Everything but the JSON is what selectors, ordering and the garbage collector need. Strings
+/// that repeat across objects (namespaces, label keys and values, node names, phases, owner
+/// uids) are `Arc<str>`, shared between the objects of a seeded cluster (see [`Interner`]):
+/// with 100k pods the per-object overhead, not only the JSON, decides whether it fits.
 #[derive(Debug)]
 pub struct Stored {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Box<str>,
     pub rv: u64,
-    pub labels: Vec<(String, String)>,
-    pub node_name: Option<String>,
-    pub phase: Option<String>,
+    pub labels: Box<[(Arc<str>, Arc<str>)]>,
+    pub node_name: Option<Arc<str>>,
+    pub phase: Option<Arc<str>>,
     pub terminating: bool,
     /// `metadata.ownerReferences[].uid`, for the garbage collector's cascade.
-    pub owners: Box<[Box<str>]>,
+    pub owners: Box<[Arc<str>]>,
     pub json: Bytes,
+}
+
+/// Hands out one shared copy of each distinct string (used while seeding, then dropped: the
+/// objects keep their shares).
+#[derive(Default)]
+pub(super) struct Interner(std::collections::HashSet<Arc<str>>);
+
+impl Interner {
+    pub(super) fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(a.clone());
+        a
+    }
 }
 
 impl Stored {
     pub(super) fn from_value(v: &Value, rv: u64) -> Stored {
+        Stored::from_value_with(v, rv, &mut |s| Arc::from(s))
+    }
+
+    /// Like [`Stored::from_value`], taking shared strings from `intern`.
+    pub(super) fn from_value_with(
+        v: &Value,
+        rv: u64,
+        intern: &mut dyn FnMut(&str) -> Arc<str>,
+    ) -> Stored {
         let md = &v["metadata"];
-        let s = |x: &Value| x.as_str().map(str::to_string);
+        fn str_at(x: &Value) -> &str {
+            x.as_str().unwrap_or_default()
+        }
+        let labels = md["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (intern(k), intern(str_at(v))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let owners = md["ownerReferences"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|o| o["uid"].as_str().map(&mut *intern))
+                    .collect()
+            })
+            .unwrap_or_default();
         Stored {
-            namespace: s(&md["namespace"]).unwrap_or_default(),
-            name: s(&md["name"]).unwrap_or_default(),
+            namespace: intern(str_at(&md["namespace"])),
+            name: Box::from(str_at(&md["name"])),
             rv,
-            labels: md["labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            node_name: s(&v["spec"]["nodeName"]),
-            phase: s(&v["status"]["phase"]),
+            labels,
+            node_name: v["spec"]["nodeName"].as_str().map(&mut *intern),
+            phase: v["status"]["phase"].as_str().map(&mut *intern),
             terminating: md.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
-            owners: md["ownerReferences"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|o| o["uid"].as_str().map(Box::from))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            owners,
             json: compact_json(v),
         }
     }
@@ -55,7 +89,7 @@ impl Stored {
     }
 
     pub fn key(&self) -> Key {
-        (self.namespace.clone(), self.name.clone())
+        (self.namespace.to_string(), self.name.to_string())
     }
 
     /// The value of a selectable field (see [`super::selector::SELECTABLE_FIELDS`]).
@@ -102,7 +136,7 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches(&self, s: &Stored) -> bool {
-        self.namespace.as_ref().is_none_or(|n| *n == s.namespace)
+        self.namespace.as_ref().is_none_or(|n| **n == *s.namespace)
             && self.labels.matches(&s.labels)
             && self.fields.matches(|f| s.field(f))
     }

@@ -99,6 +99,7 @@ impl Store {
             ..
         } = &mut *g;
         let created = Value::String(created.to_string());
+        let mut interner = Interner::default();
         let mut inserted = 0;
         for (group, resource, mut obj) in objects {
             let Some(rt) = registry
@@ -140,7 +141,8 @@ impl Store {
                 obj["metadata"]["generation"] = json!(1);
             }
             defaults_on_create(rt, &mut obj);
-            map.insert(key, Arc::new(Stored::from_value(&obj, *rv)));
+            let stored = Stored::from_value_with(&obj, *rv, &mut |s| interner.get(s));
+            map.insert(key, Arc::new(stored));
             inserted += 1;
         }
         history.clear();
