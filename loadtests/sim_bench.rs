@@ -32,7 +32,7 @@ const ORDINARY_CLIENTS: usize = 8;
 const PACE: Duration = Duration::from_millis(10);
 const STORM_CLIENTS: usize = 16;
 /// Each storm client sends one LIST every `STORM_PACE` (or as soon as the last one answered).
-const STORM_PACE: Duration = Duration::from_millis(200);
+const STORM_PACE: Duration = Duration::from_millis(500);
 const STORM_PHASE: Duration = Duration::from_secs(4);
 const SMALL_CM: &str = "/api/v1/namespaces/default/configmaps/small";
 

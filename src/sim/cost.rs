@@ -271,6 +271,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn small_costs_are_not_rounded_up_to_the_timer_tick() {
+        // 2 µs per GET: sleeping would take a whole timer tick (1 ms) each, 200 ms for 200.
+        let cost = Cost::new(1, Duration::from_micros(2), Duration::ZERO);
+        let t0 = std::time::Instant::now();
+        for _ in 0..200 {
+            cost.etcd_read(1).await;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!((cost.stats().etcd_busy_seconds - 0.0004).abs() < 1e-9);
+    }
+
+    #[tokio::test]
     async fn cache_serves_do_not_touch_etcd() {
         let cost = Cost::new(1, Duration::from_millis(1), Duration::from_micros(1));
         cost.cache_serve(1000).await;
