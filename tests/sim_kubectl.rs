@@ -300,3 +300,88 @@ async fn kubectl_over_tls_and_h2() {
     assert!(out.contains("over-tls"), "{out}");
     e.sim.shutdown().await;
 }
+
+const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Color, type: string, jsonPath: .spec.color, priority: 1}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            description: The widget's wishes.
+            properties:
+              size: {type: integer, description: How many cogs the widget turns.}
+              color: {type: string}
+"#;
+
+#[tokio::test]
+async fn crd_schema_in_explain_and_printer_columns_in_get() {
+    let e = env(fast_opts()).await;
+    let crd = e.file("crd.yaml", WIDGET_CRD);
+    e.ok(&["apply", "-f", &crd]).await;
+    let w = e.file(
+        "w.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: default\nspec:\n  size: 7\n  color: blue\n",
+    );
+    e.ok(&["apply", "-f", &w]).await;
+
+    let ex = e.ok(&["explain", "widgets.spec"]).await;
+    assert!(ex.contains("The widget's wishes."), "{ex}");
+    assert!(ex.contains("How many cogs the widget turns."), "{ex}");
+
+    let get = e.ok(&["get", "widgets"]).await;
+    let mut lines = get.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "SIZE"], "{get}");
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row, ["w1", "7"], "{get}");
+    let wide = e.ok(&["get", "widgets", "-o", "wide"]).await;
+    assert!(wide.lines().next().unwrap().ends_with("COLOR"), "{wide}");
+    assert!(wide.contains("blue"), "{wide}");
+    e.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn delete_seeded_deployment_cascades() {
+    let e = env(seeded()).await;
+    let deps: Value =
+        serde_json::from_str(&e.ok(&["get", "deployments", "-A", "-o", "json"]).await).unwrap();
+    let dep = &deps["items"][0];
+    let (ns, name) = (
+        dep["metadata"]["namespace"].as_str().unwrap(),
+        dep["metadata"]["name"].as_str().unwrap(),
+    );
+    let owned_pods = |pods: &Value| {
+        pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == name)
+            .count()
+    };
+    let pods: Value =
+        serde_json::from_str(&e.ok(&["get", "pods", "-n", ns, "-o", "json"]).await).unwrap();
+    assert!(owned_pods(&pods) > 0, "{pods}");
+    e.ok(&["delete", "deployment", "-n", ns, name]).await;
+    let rs = e.ok(&["get", "replicasets", "-n", ns, "-o", "name"]).await;
+    assert!(!rs.contains(name), "{rs}");
+    let pods: Value =
+        serde_json::from_str(&e.ok(&["get", "pods", "-n", ns, "-o", "json"]).await).unwrap();
+    assert_eq!(owned_pods(&pods), 0, "{pods}");
+    e.sim.shutdown().await;
+}

@@ -13,11 +13,10 @@
 //!   objects (it queues for a permit, but costs no scan).
 //!
 //! Cost is spent by sleeping while holding the etcd permit: the point is queueing, not CPU burn.
-//! Busy time is the modelled cost (not the measured sleep, whose timer granularity would inflate
-//! small reads); queue wait is measured.
+//! Costs below [`SPIN_BELOW`] are spun instead: tokio's timer has millisecond granularity, so
+//! sleeping 2 µs for a GET would take a whole millisecond and cap the emulator at a few
+//! thousand GETs/s. Busy time is the modelled cost; queue wait is measured.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -54,7 +53,52 @@ pub struct Cost {
     requests_total: AtomicU64,
     pub token_reviews: AtomicU64,
     /// `(verb, code)` → count; a handful of keys, so a mutex is cheap enough.
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// `sim_requests_total` by (verb, code): one counter per [`VERBS`] × 100..=599, so
+    /// counting a request takes no lock.
+    requests: Box<[AtomicU64]>,
+}
+
+/// The verbs `sim_requests_total` distinguishes; anything else counts as `other`.
+const VERBS: [&str; 11] = [
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "log",
+    "exec",
+    "other",
+];
+const CODES: std::ops::Range<u16> = 100..600;
+
+/// Costs shorter than this are spent spinning, longer ones sleeping (see the module doc).
+const SPIN_BELOW: Duration = Duration::from_micros(50);
+
+/// Spends `d` of modelled time.
+async fn spend(d: Duration) {
+    if d.is_zero() {
+        return;
+    }
+    if d < SPIN_BELOW {
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    } else {
+        tokio::time::sleep(d).await;
+    }
+}
+
+fn request_slot(verb: &str, code: u16) -> usize {
+    let v = VERBS
+        .iter()
+        .position(|x| *x == verb)
+        .unwrap_or(VERBS.len() - 1);
+    let c = if CODES.contains(&code) { code } else { 599 };
+    v * CODES.len() + usize::from(c - CODES.start)
 }
 
 impl Cost {
@@ -75,7 +119,9 @@ impl Cost {
             lists_from_cache: AtomicU64::new(0),
             requests_total: AtomicU64::new(0),
             token_reviews: AtomicU64::new(0),
-            requests: Mutex::new(BTreeMap::new()),
+            requests: (0..VERBS.len() * CODES.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
     }
 
@@ -86,9 +132,7 @@ impl Cost {
         let permit = self.etcd.acquire().await.ok();
         add_duration(&self.etcd_wait_nanos, queued.elapsed());
         let busy = self.etcd_per_object.saturating_mul(clamp_u32(objects));
-        if !busy.is_zero() {
-            tokio::time::sleep(busy).await;
-        }
+        spend(busy).await;
         drop(permit);
         add_duration(&self.etcd_busy_nanos, busy);
         self.etcd_objects_read.fetch_add(objects, Ordering::Relaxed);
@@ -96,10 +140,7 @@ impl Cost {
 
     /// Serving `objects` objects from the watch cache (no etcd permit).
     pub async fn cache_serve(&self, objects: u64) {
-        let cost = self.cache_per_object.saturating_mul(clamp_u32(objects));
-        if !cost.is_zero() {
-            tokio::time::sleep(cost).await;
-        }
+        spend(self.cache_per_object.saturating_mul(clamp_u32(objects))).await;
         self.cache_objects_served
             .fetch_add(objects, Ordering::Relaxed);
     }
@@ -115,8 +156,9 @@ impl Cost {
 
     pub fn request_done(&self, verb: &'static str, code: u16) {
         self.requests_total.fetch_add(1, Ordering::Relaxed);
-        let mut m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry((verb, code)).or_default() += 1;
+        if let Some(c) = self.requests.get(request_slot(verb, code)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn stats(&self) -> SimStats {
@@ -179,8 +221,13 @@ impl Cost {
             out,
             "# HELP sim_requests_total Requests served, by verb and HTTP code.\n# TYPE sim_requests_total counter"
         );
-        let m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        for ((verb, code), n) in m.iter() {
+        for (i, n) in self.requests.iter().enumerate() {
+            let n = n.load(Ordering::Relaxed);
+            if n == 0 {
+                continue;
+            }
+            let verb = VERBS[i / CODES.len()];
+            let code = CODES.start + (i % CODES.len()) as u16;
             let _ = writeln!(
                 out,
                 "sim_requests_total{{verb=\"{verb}\",code=\"{code}\"}} {n}"
@@ -221,6 +268,22 @@ mod tests {
         assert_eq!(s.etcd_objects_read, 400);
         assert!((s.etcd_busy_seconds - 0.04).abs() < 1e-9);
         assert!(s.etcd_queue_wait_seconds >= 0.019, "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn small_costs_are_not_rounded_up_to_the_timer_tick() {
+        // 2 µs per GET: sleeping would take a whole timer tick (1 ms) each, 200 ms for 200.
+        let cost = Cost::new(1, Duration::from_micros(2), Duration::ZERO);
+        let t0 = std::time::Instant::now();
+        for _ in 0..200 {
+            cost.etcd_read(1).await;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!((cost.stats().etcd_busy_seconds - 0.0004).abs() < 1e-9);
     }
 
     #[tokio::test]

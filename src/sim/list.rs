@@ -169,7 +169,7 @@ pub fn plan(q: &Query, minor: u32) -> Result<Plan, Status> {
 
 /// Runs a planned LIST against the store, spending its cost.
 pub async fn run(
-    store: &Store,
+    store: &Arc<Store>,
     cost: &Cost,
     gr: &Gr,
     namespace: Option<&str>,
@@ -198,7 +198,15 @@ pub async fn run(
         start_after: plan.start_after.clone(),
         at: plan.at,
     };
-    let page = store.list(gr, &q).map_err(|e| match e {
+    // The scan is CPU work of up to tens of milliseconds (100k pods): run it on the blocking
+    // pool so the OS time-slices it against the requests on the async workers, as a real
+    // apiserver's goroutines are, instead of stalling every request queued behind it.
+    let (scan_store, scan_gr) = (store.clone(), gr.clone());
+    let scanned = tokio::task::spawn_blocking(move || scan_store.list(&scan_gr, &q)).await;
+    let Ok(scanned) = scanned else {
+        return Err(Status::internal("the list scan failed"));
+    };
+    let page = scanned.map_err(|e| match e {
         ReadError::Compacted { .. } if plan.start_after.is_some() => expired_continue(),
         ReadError::Compacted { .. } => Status::failure(
             StatusCode::GONE,

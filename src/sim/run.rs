@@ -194,45 +194,26 @@ pub async fn start(opts: SimOptions) -> Result<RunningSim, SimError> {
     })
 }
 
-/// Creates the default namespaces and the seeded cluster.
+/// Creates the default namespaces and the seeded cluster, dated now and with nodes reporting
+/// the emulator's version.
 fn seed_store(store: &Store, opts: &SimOptions) {
-    let reg = store.registry();
-    let Some(ns_type) = reg.find("", "v1", "namespaces") else {
-        return;
-    };
-    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        let _ = store.create(
-            ns_type,
-            "",
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-            false,
-        );
-    }
     let spec = SeedSpec {
         nodes: opts.nodes,
         namespaces: opts.namespaces,
         pods: opts.pods,
     };
-    for (group, resource, obj) in seed::objects(spec) {
-        let Some(rt) = reg
-            .all()
-            .iter()
-            .find(|t| t.group == group && t.resource == resource)
-        else {
-            tracing::warn!(group, resource, "seed object of an unknown type skipped");
-            continue;
-        };
-        let ns = obj["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if let Err(e) = store.create(rt, &ns, obj, false) {
-            // Seeds that collide with the default namespaces are expected.
-            if e.reason != "AlreadyExists" {
-                tracing::warn!(error = %e.message, "seed object rejected");
-            }
-        }
-    }
+    let defaults = ["default", "kube-system", "kube-public", "kube-node-lease"].map(|ns| {
+        (
+            "",
+            "namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+    });
+    let now = super::store::now_rfc3339();
+    let objects = defaults
+        .into_iter()
+        .chain(seed::objects_at(spec, &opts.server_version, &now));
+    store.seed(objects, &now);
 }
 
 /// Accepts connections until `stop`, serving each with HTTP/1.1 + h2 (with upgrades, for exec),

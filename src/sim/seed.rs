@@ -275,6 +275,9 @@ struct App {
     tier: &'static str,
     replicas: usize,
     containers: Vec<(&'static str, &'static str, u16)>,
+    /// The pod template's spec, built once: the deployment, its replica set and every pod
+    /// carry a copy (cloning a tree is much cheaper than building it from `json!`).
+    template: Value,
 }
 
 impl App {
@@ -287,7 +290,7 @@ impl App {
         let containers = (0..n_containers)
             .map(|k| IMAGES[(first + k * 3) % IMAGES.len()])
             .collect();
-        App {
+        let mut app = App {
             start,
             index,
             namespace,
@@ -296,7 +299,10 @@ impl App {
             replicas,
             containers,
             name,
-        }
+            template: Value::Null,
+        };
+        app.template = app.build_template_spec();
+        app
     }
 
     fn labels(&self) -> Value {
@@ -349,6 +355,10 @@ impl App {
     }
 
     fn template_spec(&self) -> Value {
+        self.template.clone()
+    }
+
+    fn build_template_spec(&self) -> Value {
         let containers: Vec<Value> = self
             .containers
             .iter()

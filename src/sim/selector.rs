@@ -40,12 +40,12 @@ impl LabelSelector {
         self.0.is_empty()
     }
 
-    pub fn matches(&self, labels: &[(String, String)]) -> bool {
+    pub fn matches<K: AsRef<str>, V: AsRef<str>>(&self, labels: &[(K, V)]) -> bool {
         let get = |k: &str| {
             labels
                 .iter()
-                .find(|(lk, _)| lk == k)
-                .map(|(_, v)| v.as_str())
+                .find(|(lk, _)| lk.as_ref() == k)
+                .map(|(_, v)| v.as_ref())
         };
         self.0.iter().all(|r| match r {
             LabelReq::Eq(k, v) => get(k) == Some(v.as_str()),

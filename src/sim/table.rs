@@ -98,6 +98,30 @@ pub fn table(
     })
 }
 
+/// A Table of `objects`: for a custom type (`printer_columns` from its CRD, see
+/// [`crd_printer_columns`]) as the apiextensions-apiserver prints it, else the built-in printer.
+pub fn table_of(
+    rt: &ResourceType,
+    printer_columns: Option<&[Value]>,
+    objects: &[Value],
+    list_metadata: Value,
+    include: IncludeObject,
+    table_version: &str,
+    now_unix: i64,
+) -> Value {
+    match printer_columns {
+        Some(cols) => custom_table(
+            cols,
+            objects,
+            list_metadata,
+            include,
+            table_version,
+            now_unix,
+        ),
+        None => table(rt, objects, list_metadata, include, table_version, now_unix),
+    }
+}
+
 /// A Table of custom resources whose CRD version declares `additionalPrinterColumns`: `Name`,
 /// then those columns (cells found by their `jsonPath`; `date` columns shown as ages), as the
 /// apiextensions-apiserver prints them. With no printer columns this is `Name`, `Age`.

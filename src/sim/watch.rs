@@ -109,6 +109,8 @@ pub struct WatchCtx {
     pub filter: Filter,
     pub params: WatchParams,
     pub table: Option<TableFormat>,
+    /// The CRD's printer columns for a custom type (Table output).
+    pub printer_columns: Option<Vec<Value>>,
     pub bookmark_interval: Duration,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -206,8 +208,9 @@ impl WatchCtx {
             None => event_line(ty, &ev.obj.json),
             Some(t) => {
                 let md = json!({"resourceVersion": ev.obj.rv.to_string()});
-                let tbl = table::table(
+                let tbl = table::table_of(
                     &self.rt,
+                    self.printer_columns.as_deref(),
                     &[ev.obj.value()],
                     md,
                     t.include,

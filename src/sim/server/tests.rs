@@ -1,3 +1,4 @@
+use super::resource::verb_name;
 use super::*;
 
 fn rp(

@@ -19,7 +19,7 @@ fn gr() -> Gr {
 }
 
 fn names(p: &ListPage) -> Vec<&str> {
-    p.items.iter().map(|o| o.name.as_str()).collect()
+    p.items.iter().map(|o| &*o.name).collect()
 }
 
 fn cm(name: &str, app: &str) -> Value {
@@ -138,8 +138,8 @@ fn pages_and_snapshots_at_a_past_revision() {
     let p2 = store.list(&gr(), &q2).unwrap();
     assert_eq!(names(&p2), ["c", "d"]);
     assert_eq!(
-        p2.items[1].labels,
-        vec![("app".to_string(), "x".to_string())]
+        p2.items[1].labels.as_ref(),
+        [(Arc::from("app"), Arc::from("x"))]
     );
     assert!(p2.next.is_none());
     // Compaction makes that revision unreadable.
