@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod demo;
 pub mod identity;
 pub mod kubeconfig;
