@@ -32,6 +32,24 @@ enum Command {
     Sim(SimArgs),
     /// The emulated apiserver with kubeguard in front and a kubeconfig to try.
     Demo(DemoArgs),
+    /// Who costs what: a live table from a running kubeguard's admin listener.
+    Top(TopArgs),
+}
+
+#[derive(Args, Debug)]
+struct TopArgs {
+    /// kubeguard's admin listener.
+    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    admin: String,
+    /// Column to sort by, descending.
+    #[arg(long, value_enum, default_value = "cost")]
+    sort: crate::top::SortBy,
+    /// Clients shown; the rest are summed in the "other" row.
+    #[arg(long, default_value_t = 20)]
+    rows: usize,
+    /// Print one table and exit (for scripts).
+    #[arg(long)]
+    once: bool,
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +137,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Sim(args) => sim(args).await,
             Command::Demo(args) => crate::demo::run(args.kubeconfig_out).await,
+            Command::Top(a) => crate::top::run(&a.admin, a.sort, a.rows, a.once).await,
         }
     });
     match result {

@@ -27,4 +27,5 @@ pub mod server;
 pub mod sim;
 pub mod status;
 pub mod tls;
+pub mod top;
 pub mod upstream;

@@ -18,6 +18,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::cost::InflightCap;
 use crate::metrics::{ErrorLabels, Metrics, RequestLabels, TrafficLabels, VerbLabels};
 use crate::request::{ApiRequest, Verb, classify};
 use crate::status::Status;
@@ -69,6 +70,7 @@ pub struct Proxy {
     upstream: Upstream,
     metrics: Arc<Metrics>,
     settings: ProxySettings,
+    inflight_cap: Option<Arc<InflightCap>>,
 }
 
 impl Proxy {
@@ -77,7 +79,14 @@ impl Proxy {
             upstream,
             metrics,
             settings,
+            inflight_cap: None,
         }
+    }
+
+    /// Sheds requests past `cap` with 429 (`limits.maxInflight`).
+    pub fn with_inflight_cap(mut self, cap: Arc<InflightCap>) -> Self {
+        self.inflight_cap = Some(cap);
+        self
     }
 
     pub fn upstream(&self) -> &Upstream {
@@ -91,6 +100,13 @@ impl Proxy {
         conn: Arc<ConnInfo>,
     ) -> Response<ProxyBody> {
         let start = Instant::now();
+        // Whole-process protection first, before any work or memory is spent on the request: a
+        // surge past the cap is shed with 429 + Retry-After (k8s-facts §2).
+        let _admitted = match self.inflight_cap.as_ref().map(|c| c.try_acquire()) {
+            Some(Err(shed)) => return shed.to_status().into_response(),
+            Some(Ok(permit)) => Some(permit),
+            None => None,
+        };
         let _inflight = InflightGuard::new(&self.metrics);
         let (api, resp) = match classify(req.method(), req.uri().path(), req.uri().query()) {
             Ok(api) => {

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::admin::Admin;
 use crate::config::{FileConfig, ListenAddr};
+use crate::cost::Accounting;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::server::{self, ListenError, Listener};
@@ -39,6 +40,8 @@ pub enum ServeError {
     },
     #[error("invalid listen address: {0}")]
     ListenAddr(String),
+    #[error(transparent)]
+    Ledger(#[from] crate::cost::persist::PersistError),
 }
 
 /// One bound API listener.
@@ -57,6 +60,8 @@ pub struct RunningServe {
     /// Whether the serving certificate was generated (then clients must trust `cert_pem`).
     pub self_signed: bool,
     pub metrics: Arc<Metrics>,
+    /// The cost ledger and limits (tests and the lead's wiring reach the ledger here).
+    pub accounting: Arc<Accounting>,
     upstream: Upstream,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -155,15 +160,25 @@ pub async fn start(
     }
     let admin_listener = Listener::bind_admin(config.server.admin_listen).await?;
 
-    let proxy = Arc::new(Proxy::new(
-        upstream.clone(),
-        metrics.clone(),
-        config.proxy_settings(),
-    ));
-    let admin = Arc::new(Admin::new(metrics.clone(), upstream.clone()));
+    // The ledger and limits: read back from disk before the first request is counted.
+    let accounting = Arc::new(Accounting::new(&config.cost, &config.limits)?);
+    let proxy = Arc::new(
+        Proxy::new(upstream.clone(), metrics.clone(), config.proxy_settings())
+            .with_inflight_cap(accounting.inflight.clone()),
+    );
+    let admin =
+        Arc::new(Admin::new(metrics.clone(), upstream.clone()).with_accounting(accounting.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let grace = config.server.shutdown_grace_period;
     let mut tasks = JoinSet::new();
+    if let Some(path) = &config.cost.persist_path {
+        tasks.spawn(crate::cost::persist::run(
+            accounting.ledger.clone(),
+            path.clone(),
+            config.cost.persist_interval,
+            shutdown_rx.clone(),
+        ));
+    }
     let bound: Vec<BoundListener> = listeners
         .iter()
         .map(|l| BoundListener {
@@ -202,6 +217,7 @@ pub async fn start(
         cert_pem: cert.map(|c| c.cert_pem),
         self_signed,
         metrics,
+        accounting,
         upstream,
         shutdown: shutdown_tx,
         tasks,

@@ -4,7 +4,36 @@
 
 use std::fmt::Write;
 
-use super::ledger::{Counters, LedgerSnapshot};
+use http::{HeaderValue, Response, StatusCode, header};
+
+use super::ledger::{Counters, Ledger, LedgerSnapshot};
+use crate::proxy::ProxyBody;
+use crate::status::Status;
+
+/// `GET /debug/costs[?top=N]`: the ledger as JSON, most expensive identity first (what
+/// `kubeguard top` reads).
+pub fn debug_costs(ledger: &Ledger, query: Option<&str>) -> Response<ProxyBody> {
+    let mut top = None;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k == "top" {
+            match v.parse::<usize>() {
+                Ok(n) => top = Some(n),
+                Err(_) => {
+                    return Status::bad_request(format!("top: {v:?} is not a number"))
+                        .into_response();
+                }
+            }
+        }
+    }
+    let body = serde_json::to_vec(&ledger.snapshot(top)).unwrap_or_default();
+    let mut resp = Response::new(ProxyBody::from(bytes::Bytes::from(body)));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
 
 /// The families, in the order they are written: name, help, and the value read from Counters.
 type Field = fn(&Counters) -> String;
@@ -99,6 +128,20 @@ pub fn prometheus_text(snap: &LedgerSnapshot) -> String {
         snap.other_clients
     );
     out
+}
+
+/// The whole-process in-flight cap: admitted now, the cap, and requests shed.
+pub fn inflight_text(cap: &super::InflightCap) -> String {
+    format!(
+        "# HELP kubeguard_shed_requests_total Requests shed with 429 by limits.maxInflight.\n\
+         # TYPE kubeguard_shed_requests_total counter\n\
+         kubeguard_shed_requests_total {}\n\
+         # HELP kubeguard_admitted_inflight_requests Requests admitted under limits.maxInflight now.\n\
+         # TYPE kubeguard_admitted_inflight_requests gauge\n\
+         kubeguard_admitted_inflight_requests {}\n",
+        cap.shed_total(),
+        cap.in_flight()
+    )
 }
 
 /// Label values escape backslash, double quote and newline (Prometheus text format 0.0.4).

@@ -21,3 +21,43 @@ pub use estimate::{Estimate, ServedFrom, estimate};
 pub use ledger::{Counters, Ledger, LedgerSnapshot};
 pub use limit::{InflightCap, InflightPermit, Limits, Permit, Refusal, Throttle};
 pub use record::CostRecord;
+
+use std::sync::Arc;
+
+/// The accounting parts one gateway shares: built once at start (`serve.rs`), handed to the
+/// proxy (limits, in-flight cap) and the admin listener (exports).
+pub struct Accounting {
+    pub ledger: Arc<Ledger>,
+    pub limits: Arc<Limits>,
+    pub inflight: Arc<InflightCap>,
+    /// Identities with their own label in `kubeguard_client_*`.
+    pub metrics_top: usize,
+}
+
+impl Accounting {
+    /// Builds the ledger (read back from `cost.persistPath` when the file exists) and limits.
+    pub fn new(
+        cost: &cost_config::CostSection,
+        limits: &limits_config::LimitsSection,
+    ) -> Result<Self, persist::PersistError> {
+        let ledger = Arc::new(Ledger::new(cost.max_clients, cost.max_keys_per_client));
+        if let Some(path) = &cost.persist_path
+            && persist::load(&ledger, path)?
+        {
+            tracing::info!(path = %path.display(), clients = ledger.tracked(), "cost ledger read back");
+        }
+        Ok(Accounting {
+            ledger,
+            limits: Arc::new(Limits::new(limits)),
+            inflight: InflightCap::new(limits.max_inflight),
+            metrics_top: cost.metrics_top,
+        })
+    }
+
+    /// The Prometheus text appended to the admin `/metrics`.
+    pub fn prometheus_text(&self) -> String {
+        let mut text = export::prometheus_text(&self.ledger.snapshot(Some(self.metrics_top)));
+        text.push_str(&export::inflight_text(&self.inflight));
+        text
+    }
+}
