@@ -42,6 +42,8 @@ pub enum ServeError {
     ListenAddr(String),
     #[error(transparent)]
     Ledger(#[from] crate::cost::persist::PersistError),
+    #[error(transparent)]
+    Otlp(#[from] crate::cost::otlp::OtlpError),
 }
 
 /// One bound API listener.
@@ -171,14 +173,7 @@ pub async fn start(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let grace = config.server.shutdown_grace_period;
     let mut tasks = JoinSet::new();
-    if let Some(path) = &config.cost.persist_path {
-        tasks.spawn(crate::cost::persist::run(
-            accounting.ledger.clone(),
-            path.clone(),
-            config.cost.persist_interval,
-            shutdown_rx.clone(),
-        ));
-    }
+    accounting.spawn_background(&config.cost, &mut tasks, &shutdown_rx)?;
     let bound: Vec<BoundListener> = listeners
         .iter()
         .map(|l| BoundListener {

@@ -251,3 +251,74 @@ async fn the_ledger_file_survives_a_restart() {
     assert_eq!(snap.clients[0].totals.etcd_objects_read, 90_000);
     assert_eq!(snap.total().requests, 22);
 }
+
+/// A tiny OTLP/HTTP collector on 127.0.0.1: every POST's path, content type and body.
+async fn collector() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(String, String, Bytes)>,
+) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let tx = tx.clone();
+                        async move {
+                            let path = req.uri().path().to_string();
+                            let ctype = req
+                                .headers()
+                                .get("content-type")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let _ = tx.send((path, ctype, body));
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(Bytes::new()),
+                            ))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_is_pushed_to_an_otlp_collector() {
+    let (addr, mut received) = collector().await;
+    let (_sim, kg) = costly_env(&format!(
+        "cost:\n  otlpEndpoint: http://{addr}\n  otlpInterval: 200ms\n"
+    ))
+    .await;
+    let (path, ctype, body) = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let got = received.recv().await.unwrap();
+            // The first export may run before the records: wait for one that has them.
+            if got.2.windows(5).any(|w| w == b"storm") {
+                return got;
+            }
+        }
+    })
+    .await
+    .expect("an OTLP export naming the storm client within 10 s");
+    assert_eq!(path, "/v1/metrics");
+    assert_eq!(ctype, "application/x-protobuf");
+    let has = |s: &str| body.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(has("kubeguard.client.etcd.objects_read"));
+    assert!(has("kubeguard.client.requests"));
+    assert!(has("system:serviceaccount:kube-system:quiet"));
+    assert!(has("kubeguard"), "service.name");
+    kg.shutdown().await;
+}

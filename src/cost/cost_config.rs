@@ -29,6 +29,13 @@ pub struct CostSection {
     /// How often the ledger is written to `persistPath`: what a crash can lose at most.
     #[serde(default = "default_persist_interval", with = "duration")]
     pub persist_interval: Duration,
+    /// OTLP/HTTP collector the ledger's metrics are pushed to (protobuf), e.g.
+    /// `http://127.0.0.1:4318` (`/v1/metrics` is added when no path is given). Off when unset.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// How often metrics are pushed to `otlpEndpoint`.
+    #[serde(default = "default_otlp_interval", with = "duration")]
+    pub otlp_interval: Duration,
 }
 
 fn default_max_clients() -> usize {
@@ -41,6 +48,10 @@ fn default_metrics_top() -> usize {
     20
 }
 fn default_persist_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_otlp_interval() -> Duration {
     Duration::from_secs(60)
 }
 

@@ -14,6 +14,7 @@ pub mod export;
 pub mod ledger;
 pub mod limit;
 pub mod limits_config;
+pub mod otlp;
 pub mod persist;
 pub mod record;
 
@@ -52,6 +53,34 @@ impl Accounting {
             inflight: InflightCap::new(limits.max_inflight),
             metrics_top: cost.metrics_top,
         })
+    }
+
+    /// Starts what runs beside the proxy: the ledger file writer (`cost.persistPath`) and the
+    /// OTLP metrics push (`cost.otlpEndpoint`). Both write a last time at shutdown.
+    pub fn spawn_background(
+        &self,
+        cost: &cost_config::CostSection,
+        tasks: &mut tokio::task::JoinSet<()>,
+        shutdown: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), otlp::OtlpError> {
+        if let Some(endpoint) = &cost.otlp_endpoint {
+            let provider = otlp::start(
+                endpoint,
+                cost.otlp_interval,
+                self.ledger.clone(),
+                self.metrics_top,
+            )?;
+            tasks.spawn(otlp::run_until_shutdown(provider, shutdown.clone()));
+        }
+        if let Some(path) = &cost.persist_path {
+            tasks.spawn(persist::run(
+                self.ledger.clone(),
+                path.clone(),
+                cost.persist_interval,
+                shutdown.clone(),
+            ));
+        }
+        Ok(())
     }
 
     /// The Prometheus text appended to the admin `/metrics`.
