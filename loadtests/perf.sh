@@ -18,5 +18,6 @@ export PROXY_NAME=kubeguard PROXY_PORT="${PROXY_PORT:-18681}" PROXY_TLS_PORT="${
 export PROXY_CMD="env RUST_LOG=warn $ROOT/target/release/kubeguard serve \
   --listen http://127.0.0.1:\$PROXY_PORT --listen https://127.0.0.1:\$PROXY_TLS_PORT \
   --tls-cert \$TLS_CERT --tls-key \$TLS_KEY --kubeconfig \$KUBECONFIG_HTTP --admin-listen 127.0.0.1:0"
-export PROXIES="${PROXIES:-direct nginx haproxy kubectl minproxy}"
+# The harness runs only the proxies named in PROXIES; kubeguard is always one of them.
+export PROXIES="${PROXIES:-direct nginx haproxy kubectl minproxy} kubeguard"
 exec bash "$PERF/run.sh"

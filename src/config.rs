@@ -30,6 +30,9 @@ pub struct FileConfig {
     /// Per-client limits and the whole-process in-flight cap (`src/cost/limits_config.rs`).
     #[serde(default)]
     pub limits: crate::cost::limits_config::LimitsSection,
+    /// Who is calling, and how requests reach the upstream on the caller's behalf.
+    #[serde(default)]
+    pub identity: crate::identity::config::IdentitySection,
 }
 
 /// `server:`
@@ -226,6 +229,9 @@ impl FileConfig {
                 "must be at least 1".into(),
             ));
         }
+        self.identity
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
         if self.server.h2_max_concurrent_streams == 0 {
             return Err(invalid(
                 "server.h2MaxConcurrentStreams",

@@ -58,6 +58,8 @@ pub struct Metrics {
     pub tls_handshake_failures: Counter,
     pub upstream_errors: Family<ErrorLabels, Counter>,
     pub upgrades: Counter,
+    /// The identity step's counters (`kubeguard_identity_*`).
+    pub identity: crate::identity::IdentityMetrics,
     resources: RwLock<HashSet<String>>,
     other_resources: AtomicU64,
 }
@@ -143,6 +145,7 @@ impl Metrics {
             "Upgraded streams (exec, attach, port-forward) bridged after the upstream's 101",
             upgrades.clone(),
         );
+        let identity = crate::identity::IdentityMetrics::register(&mut registry);
         Metrics {
             registry,
             requests,
@@ -155,6 +158,7 @@ impl Metrics {
             tls_handshake_failures,
             upstream_errors,
             upgrades,
+            identity,
             resources: RwLock::new(HashSet::new()),
             other_resources: AtomicU64::new(0),
         }

@@ -1,4 +1,5 @@
-//! The request pipeline: classify → prepare headers and credentials → forward → stream back.
+//! The request pipeline: classify → identify → prepare headers and credentials → forward →
+//! stream back.
 //!
 //! `Proxy::handle` is the one function a request goes through; each step is a named function
 //! below it, in the order it runs. Guards (rewrite, throttle, block) slot in between classify and
@@ -19,6 +20,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::cost::InflightCap;
+use crate::identity::{Authenticator, Caller, UpstreamAuth};
 use crate::metrics::{ErrorLabels, Metrics, RequestLabels, TrafficLabels, VerbLabels};
 use crate::request::{ApiRequest, Verb, classify};
 use crate::status::Status;
@@ -31,6 +33,8 @@ pub struct ConnInfo {
     /// The connection came in on a loopback listener (sidecar / local use).
     pub loopback_listener: bool,
     pub tls: bool,
+    /// The client certificate (DER) the TLS layer verified against `identity.clientCA`.
+    pub peer_cert: Option<Arc<[u8]>>,
 }
 
 /// When kubeguard lends its own upstream credentials to a request that carries none.
@@ -71,21 +75,35 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     settings: ProxySettings,
     inflight_cap: Option<Arc<InflightCap>>,
+    auth: Arc<Authenticator>,
 }
 
 impl Proxy {
+    /// A proxy with identity checks off (see [`Proxy::with_authenticator`]).
     pub fn new(upstream: Upstream, metrics: Arc<Metrics>, settings: ProxySettings) -> Self {
+        let auth = Arc::new(Authenticator::new(
+            Default::default(),
+            upstream.clone(),
+            metrics.identity.clone(),
+        ));
         Proxy {
             upstream,
             metrics,
             settings,
             inflight_cap: None,
+            auth,
         }
     }
 
     /// Sheds requests past `cap` with 429 (`limits.maxInflight`).
     pub fn with_inflight_cap(mut self, cap: Arc<InflightCap>) -> Self {
         self.inflight_cap = Some(cap);
+        self
+    }
+
+    /// Identifies callers with `auth` (the `identity:` config section).
+    pub fn with_authenticator(mut self, auth: Arc<Authenticator>) -> Self {
+        self.auth = auth;
         self
     }
 
@@ -108,24 +126,38 @@ impl Proxy {
             None => None,
         };
         let _inflight = InflightGuard::new(&self.metrics);
-        let (api, resp) = match classify(req.method(), req.uri().path(), req.uri().query()) {
-            Ok(api) => {
-                let resp = self.forward(&api, req, &conn).await;
-                (Some(api), resp)
-            }
+        let audit_id = crate::identity::audit_id(req.headers());
+        let mut caller = None;
+        let (api, mut resp) = match classify(req.method(), req.uri().path(), req.uri().query()) {
+            // Identify before anything is prepared for the upstream: the identity decides the
+            // credentials, and later steps (guards, the ledger, the log) see it.
+            Ok(api) => match self.auth.identify(req.headers(), &conn).await {
+                Ok(c) => {
+                    let resp = self.forward(&api, &c, &audit_id, req, &conn).await;
+                    caller = Some(c);
+                    (Some(api), resp)
+                }
+                Err(e) => (Some(api), e.status().into_response()),
+            },
             Err(e) => {
                 self.count_error("classify");
                 let resp = Status::bad_request(e.to_string()).into_response();
                 (None, resp)
             }
         };
-        self.observe(api.as_ref(), resp, start)
+        // The apiserver echoes the Audit-ID it was given; kubeguard's own answers carry it too.
+        resp.headers_mut()
+            .entry(AUDIT_ID)
+            .or_insert(audit_id.clone());
+        self.observe(api.as_ref(), caller.as_ref(), &audit_id, resp, start)
     }
 
     /// Forward: prepares the request for the upstream and sends it on the right client.
     async fn forward(
         &self,
         api: &ApiRequest,
+        caller: &Caller,
+        audit_id: &HeaderValue,
         mut req: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Response<ProxyBody> {
@@ -146,8 +178,12 @@ impl Proxy {
         // (h2 by ALPN where offered).
         parts.version = http::Version::HTTP_11;
         prepare_request_headers(&mut parts.headers, upgrade);
-        if let Err(e) = self.apply_credentials(&mut parts.headers, conn).await {
-            return self.upstream_failure(e);
+        parts.headers.insert(AUDIT_ID, audit_id.clone());
+        if let Err(e) = self
+            .apply_credentials(caller, &mut parts.headers, conn)
+            .await
+        {
+            return e;
         }
         let upstream_req = Request::from_parts(parts, UpstreamBody::Left(body));
 
@@ -167,22 +203,44 @@ impl Proxy {
         }
     }
 
-    /// Credentials: the client's own `Authorization` passes through untouched; a request without
-    /// one borrows kubeguard's credentials only where [`OwnCredentials`] allows.
+    /// Credentials, by what the identity step decided (k8s-facts §2, §4): the caller's own
+    /// `Authorization` passed through, or kubeguard's own credentials, with `Impersonate-*`
+    /// for the verified identity. Client-sent identity headers are already gone.
+    ///
+    /// With identity checks off the client's `Authorization` passes through untouched, and a
+    /// request without one borrows kubeguard's credentials only where [`OwnCredentials`] allows.
     async fn apply_credentials(
         &self,
+        caller: &Caller,
         headers: &mut HeaderMap,
         conn: &ConnInfo,
-    ) -> Result<(), UpstreamError> {
-        if headers.contains_key(AUTHORIZATION) {
-            return Ok(());
-        }
-        let lend = match self.settings.own_credentials {
-            OwnCredentials::LoopbackOnly => conn.loopback_listener,
-            OwnCredentials::Never => false,
+    ) -> Result<(), Response<ProxyBody>> {
+        let impersonate = match caller.upstream {
+            UpstreamAuth::Passthrough => return Ok(()),
+            UpstreamAuth::Unverified => {
+                if headers.contains_key(AUTHORIZATION) {
+                    return Ok(());
+                }
+                match self.settings.own_credentials {
+                    OwnCredentials::LoopbackOnly if conn.loopback_listener => {}
+                    _ => return Ok(()),
+                }
+                false
+            }
+            UpstreamAuth::Own => false,
+            UpstreamAuth::Impersonate => true,
         };
-        if lend && let Some(value) = self.upstream.own_authorization().await? {
-            headers.insert(AUTHORIZATION, value);
+        headers.remove(AUTHORIZATION);
+        if impersonate {
+            crate::identity::add_impersonation(&caller.identity, headers)
+                .map_err(|e| e.status().into_response())?;
+        }
+        match self.upstream.own_authorization().await {
+            Ok(Some(value)) => {
+                headers.insert(AUTHORIZATION, value);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(self.upstream_failure(e)),
         }
         Ok(())
     }
@@ -309,6 +367,8 @@ impl Proxy {
     fn observe(
         &self,
         api: Option<&ApiRequest>,
+        caller: Option<&Caller>,
+        audit_id: &HeaderValue,
         resp: Response<ProxyBody>,
         start: Instant,
     ) -> Response<ProxyBody> {
@@ -320,9 +380,13 @@ impl Proxy {
             .request_duration
             .get_or_create(&VerbLabels { verb })
             .observe(elapsed.as_secs_f64());
+        // The user only: never a token (tokens are not part of an Identity).
+        let user = caller.map_or("-", |c| c.identity.user.as_str());
         tracing::debug!(
             verb,
             resource = %resource,
+            user,
+            audit_id = audit_id.to_str().unwrap_or("-"),
             code,
             latency_us = elapsed.as_micros() as u64,
             "request"
@@ -365,6 +429,8 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
+
 /// Headers that describe one hop and never travel further (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -379,6 +445,14 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the (few) headers present first: most requests and responses carry none
+    // of these, and nine hashed removals per message would cost more than the scan.
+    let present = headers
+        .keys()
+        .any(|k| HOP_BY_HOP.contains(k) || k == header::UPGRADE);
+    if !present {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -416,14 +490,14 @@ fn prepare_request_headers(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Removes `Impersonate-*` and `X-Remote-*` headers (any case).
 pub fn strip_identity_headers(headers: &mut HeaderMap) {
-    let smuggled: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| {
-            let k = k.as_str();
-            k.starts_with("impersonate-") || k.starts_with("x-remote-")
-        })
-        .cloned()
-        .collect();
+    let is_identity = |k: &HeaderName| {
+        let k = k.as_str();
+        k.starts_with("impersonate-") || k.starts_with("x-remote-")
+    };
+    if !headers.keys().any(is_identity) {
+        return;
+    }
+    let smuggled: Vec<HeaderName> = headers.keys().filter(|k| is_identity(k)).cloned().collect();
     for k in smuggled {
         headers.remove(k);
     }

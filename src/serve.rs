@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use crate::admin::Admin;
 use crate::config::{FileConfig, ListenAddr};
 use crate::cost::Accounting;
+use crate::identity::Authenticator;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::server::{self, ListenError, Listener};
@@ -64,6 +65,8 @@ pub struct RunningServe {
     pub metrics: Arc<Metrics>,
     /// The cost ledger and limits (tests and the lead's wiring reach the ledger here).
     pub accounting: Arc<Accounting>,
+    /// The identity step (its token cache is observable for tests and benchmarks).
+    pub auth: Arc<Authenticator>,
     upstream: Upstream,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -150,8 +153,15 @@ pub async fn start(
         .map(|l| ListenAddr::parse(l).map_err(ServeError::ListenAddr))
         .collect::<Result<Vec<_>, _>>()?;
     let (cert, self_signed) = serving_cert(config, &addrs)?;
+    let client_ca = match &config.identity.client_ca {
+        Some(path) => Some(read_text(path, "identity.clientCA")?),
+        None => None,
+    };
     let tls_config = match &cert {
-        Some(pair) if addrs.iter().any(|a| a.tls) => Some(tls::server_config(pair, None)?),
+        Some(pair) if addrs.iter().any(|a| a.tls) => Some(tls::server_config(
+            pair,
+            client_ca.as_deref().map(str::as_bytes),
+        )?),
         _ => None,
     };
 
@@ -162,10 +172,17 @@ pub async fn start(
     }
     let admin_listener = Listener::bind_admin(config.server.admin_listen).await?;
 
+    // Identity before the pipeline: every request is identified first (identity/).
+    let auth = Arc::new(Authenticator::new(
+        config.identity.settings(),
+        upstream.clone(),
+        metrics.identity.clone(),
+    ));
     // The ledger and limits: read back from disk before the first request is counted.
     let accounting = Arc::new(Accounting::new(&config.cost, &config.limits)?);
     let proxy = Arc::new(
         Proxy::new(upstream.clone(), metrics.clone(), config.proxy_settings())
+            .with_authenticator(auth.clone())
             .with_inflight_cap(accounting.inflight.clone()),
     );
     let admin =
@@ -213,6 +230,7 @@ pub async fn start(
         self_signed,
         metrics,
         accounting,
+        auth,
         upstream,
         shutdown: shutdown_tx,
         tasks,

@@ -154,16 +154,13 @@ pub async fn serve<H, F>(
         };
         metrics.connections_accepted.inc();
         let _ = stream.set_nodelay(true);
-        let conn_info = Arc::new(ConnInfo {
+        let conn_info = ConnInfo {
             peer,
             loopback_listener: loopback,
             tls: listener.is_tls(),
-        });
+            peer_cert: None,
+        };
         let handler = handler.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let fut = handler(req, conn_info.clone());
-            async move { Ok::<_, std::convert::Infallible>(fut.await) }
-        });
         let tls = listener.tls.clone();
         let builder = builder.clone();
         let metrics = metrics.clone();
@@ -177,7 +174,7 @@ pub async fn serve<H, F>(
                 tls,
                 handshake_timeout,
                 &builder,
-                service,
+                (conn_info, handler),
                 watcher,
                 &metrics,
             );
@@ -200,22 +197,42 @@ pub async fn serve<H, F>(
     }
 }
 
-async fn serve_connection<S>(
+/// The per-connection service: the handler with this connection's [`ConnInfo`] (complete only
+/// after the TLS handshake, which tells the verified client certificate).
+fn service<H, F>(
+    conn_info: ConnInfo,
+    handler: H,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<crate::proxy::ProxyBody>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response<crate::proxy::ProxyBody>, std::convert::Infallible>>
+             + Send
+             + 'static,
+> + Send
++ 'static
+where
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
+{
+    let conn_info = Arc::new(conn_info);
+    hyper::service::service_fn(move |req| {
+        let fut = handler(req, conn_info.clone());
+        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+    })
+}
+
+async fn serve_connection<H, F>(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     builder: &auto::Builder<TokioExecutor>,
-    service: S,
+    (mut conn_info, handler): (ConnInfo, H),
     watcher: hyper_util::server::graceful::Watcher,
     metrics: &Metrics,
 ) where
-    S: hyper::service::Service<
-            Request<Incoming>,
-            Response = Response<crate::proxy::ProxyBody>,
-            Error = std::convert::Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
 {
     match tls {
         Some(acceptor) => {
@@ -233,12 +250,21 @@ async fn serve_connection<S>(
                         return;
                     }
                 };
+            // Verified by rustls against identity.clientCA when one is configured.
+            conn_info.peer_cert = tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::from(c.as_ref()));
+            let service = service(conn_info, handler);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         }
         None => {
+            let service = service(conn_info, handler);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");

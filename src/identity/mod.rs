@@ -1,7 +1,39 @@
 //! Identify: who is calling. Every request carries an [`Identity`] to the later steps (policy,
 //! rate limits, the cost ledger, the request log) and, in impersonate mode, to the upstream.
+//!
+//! The [`Authenticator`] tries the sources configured for the listener in order (client
+//! certificate, bearer token by TokenReview, the sidecar's fixed identity, anonymous), then a
+//! client's own `Impersonate-*` request (`kubectl --as`) after a SubjectAccessReview, and says
+//! how the request reaches the upstream: the caller's token passed through, or kubeguard's own
+//! credentials with `Impersonate-*` headers (k8s-facts §2, §4).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::StatusCode;
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use sha2::{Digest, Sha256};
+
+use crate::proxy::ConnInfo;
+use crate::status::Status;
+use crate::upstream::Upstream;
+
+pub mod config;
+mod review;
+mod sar;
+pub mod token;
+pub(crate) mod x509;
+
+use config::{CredentialsMode, IdentitySettings, SourceKind};
+use token::{ReviewCache, TokenCache};
+
+/// The group of every authenticated user.
+pub const AUTHENTICATED: &str = "system:authenticated";
 
 /// How kubeguard learned who the caller is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +99,392 @@ impl Identity {
     }
 }
 
+/// How a request goes upstream, decided with its identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamAuth {
+    /// Identity checks are off: the client's credentials pass through as they came (kubeguard
+    /// lends its own only where `upstream.ownCredentials` allows).
+    Unverified,
+    /// The caller's own `Authorization` goes upstream unchanged.
+    Passthrough,
+    /// kubeguard's own credentials, no impersonation (a sidecar acting as the pod's service
+    /// account).
+    Own,
+    /// kubeguard's own credentials plus `Impersonate-*` carrying the verified identity.
+    Impersonate,
+}
+
+/// The caller of one request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub identity: Arc<Identity>,
+    pub upstream: UpstreamAuth,
+}
+
+/// Why a caller is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("Unauthorized")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// TokenReview or SubjectAccessReview could not be had (upstream down, slow, refusing).
+    #[error("kubeguard cannot verify the caller's identity now: {0}")]
+    Unavailable(String),
+}
+
+impl AuthError {
+    /// The `Status` a client sees, in the apiserver's words where it has them.
+    pub fn status(&self) -> Status {
+        let message = self.to_string();
+        match self {
+            AuthError::Unauthorized => {
+                Status::failure(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+            }
+            AuthError::Forbidden(_) => Status::failure(StatusCode::FORBIDDEN, "Forbidden", message),
+            AuthError::BadRequest(_) => Status::bad_request(message),
+            AuthError::Unavailable(_) => Status::failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                message,
+            ),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            AuthError::Unauthorized => "unauthorized",
+            AuthError::Forbidden(_) => "forbidden",
+            AuthError::BadRequest(_) => "bad_request",
+            AuthError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+/// The identity step's metrics (registered in the one registry by `Metrics::new`).
+#[derive(Clone, Debug, Default)]
+pub struct IdentityMetrics {
+    /// Token lookups by `hit` / `miss`.
+    pub token_lookups: Family<ResultLabels, Counter>,
+    /// Tokens remembered now.
+    pub token_cache_entries: Gauge,
+    /// Requests let through unverified because TokenReview was unavailable and `failOpen` is on.
+    pub fail_open: Counter,
+    /// Callers refused, by `unauthorized`, `forbidden`, `bad_request`, `unavailable`.
+    pub refused: Family<ResultLabels, Counter>,
+}
+
+impl IdentityMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = IdentityMetrics::default();
+        registry.register(
+            "identity_token_lookups",
+            "Bearer-token identity lookups, by result (hit: answered from the cache)",
+            m.token_lookups.clone(),
+        );
+        registry.register(
+            "identity_token_cache_entries",
+            "Tokens whose TokenReview answer is remembered",
+            m.token_cache_entries.clone(),
+        );
+        registry.register(
+            "identity_fail_open",
+            "Requests let through unverified because TokenReview was unavailable (failOpen)",
+            m.fail_open.clone(),
+        );
+        registry.register(
+            "identity_refused",
+            "Callers refused by the identity step, by reason",
+            m.refused.clone(),
+        );
+        m
+    }
+}
+
+/// Who is calling, for every listener: shared by all connections.
+pub struct Authenticator {
+    settings: IdentitySettings,
+    upstream: Upstream,
+    tokens: TokenCache,
+    /// SubjectAccessReview answers for `kubectl --as` (same size and TTLs as the token cache).
+    impersonations: ReviewCache<bool>,
+    metrics: IdentityMetrics,
+}
+
+impl Authenticator {
+    pub fn new(settings: IdentitySettings, upstream: Upstream, metrics: IdentityMetrics) -> Self {
+        let t = &settings.token;
+        let tokens = TokenCache::new(t.cache_size, t.ttl, t.negative_ttl);
+        let impersonations = ReviewCache::new(t.cache_size, t.ttl, t.negative_ttl);
+        Authenticator {
+            settings,
+            upstream,
+            tokens,
+            impersonations,
+            metrics,
+        }
+    }
+
+    /// The token cache (for tests and the benchmark).
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.tokens
+    }
+
+    /// Who the request's caller is and how it goes upstream, or why it is refused.
+    pub async fn identify(
+        &self,
+        headers: &HeaderMap,
+        conn: &ConnInfo,
+    ) -> Result<Caller, AuthError> {
+        let result = self.identify_inner(headers, conn).await;
+        if let Err(e) = &result {
+            self.metrics
+                .refused
+                .get_or_create(&ResultLabels { result: e.kind() })
+                .inc();
+        }
+        result
+    }
+
+    async fn identify_inner(
+        &self,
+        headers: &HeaderMap,
+        conn: &ConnInfo,
+    ) -> Result<Caller, AuthError> {
+        let sources = if conn.loopback_listener {
+            &self.settings.loopback
+        } else {
+            &self.settings.network
+        };
+        if sources.is_empty() {
+            return Ok(Caller {
+                identity: Arc::new(Identity::unverified(unverified_name(headers))),
+                upstream: UpstreamAuth::Unverified,
+            });
+        }
+        let caller = self.authenticate(sources, headers, conn).await?;
+        match sar::requested(headers).map_err(AuthError::BadRequest)? {
+            None => Ok(caller),
+            Some(_) if !caller.identity.verified() => Ok(caller),
+            Some(wanted) => {
+                let timeout = self.settings.token.timeout;
+                let cache = &self.impersonations;
+                let granted =
+                    sar::authorize(&self.upstream, cache, &caller.identity, wanted, timeout).await;
+                match granted {
+                    Ok(identity) => Ok(Caller {
+                        identity: Arc::new(identity),
+                        upstream: UpstreamAuth::Impersonate,
+                    }),
+                    Err(sar::Denied::Forbidden(m)) => Err(AuthError::Forbidden(m)),
+                    Err(sar::Denied::Unavailable(e)) => Err(AuthError::Unavailable(e.0)),
+                }
+            }
+        }
+    }
+
+    /// The configured sources, in order; the first that recognises the caller decides.
+    async fn authenticate(
+        &self,
+        sources: &[SourceKind],
+        headers: &HeaderMap,
+        conn: &ConnInfo,
+    ) -> Result<Caller, AuthError> {
+        for source in sources {
+            let found = match source {
+                SourceKind::ClientCert => {
+                    conn.peer_cert
+                        .as_deref()
+                        .and_then(cert_identity)
+                        .map(|identity| Caller {
+                            identity: Arc::new(identity),
+                            upstream: UpstreamAuth::Impersonate,
+                        })
+                }
+                SourceKind::Token => match bearer(headers) {
+                    // A token that is present but invalid is refused, not passed to the next
+                    // source (the apiserver answers 401 too).
+                    Some(token) => Some(self.by_token(token).await?),
+                    None => None,
+                },
+                SourceKind::Sidecar if conn.loopback_listener => Some(self.sidecar()),
+                SourceKind::Sidecar => None,
+                SourceKind::Anonymous => Some(Caller {
+                    identity: Arc::new(Identity::anonymous()),
+                    upstream: UpstreamAuth::Impersonate,
+                }),
+            };
+            if let Some(caller) = found {
+                return Ok(caller);
+            }
+        }
+        Err(AuthError::Unauthorized)
+    }
+
+    async fn by_token(&self, token: &str) -> Result<Caller, AuthError> {
+        let t = &self.settings.token;
+        let looked = self
+            .tokens
+            .lookup(token.as_bytes(), || async {
+                let identity =
+                    review::token_review(&self.upstream, token, &t.audiences, t.timeout).await?;
+                Ok(identity.map(Arc::new))
+            })
+            .await;
+        let lookup = match looked {
+            Ok(l) => l,
+            Err(e) if t.fail_open => {
+                self.metrics.fail_open.inc();
+                tracing::warn!(error = %e, "TokenReview unavailable: failing open (identity.tokenReview.failOpen)");
+                return Ok(Caller {
+                    identity: Arc::new(Identity::unverified(token_name(token))),
+                    upstream: UpstreamAuth::Unverified,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TokenReview unavailable: refusing (503)");
+                return Err(AuthError::Unavailable(e.0));
+            }
+        };
+        let result = if lookup.cached { "hit" } else { "miss" };
+        self.metrics
+            .token_lookups
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        if !lookup.cached {
+            self.metrics
+                .token_cache_entries
+                .set(self.tokens.len() as i64);
+        }
+        let identity = lookup.answer.ok_or(AuthError::Unauthorized)?;
+        let upstream = match self.settings.mode {
+            CredentialsMode::Passthrough => UpstreamAuth::Passthrough,
+            CredentialsMode::Impersonate => UpstreamAuth::Impersonate,
+        };
+        Ok(Caller { identity, upstream })
+    }
+
+    fn sidecar(&self) -> Caller {
+        match &self.settings.sidecar {
+            Some(fixed) => Caller {
+                identity: Arc::new(fixed.clone()),
+                upstream: UpstreamAuth::Impersonate,
+            },
+            None => {
+                let mut own = Identity::unverified(SIDECAR_USER);
+                own.source = IdentitySource::Sidecar;
+                Caller {
+                    identity: Arc::new(own),
+                    upstream: UpstreamAuth::Own,
+                }
+            }
+        }
+    }
+}
+
+/// The name a sidecar caller is recorded under when it acts as the pod's own service account.
+pub const SIDECAR_USER: &str = "kubeguard:sidecar";
+
+/// The bearer token of a request, if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A name for accounting when identity checks are off: a short hash of the bearer token (never
+/// the token), else `unverified`.
+fn unverified_name(headers: &HeaderMap) -> String {
+    bearer(headers).map_or_else(|| "unverified".to_string(), token_name)
+}
+
+fn token_name(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("token-sha256:{hex}")
+}
+
+/// CN = user, O = groups, as the apiserver's x509 authenticator reads a verified certificate.
+fn cert_identity(der: &[u8]) -> Option<Identity> {
+    let subject = x509::cert_subject(der)?;
+    let user = subject.common_name.filter(|cn| !cn.is_empty())?;
+    let mut groups = subject.organizations;
+    if !groups.iter().any(|g| g == AUTHENTICATED) {
+        groups.push(AUTHENTICATED.into());
+    }
+    Some(Identity {
+        user,
+        groups,
+        uid: None,
+        extra: BTreeMap::new(),
+        source: IdentitySource::ClientCert,
+    })
+}
+
+/// Characters kept as they are in an `Impersonate-Extra-<key>` header name; the rest are
+/// percent-encoded, as client-go does.
+const EXTRA_KEY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Adds `Impersonate-User/Group/Uid/Extra-*` for `identity`. Call after every client-sent
+/// identity header was stripped (k8s-facts §4). Values that cannot be header values are
+/// refused rather than dropped (dropping a group would change who the caller is).
+pub fn add_impersonation(identity: &Identity, headers: &mut HeaderMap) -> Result<(), AuthError> {
+    let value = |v: &str| {
+        HeaderValue::from_str(v).map_err(|_| {
+            AuthError::BadRequest("identity contains characters not allowed in headers")
+        })
+    };
+    headers.insert(
+        HeaderName::from_static("impersonate-user"),
+        value(&identity.user)?,
+    );
+    for g in &identity.groups {
+        headers.append(HeaderName::from_static("impersonate-group"), value(g)?);
+    }
+    if let Some(uid) = &identity.uid {
+        headers.insert(HeaderName::from_static("impersonate-uid"), value(uid)?);
+    }
+    for (key, values) in &identity.extra {
+        let encoded = percent_encoding::utf8_percent_encode(key, EXTRA_KEY).to_string();
+        let name = HeaderName::from_bytes(format!("impersonate-extra-{encoded}").as_bytes())
+            .map_err(|_| AuthError::BadRequest("identity has an invalid extra key"))?;
+        for v in values {
+            headers.append(name.clone(), value(v)?);
+        }
+    }
+    Ok(())
+}
+
+/// The `Audit-ID` of a request: the client's when it sent a usable one, else a new UUID. The
+/// apiserver takes it as the audit ID and kubeguard's records join its audit log (k8s-facts §4).
+pub fn audit_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get("audit-id")
+        .filter(|v| {
+            let b = v.as_bytes();
+            (1..=128).contains(&b.len())
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("kubeguard"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +499,46 @@ mod tests {
             None
         );
         assert!(Identity::anonymous().in_group("system:unauthenticated"));
+    }
+
+    #[test]
+    fn impersonation_headers_carry_the_whole_identity() {
+        let mut id = Identity::unverified("alice");
+        id.groups = vec!["devs".into(), AUTHENTICATED.into()];
+        id.uid = Some("1001".into());
+        id.extra.insert(
+            "scopes.example.com/x y".into(),
+            vec!["a".into(), "b".into()],
+        );
+        let mut h = HeaderMap::new();
+        add_impersonation(&id, &mut h).unwrap();
+        assert_eq!(h["impersonate-user"], "alice");
+        assert_eq!(h.get_all("impersonate-group").iter().count(), 2);
+        assert_eq!(h["impersonate-uid"], "1001");
+        let extra = h.get_all("impersonate-extra-scopes.example.com%2Fx%20y");
+        assert_eq!(extra.iter().count(), 2);
+    }
+
+    #[test]
+    fn audit_ids_are_kept_when_sane_and_made_otherwise() {
+        let mut h = HeaderMap::new();
+        let made = audit_id(&h);
+        assert_eq!(made.len(), 36);
+        h.insert("audit-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(audit_id(&h), "abc-123");
+        h.insert("audit-id", HeaderValue::from_static("a b"));
+        assert_ne!(audit_id(&h), "a b");
+    }
+
+    #[test]
+    fn bearer_tokens_and_their_accounting_names() {
+        let mut h = HeaderMap::new();
+        assert_eq!(unverified_name(&h), "unverified");
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer sekret"));
+        assert_eq!(bearer(&h), Some("sekret"));
+        let name = unverified_name(&h);
+        assert!(name.starts_with("token-sha256:") && !name.contains("sekret"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
     }
 }

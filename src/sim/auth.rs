@@ -647,7 +647,7 @@ pub fn forbidden(user: &UserInfo, a: &ResourceAttributes) -> Status {
 }
 
 mod review;
-mod x509;
+use crate::identity::x509;
 
 #[cfg(test)]
 mod tests;

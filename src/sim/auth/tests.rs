@@ -1,5 +1,5 @@
-use super::x509::{Subject, cert_subject};
 use super::*;
+use crate::identity::x509::{Subject, cert_subject};
 use http::HeaderValue;
 use serde_json::{Value, json};
 

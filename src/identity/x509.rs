@@ -2,14 +2,14 @@
 
 /// The parts of a certificate subject that name a Kubernetes user.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Subject {
-    pub(super) common_name: Option<String>,
-    pub(super) organizations: Vec<String>,
+pub(crate) struct Subject {
+    pub(crate) common_name: Option<String>,
+    pub(crate) organizations: Vec<String>,
 }
 
 /// Reads CN and O from a DER X.509 certificate: a minimal DER walk (no crate here parses
 /// X.509; the signature and validity were checked by rustls already).
-pub(super) fn cert_subject(der: &[u8]) -> Option<Subject> {
+pub(crate) fn cert_subject(der: &[u8]) -> Option<Subject> {
     let (cert, _) = der_sequence(der)?;
     let (mut tbs, _) = der_sequence(cert)?;
     // Optional [0] EXPLICIT version.
