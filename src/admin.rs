@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
+use crate::cost::Accounting;
 use crate::metrics::Metrics;
 use crate::proxy::ProxyBody;
 use crate::upstream::{Upstream, error_chain};
@@ -18,6 +19,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Admin {
     metrics: Arc<Metrics>,
     upstream: Upstream,
+    accounting: Option<Arc<Accounting>>,
     ready: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
@@ -26,8 +28,15 @@ impl Admin {
         Admin {
             metrics,
             upstream,
+            accounting: None,
             ready: Mutex::new(None),
         }
+    }
+
+    /// Adds the cost ledger: `kubeguard_client_*` on `/metrics`, JSON at `/debug/costs`.
+    pub fn with_accounting(mut self, accounting: Arc<Accounting>) -> Self {
+        self.accounting = Some(accounting);
+        self
     }
 
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -40,8 +49,24 @@ impl Admin {
                     format!("upstream not reachable: {why}"),
                 ),
             },
+            "/debug/costs" => match &self.accounting {
+                Some(a) => crate::cost::export::debug_costs(&a.ledger, req.uri().query()),
+                None => text(StatusCode::NOT_FOUND, "cost accounting is off".into()),
+            },
             "/metrics" => {
-                let mut resp = text(StatusCode::OK, self.metrics.encode());
+                let mut body = self.metrics.encode();
+                if let Some(a) = &self.accounting {
+                    // Before the OpenMetrics `# EOF` marker, which must stay last.
+                    let eof = body.strip_suffix("# EOF\n").map(str::len);
+                    if let Some(n) = eof {
+                        body.truncate(n);
+                    }
+                    body.push_str(&a.prometheus_text());
+                    if eof.is_some() {
+                        body.push_str("# EOF\n");
+                    }
+                }
+                let mut resp = text(StatusCode::OK, body);
                 resp.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -50,7 +75,7 @@ impl Admin {
             }
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found: kubeguard's admin listener serves /healthz, /readyz and /metrics"
+                "not found: kubeguard's admin listener serves /healthz, /readyz, /metrics and /debug/costs"
                     .into(),
             ),
         }

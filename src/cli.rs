@@ -34,12 +34,30 @@ enum Command {
     Demo(DemoArgs),
     /// Validate a config file and print the effective policy (defaults filled in).
     CheckConfig(CheckConfigArgs),
+    /// Who costs what: a live table from a running kubeguard's admin listener.
+    Top(TopArgs),
 }
 
 #[derive(Args, Debug)]
 struct CheckConfigArgs {
     /// The config file to check.
     file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct TopArgs {
+    /// kubeguard's admin listener.
+    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    admin: String,
+    /// Column to sort by, descending.
+    #[arg(long, value_enum, default_value = "cost")]
+    sort: crate::top::SortBy,
+    /// Clients shown; the rest are summed in the "other" row.
+    #[arg(long, default_value_t = 20)]
+    rows: usize,
+    /// Print one table and exit (for scripts).
+    #[arg(long)]
+    once: bool,
 }
 
 #[derive(Args, Debug)]
@@ -128,6 +146,7 @@ pub fn main() -> ExitCode {
             Command::Sim(args) => sim(args).await,
             Command::Demo(args) => crate::demo::run(args.kubeconfig_out).await,
             Command::CheckConfig(args) => check_config(&args.file),
+            Command::Top(a) => crate::top::run(&a.admin, a.sort, a.rows, a.once).await,
         }
     });
     match result {

@@ -24,6 +24,12 @@ pub struct FileConfig {
     /// The apiserver side.
     #[serde(default)]
     pub upstream: UpstreamSection,
+    /// The per-client cost ledger (`src/cost/cost_config.rs`).
+    #[serde(default)]
+    pub cost: crate::cost::cost_config::CostSection,
+    /// Per-client limits and the whole-process in-flight cap (`src/cost/limits_config.rs`).
+    #[serde(default)]
+    pub limits: crate::cost::limits_config::LimitsSection,
     /// Who is calling, and how requests reach the upstream on the caller's behalf.
     #[serde(default)]
     pub identity: crate::identity::config::IdentitySection,

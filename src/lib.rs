@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod demo;
 pub mod guards;
 pub mod identity;
@@ -30,4 +31,5 @@ pub mod server;
 pub mod sim;
 pub mod status;
 pub mod tls;
+pub mod top;
 pub mod upstream;

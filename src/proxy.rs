@@ -19,6 +19,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::cost::InflightCap;
 use crate::guards::{Decision, GuardCtx, Verdict};
 use crate::identity::{Authenticator, Caller, Identity, UpstreamAuth};
 use crate::metrics::{ErrorLabels, Metrics, RequestLabels, TrafficLabels, VerbLabels};
@@ -77,6 +78,7 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     settings: ProxySettings,
     engine: Arc<PolicyEngine>,
+    inflight_cap: Option<Arc<InflightCap>>,
     auth: Arc<Authenticator>,
 }
 
@@ -98,8 +100,15 @@ impl Proxy {
             metrics,
             settings,
             engine,
+            inflight_cap: None,
             auth,
         }
+    }
+
+    /// Sheds requests past `cap` with 429 (`limits.maxInflight`).
+    pub fn with_inflight_cap(mut self, cap: Arc<InflightCap>) -> Self {
+        self.inflight_cap = Some(cap);
+        self
     }
 
     /// Identifies callers with `auth` (the `identity:` config section).
@@ -123,6 +132,13 @@ impl Proxy {
         conn: Arc<ConnInfo>,
     ) -> Response<ProxyBody> {
         let start = Instant::now();
+        // Whole-process protection first, before any work or memory is spent on the request: a
+        // surge past the cap is shed with 429 + Retry-After (k8s-facts §2).
+        let _admitted = match self.inflight_cap.as_ref().map(|c| c.try_acquire()) {
+            Some(Err(shed)) => return shed.to_status().into_response(),
+            Some(Ok(permit)) => Some(permit),
+            None => None,
+        };
         let _inflight = InflightGuard::new(&self.metrics);
         let audit_id = crate::identity::audit_id(req.headers());
         let mut caller = None;

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::admin::Admin;
 use crate::config::{FileConfig, ListenAddr};
+use crate::cost::Accounting;
 use crate::guards::upstream_facts::UpstreamFacts;
 use crate::identity::Authenticator;
 use crate::metrics::Metrics;
@@ -45,6 +46,10 @@ pub enum ServeError {
     ListenAddr(String),
     #[error("invalid policy: {0}")]
     Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Ledger(#[from] crate::cost::persist::PersistError),
+    #[error(transparent)]
+    Otlp(#[from] crate::cost::otlp::OtlpError),
 }
 
 /// One bound API listener.
@@ -63,6 +68,8 @@ pub struct RunningServe {
     /// Whether the serving certificate was generated (then clients must trust `cert_pem`).
     pub self_signed: bool,
     pub metrics: Arc<Metrics>,
+    /// The cost ledger and limits (tests and the lead's wiring reach the ledger here).
+    pub accounting: Arc<Accounting>,
     /// The identity step (its token cache is observable for tests and benchmarks).
     pub auth: Arc<Authenticator>,
     /// The live policy, the guards and what they learned.
@@ -186,6 +193,8 @@ pub async fn start(
         Policy::compile(&config.policy)?,
         facts.clone(),
     ));
+    // The ledger and limits: read back from disk before the first request is counted.
+    let accounting = Arc::new(Accounting::new(&config.cost, &config.limits)?);
     let proxy = Arc::new(
         Proxy::new(
             upstream.clone(),
@@ -193,9 +202,11 @@ pub async fn start(
             config.proxy_settings(),
             engine.clone(),
         )
-        .with_authenticator(auth.clone()),
+        .with_authenticator(auth.clone())
+        .with_inflight_cap(accounting.inflight.clone()),
     );
-    let admin = Arc::new(Admin::new(metrics.clone(), upstream.clone()));
+    let admin =
+        Arc::new(Admin::new(metrics.clone(), upstream.clone()).with_accounting(accounting.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let grace = config.server.shutdown_grace_period;
     let mut tasks = JoinSet::new();
@@ -212,6 +223,7 @@ pub async fn start(
             shutdown_rx.clone(),
         ));
     }
+    accounting.spawn_background(&config.cost, &mut tasks, &shutdown_rx)?;
     let bound: Vec<BoundListener> = listeners
         .iter()
         .map(|l| BoundListener {
@@ -250,6 +262,7 @@ pub async fn start(
         cert_pem: cert.map(|c| c.cert_pem),
         self_signed,
         metrics,
+        accounting,
         auth,
         policy: engine,
         upstream,

@@ -1,0 +1,97 @@
+//! `limits:` — per-identity rate, cost-rate and concurrency limits, and the whole-process cap.
+
+use std::num::NonZeroU32;
+
+use serde::Deserialize;
+
+/// `limits:`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LimitsSection {
+    /// `enforce`: over a limit the client gets 429. `shadow`: the request goes on and the client
+    /// is told by a `Warning:` header. `off`: per-identity limits are not checked.
+    #[serde(default)]
+    pub mode: LimitMode,
+    /// Requests per second per identity, sustained.
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: NonZeroU32,
+    /// Requests per identity allowed at once above the sustained rate.
+    #[serde(default = "default_request_burst")]
+    pub request_burst: NonZeroU32,
+    /// Cost units per second per identity, sustained. A unit is one object read from etcd (or
+    /// ten served from the watch cache); every request costs at least one.
+    #[serde(default = "default_cost_per_second")]
+    pub cost_per_second: NonZeroU32,
+    /// Cost units per identity allowed at once above the sustained rate. A single request
+    /// costing more is charged the whole burst.
+    #[serde(default = "default_cost_burst")]
+    pub cost_burst: NonZeroU32,
+    /// Concurrent expensive requests per identity: LISTs touching more than
+    /// `expensiveListObjects` objects, watches, exec/attach/port-forward and `logs -f` streams.
+    #[serde(default = "default_max_concurrent_expensive")]
+    pub max_concurrent_expensive: NonZeroU32,
+    /// A LIST estimated to touch more objects than this is expensive.
+    #[serde(default = "default_expensive_list_objects")]
+    pub expensive_list_objects: u64,
+    /// Refuse LISTs without `limit` of collections holding more objects than this
+    /// (kubernetes#94477). Off when unset.
+    #[serde(default)]
+    pub refuse_unchunked_lists_above: Option<u64>,
+    /// Users never limited per identity.
+    #[serde(default)]
+    pub exempt_users: Vec<String>,
+    /// Groups whose members are never limited per identity.
+    #[serde(default)]
+    pub exempt_groups: Vec<String>,
+    /// Identities whose limiter state is kept; the least recently seen beyond it start afresh.
+    #[serde(default = "default_max_clients")]
+    pub max_clients: usize,
+    /// Requests in flight in the whole process (until their response headers); more are shed
+    /// with 429 whoever sends them, so a surge cannot grow memory.
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight: NonZeroU32,
+}
+
+/// `limits.mode`
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum LimitMode {
+    Enforce,
+    #[default]
+    Shadow,
+    Off,
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+fn default_requests_per_second() -> NonZeroU32 {
+    nz(50)
+}
+fn default_request_burst() -> NonZeroU32 {
+    nz(100)
+}
+fn default_cost_per_second() -> NonZeroU32 {
+    nz(20_000)
+}
+fn default_cost_burst() -> NonZeroU32 {
+    nz(100_000)
+}
+fn default_max_concurrent_expensive() -> NonZeroU32 {
+    nz(20)
+}
+fn default_expensive_list_objects() -> u64 {
+    5_000
+}
+fn default_max_clients() -> usize {
+    10_000
+}
+fn default_max_inflight() -> NonZeroU32 {
+    nz(2_000)
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        serde_norway::from_str("{}").unwrap_or_else(|_| unreachable!("defaults parse"))
+    }
+}

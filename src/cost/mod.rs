@@ -1,0 +1,92 @@
+//! Account: what each client costs the apiserver, and the per-client limits built on it.
+//!
+//! - [`estimate`]: the price of a request before it is forwarded (APF's work estimator, k8s-facts §2);
+//! - [`record`]: what one finished request cost ([`CostRecord`]);
+//! - [`ledger`]: the bounded per-identity ledger every record goes into, and its exports
+//!   (Prometheus text, `/debug/costs` JSON, the file it is persisted to);
+//! - [`limit`]: per-identity rate, cost-rate and concurrency limits, and the whole-process
+//!   in-flight cap;
+//! - [`cost_config`], [`limits_config`]: the `cost:` and `limits:` sections of the config file.
+
+pub mod cost_config;
+pub mod estimate;
+pub mod export;
+pub mod ledger;
+pub mod limit;
+pub mod limits_config;
+pub mod otlp;
+pub mod persist;
+pub mod record;
+
+pub use estimate::{Estimate, ServedFrom, estimate};
+pub use ledger::{Counters, Ledger, LedgerSnapshot};
+pub use limit::{InflightCap, InflightPermit, Limits, Permit, Refusal, Throttle};
+pub use record::CostRecord;
+
+use std::sync::Arc;
+
+/// The accounting parts one gateway shares: built once at start (`serve.rs`), handed to the
+/// proxy (limits, in-flight cap) and the admin listener (exports).
+pub struct Accounting {
+    pub ledger: Arc<Ledger>,
+    pub limits: Arc<Limits>,
+    pub inflight: Arc<InflightCap>,
+    /// Identities with their own label in `kubeguard_client_*`.
+    pub metrics_top: usize,
+}
+
+impl Accounting {
+    /// Builds the ledger (read back from `cost.persistPath` when the file exists) and limits.
+    pub fn new(
+        cost: &cost_config::CostSection,
+        limits: &limits_config::LimitsSection,
+    ) -> Result<Self, persist::PersistError> {
+        let ledger = Arc::new(Ledger::new(cost.max_clients, cost.max_keys_per_client));
+        if let Some(path) = &cost.persist_path
+            && persist::load(&ledger, path)?
+        {
+            tracing::info!(path = %path.display(), clients = ledger.tracked(), "cost ledger read back");
+        }
+        Ok(Accounting {
+            ledger,
+            limits: Arc::new(Limits::new(limits)),
+            inflight: InflightCap::new(limits.max_inflight),
+            metrics_top: cost.metrics_top,
+        })
+    }
+
+    /// Starts what runs beside the proxy: the ledger file writer (`cost.persistPath`) and the
+    /// OTLP metrics push (`cost.otlpEndpoint`). Both write a last time at shutdown.
+    pub fn spawn_background(
+        &self,
+        cost: &cost_config::CostSection,
+        tasks: &mut tokio::task::JoinSet<()>,
+        shutdown: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), otlp::OtlpError> {
+        if let Some(endpoint) = &cost.otlp_endpoint {
+            let provider = otlp::start(
+                endpoint,
+                cost.otlp_interval,
+                self.ledger.clone(),
+                self.metrics_top,
+            )?;
+            tasks.spawn(otlp::run_until_shutdown(provider, shutdown.clone()));
+        }
+        if let Some(path) = &cost.persist_path {
+            tasks.spawn(persist::run(
+                self.ledger.clone(),
+                path.clone(),
+                cost.persist_interval,
+                shutdown.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Prometheus text appended to the admin `/metrics`.
+    pub fn prometheus_text(&self) -> String {
+        let mut text = export::prometheus_text(&self.ledger.snapshot(Some(self.metrics_top)));
+        text.push_str(&export::inflight_text(&self.inflight));
+        text
+    }
+}
