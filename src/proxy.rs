@@ -19,7 +19,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::cost::InflightCap;
+use crate::cost::limits_config::LimitMode;
+use crate::cost::{Accounting, CostRecord, Estimate, InflightCap, Permit, Refusal};
 use crate::guards::{Decision, GuardCtx, Verdict};
 use crate::identity::{Authenticator, Caller, Identity, UpstreamAuth};
 use crate::metrics::{ErrorLabels, Metrics, RequestLabels, TrafficLabels, VerbLabels};
@@ -79,6 +80,8 @@ pub struct Proxy {
     settings: ProxySettings,
     engine: Arc<PolicyEngine>,
     inflight_cap: Option<Arc<InflightCap>>,
+    /// The per-client ledger and limits (cost/), when configured.
+    accounting: Option<Arc<Accounting>>,
     auth: Arc<Authenticator>,
 }
 
@@ -101,6 +104,7 @@ impl Proxy {
             settings,
             engine,
             inflight_cap: None,
+            accounting: None,
             auth,
         }
     }
@@ -108,6 +112,12 @@ impl Proxy {
     /// Sheds requests past `cap` with 429 (`limits.maxInflight`).
     pub fn with_inflight_cap(mut self, cap: Arc<InflightCap>) -> Self {
         self.inflight_cap = Some(cap);
+        self
+    }
+
+    /// Records every request in `accounting`'s ledger and applies its per-client limits.
+    pub fn with_accounting(mut self, accounting: Arc<Accounting>) -> Self {
+        self.accounting = Some(accounting);
         self
     }
 
@@ -170,7 +180,88 @@ impl Proxy {
         resp.headers_mut()
             .entry(AUDIT_ID)
             .or_insert(audit_id.clone());
+        self.account(api.as_ref(), caller.as_ref(), &mut resp, start);
         self.observe(api.as_ref(), caller.as_ref(), &audit_id, resp, start)
+    }
+
+    /// Account: one ledger record per request, written when its body ends or is dropped (for a
+    /// streamed answer, with the bytes and items that passed) or at once for kubeguard's own
+    /// answers. Throttled and blocked requests are recorded too.
+    fn account(
+        &self,
+        api: Option<&ApiRequest>,
+        caller: Option<&Caller>,
+        resp: &mut Response<ProxyBody>,
+        start: Instant,
+    ) {
+        let Some(accounting) = &self.accounting else {
+            return;
+        };
+        let user = caller.map_or_else(
+            || crate::identity::unverified_name(&HeaderMap::new()),
+            |c| c.identity.user.clone(),
+        );
+        let verb = api.map_or(Verb::Other, |a| a.verb);
+        let resource = api.map_or_else(|| "invalid".to_string(), |a| a.resource_label());
+        let mut record = CostRecord::new(user, verb, resource);
+        record.code = resp.status().as_u16();
+        record.upstream_ttfb = start.elapsed();
+        record.error = resp.status().is_client_error() || resp.status().is_server_error();
+        if let Some(outcome) = resp.extensions_mut().remove::<Outcome>() {
+            record.rewritten = outcome.rewritten;
+            record.throttled = outcome.throttled;
+            record.blocked = outcome.blocked;
+            record.etcd_objects_read = outcome.estimate.etcd_objects;
+            record.etcd_objects_avoided = outcome.etcd_avoided;
+        }
+        let long_running = api
+            .is_some_and(|a| a.verb.is_long_running() || (a.verb == Verb::Log && a.options.follow));
+        match resp.body_mut() {
+            ProxyBody::Upstream { meter, .. } => {
+                meter.record = Some(Box::new(PendingRecord {
+                    record,
+                    ledger: accounting.ledger.clone(),
+                    start,
+                    long_running,
+                }));
+            }
+            ProxyBody::Own(full) => {
+                record.bytes_out = full.size_hint().exact().unwrap_or(0);
+                record.duration = start.elapsed();
+                accounting.ledger.record(&record);
+            }
+        }
+    }
+
+    /// The estimate of what this request costs the apiserver (k8s-facts §2), from the upstream's
+    /// version and the collection sizes learned from earlier responses.
+    fn estimate(&self, api: &ApiRequest) -> Estimate {
+        let minor = self.engine.facts.minor().unwrap_or(30);
+        let learner = &self.engine.learner;
+        let sizes = |resource: &str, namespace: Option<&str>| {
+            learner
+                .collection_size(resource, &crate::observe::scope_key(namespace))
+                .map(|s| s.items)
+        };
+        crate::cost::estimate(api, minor, &sizes)
+    }
+
+    /// The per-client limits (cost/limit.rs): enforced, a refusal answers here (429 with an
+    /// integer Retry-After, k8s-facts §2); in shadow mode it only becomes a warning.
+    fn check_limits(&self, identity: &Identity, api: &ApiRequest, est: &Estimate) -> LimitCheck {
+        let Some(accounting) = &self.accounting else {
+            return LimitCheck::Pass(None);
+        };
+        match accounting.limits.check(identity, api, est) {
+            Ok(permit) => LimitCheck::Pass(Some(permit)),
+            Err(refusal) => match accounting.limits.mode() {
+                LimitMode::Enforce => LimitCheck::Refuse {
+                    throttled: matches!(refusal, Refusal::Throttle(_)),
+                    status: Box::new(refusal.to_status()),
+                },
+                _ => LimitCheck::Warn(refusal.warning()),
+            },
+        }
     }
 
     /// Decide: the guards the policy selects look at the request; an enforced refusal answers
@@ -185,6 +276,21 @@ impl Proxy {
         conn: &ConnInfo,
     ) -> Response<ProxyBody> {
         let identity: &Identity = &caller.identity;
+        let est = self.estimate(api);
+        let (permit, limit_warning) = match self.check_limits(identity, api, &est) {
+            LimitCheck::Pass(permit) => (permit, None),
+            LimitCheck::Warn(warning) => (None, Some(warning)),
+            LimitCheck::Refuse { throttled, status } => {
+                let mut resp: Response<ProxyBody> = (*status).into_response();
+                resp.extensions_mut().insert(Outcome {
+                    throttled,
+                    blocked: !throttled,
+                    estimate: Estimate::default(),
+                    ..Outcome::default()
+                });
+                return resp;
+            }
+        };
         let req = match self.read_body_for_guards(api, req).await {
             Ok(req) => req,
             Err(resp) => return resp,
@@ -210,10 +316,33 @@ impl Proxy {
             };
             self.engine.decide(&ctx, &self.metrics)
         };
+        let refused = decisions.refusal().map(|d| d.verdict.clone());
+        let rewrite = decisions.rewrite();
+        let mut outcome = Outcome {
+            throttled: matches!(refused, Some(Verdict::Throttle { .. })),
+            blocked: matches!(refused, Some(Verdict::Block(_))),
+            rewritten: refused.is_none() && rewrite.is_some(),
+            estimate: if refused.is_some() {
+                Estimate::default()
+            } else {
+                est
+            },
+            etcd_avoided: 0,
+        };
         let mut resp = match decisions.refusal() {
             Some(d) => refusal(d),
             None => {
-                let rewrite = decisions.rewrite().map(|r| r.query.as_str());
+                if let Some(r) = rewrite {
+                    // Served from the watch cache instead: what the unversioned LIST would have
+                    // read from etcd is avoided (k8s-facts §1).
+                    let mut rewritten = api.clone();
+                    rewritten.options.resource_version = Some("0".into());
+                    let after = self.estimate(&rewritten);
+                    outcome.etcd_avoided = est.etcd_objects.saturating_sub(after.etcd_objects);
+                    outcome.estimate = after;
+                    let _ = r;
+                }
+                let rewrite = rewrite.map(|r| r.query.as_str());
                 self.forward(api, caller, audit_id, rewrite, req, conn)
                     .await
             }
@@ -221,6 +350,16 @@ impl Proxy {
         let status = resp.status();
         self.engine
             .respond(identity, Some(api), &decisions, status, resp.headers_mut());
+        if let Some(w) = limit_warning
+            && let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "'")))
+        {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+        if let ProxyBody::Upstream { meter, .. } = resp.body_mut() {
+            // The expensive-request slot is held until the stream ends.
+            meter.permit = permit;
+        }
+        resp.extensions_mut().insert(outcome);
         resp
     }
 
@@ -447,6 +586,8 @@ impl Proxy {
             counter: self.metrics.response_bytes.get_or_create_owned(&labels),
             bytes: 0,
             scan,
+            record: None,
+            permit: None,
         };
         Response::from_parts(parts, ProxyBody::Upstream { body, meter })
     }
@@ -681,12 +822,71 @@ pub struct Meter {
     counter: prometheus_client::metrics::counter::Counter,
     bytes: u64,
     scan: Option<Box<ScanJob>>,
+    /// The ledger record completed when the body ends or is dropped.
+    record: Option<Box<PendingRecord>>,
+    /// The per-client expensive-request slot, released with the body.
+    permit: Option<Permit>,
+}
+
+/// A ledger record waiting for its response body to end.
+struct PendingRecord {
+    record: CostRecord,
+    ledger: Arc<crate::cost::Ledger>,
+    start: Instant,
+    long_running: bool,
+}
+
+/// What the per-client limits said about one request.
+enum LimitCheck {
+    /// Within its limits (holding its expensive-request slot, if it took one).
+    Pass(Option<Permit>),
+    /// Over a limit in shadow mode: forwarded, with this warning.
+    Warn(String),
+    /// Over a limit, enforced: answered with this Status (429, or 403 for an unchunked LIST).
+    Refuse {
+        throttled: bool,
+        status: Box<Status>,
+    },
+}
+
+/// What the decide step did, carried to the ledger in the response's extensions.
+#[derive(Clone, Debug, Default)]
+struct Outcome {
+    rewritten: bool,
+    throttled: bool,
+    blocked: bool,
+    estimate: Estimate,
+    etcd_avoided: u64,
 }
 
 impl Drop for Meter {
     fn drop(&mut self) {
         if self.bytes > 0 {
             self.counter.inc_by(self.bytes);
+        }
+        let summary = self.scan.as_ref().map(|job| job.scanner.summary().clone());
+        if let Some(pending) = self.record.take() {
+            let PendingRecord {
+                mut record,
+                ledger,
+                start,
+                long_running,
+            } = *pending;
+            record.bytes_out = self.bytes;
+            record.duration = start.elapsed();
+            if long_running {
+                record.long_running_seconds = record.duration.as_secs_f64();
+            }
+            if let Some(s) = summary {
+                match s.collection_size() {
+                    Some((items, exact)) => {
+                        record.items = items;
+                        record.items_exact = exact;
+                    }
+                    None => record.items = s.events,
+                }
+            }
+            ledger.record(&record);
         }
         if let Some(job) = self.scan.take() {
             job.engine

@@ -203,7 +203,8 @@ pub async fn start(
             engine.clone(),
         )
         .with_authenticator(auth.clone())
-        .with_inflight_cap(accounting.inflight.clone()),
+        .with_inflight_cap(accounting.inflight.clone())
+        .with_accounting(accounting.clone()),
     );
     let admin =
         Arc::new(Admin::new(metrics.clone(), upstream.clone()).with_accounting(accounting.clone()));

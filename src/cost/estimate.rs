@@ -86,6 +86,13 @@ impl Estimate {
     }
 }
 
+impl Default for Estimate {
+    /// Nothing read: what a request that never reached the apiserver cost it.
+    fn default() -> Self {
+        Estimate::nothing()
+    }
+}
+
 /// Estimates `api` against an apiserver of minor version `minor` (e.g. 30 for v1.30.x).
 pub fn estimate(api: &ApiRequest, minor: u32, sizes: &impl CollectionSizes) -> Estimate {
     let Some(r) = api.resource() else {
