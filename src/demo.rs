@@ -79,13 +79,21 @@ Try, in another terminal:\n\
   kubectl -n prod delete pod $(kubectl -n prod get pods -o name | head -1 | cut -d/ -f2)\n\
   kubectl -n prod logs -f $(kubectl -n prod get pods -o name | head -1)\n\
   kubectl -n prod exec $(kubectl -n prod get pods -o name | head -1 | cut -d/ -f2) -- echo hello\n\
-  curl -s http://{admin}/metrics | grep kubeguard_requests_total\n\
-  curl -s http://{sim_admin}/metrics | grep sim_etcd        # what the apiserver spent\n\
+  # kubectl's unversioned LIST is served from the watch cache (resourceVersion=0) once kubeguard\n\
+  # knows the collection is small enough; the decision is in a response header:\n\
+  kubectl get pods -A -v=8 2>&1 | grep -i x-kubeguard-decision\n\
+  curl -s http://{sim_admin}/metrics | grep -E 'sim_(etcd_objects_read|lists)'   # what the apiserver spent\n\
+  {exe} top --once --admin http://{admin}     # who costs what (live without --once)\n\
+  curl -s http://{admin}/metrics | grep -E 'kubeguard_(requests|decisions)_total'\n\
 \n\
 Ctrl-C stops everything and removes {kc}.",
         gw = gateway.url(),
         admin = gateway.admin_addr,
         sim_url = sim.url,
         sim_admin = sim.admin_addr,
+        exe = std::env::current_exe()
+            .ok()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "kubeguard".into()),
     );
 }
