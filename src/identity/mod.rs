@@ -25,7 +25,7 @@ use crate::upstream::Upstream;
 
 pub mod config;
 mod review;
-mod sar;
+pub mod sar;
 pub mod token;
 pub(crate) mod x509;
 

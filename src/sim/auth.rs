@@ -414,36 +414,20 @@ impl Users {
     /// The impersonation filter: the identity the `Impersonate-*` headers ask for, each part
     /// authorised for `caller`; `caller` itself when there are none.
     fn impersonate(&self, caller: UserInfo, headers: &HeaderMap) -> Result<UserInfo, Status> {
-        let values = |name: &str| -> Vec<String> {
-            headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(str::to_string)
-                .collect()
-        };
-        let user = values("impersonate-user").into_iter().next();
-        let groups = values("impersonate-group");
-        let uid = values("impersonate-uid").into_iter().next();
-        let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, value) in headers {
-            if let Some(key) = name.as_str().strip_prefix("impersonate-extra-")
-                && let Ok(v) = value.to_str()
-            {
-                let key = percent_encoding::percent_decode_str(key)
-                    .decode_utf8_lossy()
-                    .to_lowercase();
-                extra.entry(key).or_default().push(v.to_string());
+        // The same reading of the headers as kubeguard's own (identity/sar.rs).
+        let wanted = match crate::identity::sar::requested(headers) {
+            Ok(None) => return Ok(caller),
+            Ok(Some(wanted)) => wanted,
+            Err(why) => {
+                return Err(Status::internal(format!("Internal error occurred: {why}")));
             }
-        }
-        let Some(username) = user else {
-            if groups.is_empty() && uid.is_none() && extra.is_empty() {
-                return Ok(caller);
-            }
-            return Err(Status::internal(
-                "Internal error occurred: requested impersonation of groups, uid or extra without impersonating a user",
-            ));
         };
+        let crate::identity::sar::Requested {
+            user: username,
+            groups,
+            uid,
+            extra,
+        } = wanted;
 
         let mut checks = Vec::new();
         let mut new_groups = groups.clone();

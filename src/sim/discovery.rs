@@ -211,25 +211,8 @@ pub fn aggregated_content_type(version: &str) -> String {
 /// The media ranges are taken in the client's order (kubectl lists v2 first, then v2beta1, then
 /// plain JSON); a range for plain JSON before any discovery one means the legacy documents.
 pub fn wants_aggregated(accept: &str) -> Option<&'static str> {
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("");
-        if !media.eq_ignore_ascii_case("application/json") {
-            continue;
-        }
-        let (mut g, mut v, mut r#as) = (None, None, None);
-        for p in parts {
-            if let Some((k, val)) = p.split_once('=') {
-                let val = val.trim().trim_matches('"');
-                match k.trim() {
-                    "g" => g = Some(val),
-                    "v" => v = Some(val),
-                    "as" => r#as = Some(val),
-                    _ => {}
-                }
-            }
-        }
-        match (g, v, r#as) {
+    for params in super::http_util::json_media_ranges(accept) {
+        match params {
             (None, None, None) => return None,
             (Some("apidiscovery.k8s.io"), Some("v2"), Some("APIGroupDiscoveryList")) => {
                 return Some("v2");

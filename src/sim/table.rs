@@ -34,25 +34,8 @@ impl IncludeObject {
 /// Media ranges are taken in the client's order: the first Table range wins, and a plain
 /// `application/json` before any Table range means the client prefers the object itself.
 pub fn wants_table(accept: &str) -> Option<&'static str> {
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("");
-        if !media.eq_ignore_ascii_case("application/json") {
-            continue;
-        }
-        let (mut g, mut v, mut r#as) = (None, None, None);
-        for p in parts {
-            if let Some((k, val)) = p.split_once('=') {
-                let val = val.trim().trim_matches('"');
-                match k.trim() {
-                    "g" => g = Some(val),
-                    "v" => v = Some(val),
-                    "as" => r#as = Some(val),
-                    _ => {}
-                }
-            }
-        }
-        match (g, v, r#as) {
+    for params in super::http_util::json_media_ranges(accept) {
+        match params {
             (None, None, None) => return None,
             (Some("meta.k8s.io"), Some("v1"), Some("Table")) => return Some("v1"),
             (Some("meta.k8s.io"), Some("v1beta1"), Some("Table")) => return Some("v1beta1"),
