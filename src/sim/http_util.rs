@@ -151,6 +151,34 @@ pub fn no_such_resource() -> Status {
     Status::not_found("the server could not find the requested resource")
 }
 
+/// The `application/json` media ranges of an `Accept` header, in the client's order, each as
+/// its `(g, v, as)` parameters (`None` where absent): how the apiserver negotiates Tables and
+/// aggregated discovery.
+pub fn json_media_ranges(
+    accept: &str,
+) -> impl Iterator<Item = (Option<&str>, Option<&str>, Option<&str>)> {
+    accept.split(',').filter_map(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        if !media.eq_ignore_ascii_case("application/json") {
+            return None;
+        }
+        let (mut g, mut v, mut r#as) = (None, None, None);
+        for p in parts {
+            if let Some((k, val)) = p.split_once('=') {
+                let val = val.trim().trim_matches('"');
+                match k.trim() {
+                    "g" => g = Some(val),
+                    "v" => v = Some(val),
+                    "as" => r#as = Some(val),
+                    _ => {}
+                }
+            }
+        }
+        Some((g, v, r#as))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,32 +206,4 @@ mod tests {
         assert_eq!(q.all("dryRun").count(), 2);
         assert_eq!(q.non_empty("continue"), None);
     }
-}
-
-/// The `application/json` media ranges of an `Accept` header, in the client's order, each as
-/// its `(g, v, as)` parameters (`None` where absent): how the apiserver negotiates Tables and
-/// aggregated discovery.
-pub fn json_media_ranges(
-    accept: &str,
-) -> impl Iterator<Item = (Option<&str>, Option<&str>, Option<&str>)> {
-    accept.split(',').filter_map(|range| {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("");
-        if !media.eq_ignore_ascii_case("application/json") {
-            return None;
-        }
-        let (mut g, mut v, mut r#as) = (None, None, None);
-        for p in parts {
-            if let Some((k, val)) = p.split_once('=') {
-                let val = val.trim().trim_matches('"');
-                match k.trim() {
-                    "g" => g = Some(val),
-                    "v" => v = Some(val),
-                    "as" => r#as = Some(val),
-                    _ => {}
-                }
-            }
-        }
-        Some((g, v, r#as))
-    })
 }
