@@ -295,6 +295,18 @@ impl Proxy {
             Ok(req) => req,
             Err(resp) => return resp,
         };
+        // The delete guard decides synchronously: what it needs from the upstream is read first.
+        let delete_lookup = crate::guards::delete_guard::lookup_if_guarded(
+            &self.engine,
+            &self.upstream,
+            identity,
+            api,
+            req.headers()
+                .get(USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        )
+        .await;
         let decisions = {
             let (parts, body) = (req.uri(), req.body());
             let body = match body {
@@ -312,6 +324,7 @@ impl Proxy {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or(""),
                 body: body.as_ref(),
+                delete_lookup: delete_lookup.as_ref(),
                 now: Instant::now(),
             };
             self.engine.decide(&ctx, &self.metrics)

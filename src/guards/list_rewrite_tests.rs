@@ -49,6 +49,7 @@ impl Fixture {
             headers: &headers,
             user_agent: ua,
             body: None,
+            delete_lookup: None,
             now: Instant::now(),
         };
         self.guard.check(&ctx, &self.settings)

@@ -10,6 +10,7 @@
 //! Adding a guard: its settings in `policy/config.rs` (global and per rule), its resolution in
 //! [`crate::policy::Policy::select`], one `decide` line in [`Guards::decide`].
 
+pub mod delete_guard;
 pub mod list_rewrite;
 pub mod upstream_facts;
 pub mod windows;
@@ -25,6 +26,7 @@ use crate::policy::{Mode, Policy, Selection, Subject};
 use crate::request::ApiRequest;
 use crate::status::Status;
 
+pub use delete_guard::DeleteGuard;
 pub use list_rewrite::ListRewrite;
 
 /// What a guard wants done with a request.
@@ -197,6 +199,8 @@ pub struct GuardCtx<'a> {
     pub user_agent: &'a str,
     /// The request body, when a guard asked for it with [`Guard::body_limit`] and it fit.
     pub body: Option<&'a Bytes>,
+    /// What the pipeline read about the object a guarded delete targets (delete guard only).
+    pub delete_lookup: Option<&'a delete_guard::DeleteLookup>,
     pub now: Instant,
 }
 
@@ -215,6 +219,7 @@ pub trait Guard {
 /// Every guard, in the order they decide.
 pub struct Guards {
     pub list_rewrite: ListRewrite,
+    pub delete_guard: DeleteGuard,
 }
 
 impl Guards {
@@ -231,12 +236,17 @@ impl Guards {
         if let Some(s) = sel.list_rewrite {
             out.0.push(run(&self.list_rewrite, ctx, s, s.mode, &rule));
         }
+        if let Some(s) = sel.delete_guard {
+            out.0.push(run(&self.delete_guard, ctx, s, s.mode, &rule));
+        }
         out
     }
 
     /// The largest body any guard needs for this request.
     pub fn body_limit(&self, api: &ApiRequest) -> Option<usize> {
-        self.list_rewrite.body_limit(api)
+        self.list_rewrite
+            .body_limit(api)
+            .max(self.delete_guard.body_limit(api))
     }
 }
 

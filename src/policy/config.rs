@@ -61,6 +61,9 @@ pub struct GuardsSection {
     /// The unversioned-LIST rewrite (k8s-facts §1).
     #[serde(default)]
     pub list_rewrite: ListRewriteSection,
+    /// Destructive deletes held until a person confirms them (k8s-facts §3).
+    #[serde(default)]
+    pub delete_guard: crate::guards::delete_guard::DeleteGuardSection,
 }
 
 /// `policy.guards.listRewrite:`
@@ -171,6 +174,9 @@ pub struct RuleGuards {
     /// The LIST rewrite under this rule.
     #[serde(default)]
     pub list_rewrite: Option<ListRewriteOverride>,
+    /// The delete guard under this rule.
+    #[serde(default)]
+    pub delete_guard: Option<crate::guards::delete_guard::DeleteGuardOverride>,
 }
 
 /// Per-rule settings of the LIST rewrite.

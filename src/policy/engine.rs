@@ -36,6 +36,7 @@ impl PolicyEngine {
         let learner = Arc::new(Learner::new());
         // The client table's size is fixed at start (a reload does not resize it).
         let windows = Arc::new(ClientWindows::new(policy.list_rewrite.max_clients));
+        let max_intents = policy.delete_guard.max_intents;
         PolicyEngine {
             store: Arc::new(PolicyStore::new(policy)),
             guards: Guards {
@@ -44,6 +45,8 @@ impl PolicyEngine {
                     learner: learner.clone(),
                     windows: windows.clone(),
                 },
+                // The intent table's size is fixed at start, like the client table.
+                delete_guard: crate::guards::DeleteGuard::new(max_intents),
             },
             facts,
             learner,

@@ -18,6 +18,7 @@ use regex::Regex;
 use config::{MatchSection, RuleSection, UserAgentMatch};
 pub use config::{Mode, PolicySection};
 
+pub use crate::guards::delete_guard::DeleteGuardSettings;
 use crate::identity::Identity;
 use crate::request::ApiRequest;
 
@@ -26,9 +27,12 @@ use crate::request::ApiRequest;
 pub struct Policy {
     pub mode: Mode,
     pub list_rewrite: ListRewriteSettings,
+    pub delete_guard: DeleteGuardSettings,
     pub rules: Vec<Rule>,
     /// The LIST rewrite's settings for requests no rule matches (`None`: it does not run).
     unmatched_list_rewrite: Option<ListRewriteSettings>,
+    /// The delete guard's settings for requests no rule matches (`None`: it does not run).
+    unmatched_delete_guard: Option<DeleteGuardSettings>,
     /// The section it was compiled from (printed by `check-config`).
     pub source: PolicySection,
 }
@@ -56,6 +60,8 @@ pub struct Rule {
     /// The LIST rewrite's settings under this rule, resolved at compile time so a request only
     /// borrows them (`None`: it does not run).
     list_rewrite: Option<ListRewriteSettings>,
+    /// The delete guard's settings under this rule (`None`: it does not run).
+    delete_guard: Option<DeleteGuardSettings>,
 }
 
 /// A compiled [`MatchSection`].
@@ -165,6 +171,8 @@ pub struct Selection<'p> {
     pub rule: Option<&'p Rule>,
     /// The LIST rewrite's settings for this request; `None` when it does not apply.
     pub list_rewrite: Option<&'p ListRewriteSettings>,
+    /// The delete guard's settings for this request; `None` when it does not apply.
+    pub delete_guard: Option<&'p DeleteGuardSettings>,
 }
 
 impl Policy {
@@ -205,15 +213,20 @@ impl Policy {
             upstream_refresh_interval: lr.upstream_refresh_interval,
             max_clients: lr.max_clients,
         };
+        let delete_guard =
+            DeleteGuardSettings::compile(&section.guards.delete_guard, section.mode)?;
         let mut rules = Vec::new();
         for (i, r) in section.rules.iter().enumerate() {
             let mut rule = Rule::compile(r, i)?;
             rule.list_rewrite = list_rewrite_for(&list_rewrite, Some(&rule));
+            rule.delete_guard = delete_guard.for_rule(rule.mode, rule.guards.as_ref());
             rules.push(rule);
         }
         Ok(Policy {
             mode: section.mode,
             unmatched_list_rewrite: list_rewrite_for(&list_rewrite, None),
+            unmatched_delete_guard: delete_guard.for_rule(None, None),
+            delete_guard,
             list_rewrite,
             rules,
             source: section.clone(),
@@ -223,11 +236,18 @@ impl Policy {
     /// The first matching rule and the guards it applies.
     pub fn select(&self, s: &Subject<'_>) -> Selection<'_> {
         let rule = self.rules.iter().find(|r| r.matcher.matches(s));
-        let list_rewrite = match rule {
-            Some(r) => r.list_rewrite.as_ref(),
-            None => self.unmatched_list_rewrite.as_ref(),
+        let (list_rewrite, delete_guard) = match rule {
+            Some(r) => (r.list_rewrite.as_ref(), r.delete_guard.as_ref()),
+            None => (
+                self.unmatched_list_rewrite.as_ref(),
+                self.unmatched_delete_guard.as_ref(),
+            ),
         };
-        Selection { rule, list_rewrite }
+        Selection {
+            rule,
+            list_rewrite,
+            delete_guard,
+        }
     }
 
     /// The effective policy as YAML (defaults filled in), for `check-config`.
@@ -296,6 +316,7 @@ impl Rule {
             mode: r.mode,
             guards: r.guards.clone(),
             list_rewrite: None,
+            delete_guard: None,
         })
     }
 }

@@ -1,0 +1,171 @@
+//! The delete guard (issue [6 of 8]) with /usr/bin/kubectl through kubeguard in front of the
+//! emulated apiserver: destructive deletes are refused until a person confirms them.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kubeguard::serve::RunningServe;
+use kubeguard::sim::{RunningSim, SimOptions};
+use tokio::process::Command;
+
+struct Env {
+    _sim: RunningSim,
+    _kg: RunningServe,
+    direct: PathBuf,
+    alice: PathBuf,
+    bob: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Sim + kubeguard with `guard_yaml` as the `policy.guards.deleteGuard` body (indented 6).
+async fn env(policy_yaml: &str) -> Env {
+    let sim = kubeguard::sim::start(SimOptions {
+        nodes: 1,
+        namespaces: 4,
+        pods: 40,
+        namespace_cleanup_delay: Duration::from_millis(20),
+        etcd_cost_per_object: Duration::ZERO,
+        cache_cost_per_object: Duration::ZERO,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let kg = common::start_kubeguard(&sim.url, policy_yaml).await;
+    let dir = tempfile::tempdir().unwrap();
+    let direct = dir.path().join("direct.kubeconfig");
+    std::fs::write(&direct, sim.kubeconfig_yaml(None)).unwrap();
+    // Two callers: identity is the (unverified) token's hash, so two tokens are two people.
+    let mut paths = Vec::new();
+    for who in ["alice", "bob"] {
+        let p = dir.path().join(format!("{who}.kubeconfig"));
+        let mut kc = kg.client_kubeconfig();
+        kc.auth_infos[0].auth_info.as_mut().unwrap().token = Some(format!("{who}-token").into());
+        kubeguard::kubeconfig::write(&p, &kc).unwrap();
+        paths.push(p);
+    }
+    let bob = paths.pop().unwrap();
+    let alice = paths.pop().unwrap();
+    Env {
+        _sim: sim,
+        _kg: kg,
+        direct,
+        alice,
+        bob,
+        _dir: dir,
+    }
+}
+
+const ENFORCE: &str = "policy:\n  mode: enforce\n";
+
+async fn run(kubeconfig: &Path, args: &[&str]) -> Output {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new(common::kubectl())
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--request-timeout=30s")
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("kubectl finished within 60 s")
+    .unwrap()
+}
+
+async fn ok(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = run(kubeconfig, args).await;
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The command fails; its stderr.
+async fn refused(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = run(kubeconfig, args).await;
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !out.status.success(),
+        "kubectl {args:?} should have been refused; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+async fn pod_count(kubeconfig: &Path, ns: &str) -> usize {
+    ok(kubeconfig, &["get", "pods", "-n", ns, "-o", "name"])
+        .await
+        .lines()
+        .count()
+}
+
+/// The namespace is gone (or terminating) as seen directly, within a bound.
+async fn namespace_goes(direct: &Path, ns: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = run(
+            direct,
+            &["get", "namespace", ns, "-o", "jsonpath={.status.phase}"],
+        )
+        .await;
+        let phase = String::from_utf8_lossy(&out.stdout).to_string();
+        if !out.status.success() || phase == "Terminating" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "namespace {ns} still {phase}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_delete_is_refused_with_counts_and_commands() {
+    let e = env(ENFORCE).await;
+    let pods_before = pod_count(&e.direct, "prod").await;
+    assert!(pods_before > 0, "the seed puts pods in prod");
+    let err = refused(&e.alice, &["delete", "namespace", "prod"]).await;
+    assert!(err.contains("Forbidden"), "{err}");
+    assert!(
+        err.contains("kubectl delete namespace prod --dry-run=server")
+            && err.contains("then `kubectl delete namespace prod` within 5 minutes"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kubectl annotate namespace prod kubeguard.io/confirm-delete=$(date -u +%Y-%m-%dT%H:%M:%SZ) --overwrite"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{pods_before} pods")), "{err}");
+    // Nothing happened: prod and all its pods are still there.
+    ok(&e.direct, &["get", "namespace", "prod"]).await;
+    assert_eq!(pod_count(&e.direct, "prod").await, pods_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_then_delete_passes_once() {
+    let e = env(ENFORCE).await;
+    ok(
+        &e.alice,
+        &["delete", "namespace", "prod", "--dry-run=server"],
+    )
+    .await;
+    // The dry run deleted nothing.
+    ok(&e.direct, &["get", "namespace", "prod"]).await;
+    ok(&e.alice, &["delete", "namespace", "prod", "--wait=false"]).await;
+    namespace_goes(&e.direct, "prod").await;
+    // Used up: the next guarded delete needs its own confirmation.
+    refused(&e.alice, &["delete", "namespace", "ns-1"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_dry_run_does_not_confirm() {
+    let e = env(ENFORCE).await;
+    ok(&e.bob, &["delete", "namespace", "prod", "--dry-run=server"]).await;
+    refused(&e.alice, &["delete", "namespace", "prod"]).await;
+    ok(&e.direct, &["get", "namespace", "prod"]).await;
+}
