@@ -14,7 +14,7 @@ use tokio::process::Command;
 
 struct Env {
     _sim: RunningSim,
-    _kg: RunningServe,
+    kg: RunningServe,
     direct: PathBuf,
     alice: PathBuf,
     bob: PathBuf,
@@ -51,7 +51,7 @@ async fn env(policy_yaml: &str) -> Env {
     let alice = paths.pop().unwrap();
     Env {
         _sim: sim,
-        _kg: kg,
+        kg,
         direct,
         alice,
         bob,
@@ -168,4 +168,115 @@ async fn another_users_dry_run_does_not_confirm() {
     ok(&e.bob, &["delete", "namespace", "prod", "--dry-run=server"]).await;
     refused(&e.alice, &["delete", "namespace", "prod"]).await;
     ok(&e.direct, &["get", "namespace", "prod"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_dry_run_does_not_confirm() {
+    let window = Duration::from_secs(1);
+    let e = env(&format!(
+        "{ENFORCE}  guards:\n    deleteGuard:\n      confirmWindow: 1s\n"
+    ))
+    .await;
+    ok(
+        &e.alice,
+        &["delete", "namespace", "prod", "--dry-run=server"],
+    )
+    .await;
+    // The intent was recorded before the dry run's answer came back: wait until the window
+    // has surely passed since then.
+    let past = Instant::now() + window + Duration::from_millis(100);
+    tokio::time::sleep_until(past.into()).await;
+    let err = refused(&e.alice, &["delete", "namespace", "prod"]).await;
+    assert!(err.contains("within 1 second"), "{err}");
+    ok(&e.direct, &["get", "namespace", "prod"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_annotation_confirms() {
+    let e = env(ENFORCE).await;
+    // A stale annotation does not.
+    ok(
+        &e.alice,
+        &[
+            "annotate",
+            "namespace",
+            "prod",
+            "kubeguard.io/confirm-delete=2020-01-01T00:00:00Z",
+        ],
+    )
+    .await;
+    refused(&e.alice, &["delete", "namespace", "prod"]).await;
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    ok(
+        &e.alice,
+        &[
+            "annotate",
+            "namespace",
+            "prod",
+            &format!("kubeguard.io/confirm-delete={now}"),
+            "--overwrite",
+        ],
+    )
+    .await;
+    // Another person's delete passes too: the annotation is on the object.
+    ok(&e.bob, &["delete", "namespace", "prod", "--wait=false"]).await;
+    namespace_goes(&e.direct, "prod").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletecollection_is_refused_and_ordinary_deletes_pass() {
+    let e = env(ENFORCE).await;
+    let before = pod_count(&e.direct, "prod").await;
+    // kubectl deletes one by one; a deletecollection is what controllers and client
+    // libraries send: DELETE on the collection.
+    let client = common::client(&e.kg, false);
+    let req = hyper::Request::delete(format!(
+        "{}/api/v1/namespaces/prod/pods",
+        common::tls_url(&e.kg)
+    ))
+    .header("authorization", "Bearer alice-token")
+    .body(http_body_util::Full::new(bytes::Bytes::new()))
+    .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let body = common::body_bytes(resp.into_body()).await;
+    let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "Forbidden");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("deleting all pods in namespace prod is protected"),
+        "{status}"
+    );
+    assert_eq!(pod_count(&e.direct, "prod").await, before);
+    let direct_pods = ok(&e.direct, &["get", "pods", "-n", "prod", "-o", "name"]).await;
+    let one = direct_pods
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("pod/")
+        .to_string();
+    ok(
+        &e.alice,
+        &["delete", "pod", &one, "-n", "prod", "--wait=false"],
+    )
+    .await;
+    assert!(pod_count(&e.direct, "prod").await < before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_mode_lets_it_through_with_a_warning() {
+    let e = env("policy:\n  mode: shadow\n").await;
+    let out = run(&e.alice, &["delete", "namespace", "prod", "--wait=false"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Warning: kubeguard (shadow): would block this request: unconfirmed delete of namespace prod"),
+        "{stderr}"
+    );
+    namespace_goes(&e.direct, "prod").await;
 }

@@ -372,8 +372,8 @@ fn describe(r: &ResourceRef) -> String {
     match (&r.name, namespace_of(r)) {
         (Some(n), Some(ns)) => format!("{kind} {n} in namespace {ns}"),
         (Some(n), None) => format!("{kind} {n}"),
-        (None, Some(ns)) => format!("every {kind} in namespace {ns}"),
-        (None, None) => format!("every {kind}"),
+        (None, Some(ns)) => format!("all {kind} in namespace {ns}"),
+        (None, None) => format!("all {kind}"),
     }
 }
 
@@ -391,7 +391,9 @@ fn human(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 60 && s.is_multiple_of(60) {
         format!("{} minutes", s / 60)
-    } else if s >= 1 {
+    } else if s == 1 {
+        "1 second".into()
+    } else if s > 1 {
         format!("{s} seconds")
     } else {
         format!("{} ms", d.as_millis())
@@ -481,9 +483,7 @@ pub async fn lookup(upstream: &Upstream, api: &ApiRequest, timeout: Duration) ->
     } else {
         format!("/apis/{}/{}", r.group, r.version)
     };
-    let ns_part = r
-        .namespace
-        .as_deref()
+    let ns_part = namespace_of(r)
         .map(|ns| format!("/namespaces/{ns}"))
         .unwrap_or_default();
     let path = format!("{prefix}{ns_part}/{}/{name}", r.resource);
