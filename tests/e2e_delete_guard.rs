@@ -280,3 +280,74 @@ async fn shadow_mode_lets_it_through_with_a_warning() {
     );
     namespace_goes(&e.direct, "prod").await;
 }
+
+/// Automation cannot answer a dry-run prompt: a service account (verified by TokenReview
+/// against the emulator's users file) is refused even after a dry run, and passes with the
+/// annotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_needs_the_annotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.yaml");
+    std::fs::write(
+        &users,
+        r#"users:
+  - name: admin
+    token: admin-token
+    groups: ["system:masters"]
+  - serviceAccount: {namespace: ci, name: helm}
+    token: helm-token
+    rules:
+      - verbs: [get, list, delete, patch]
+        resources: [namespaces, pods]
+"#,
+    )
+    .unwrap();
+    let sim = kubeguard::sim::start(SimOptions {
+        users: Some(users),
+        nodes: 1,
+        namespaces: 4,
+        pods: 20,
+        namespace_cleanup_delay: Duration::from_millis(20),
+        etcd_cost_per_object: Duration::ZERO,
+        cache_cost_per_object: Duration::ZERO,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let yaml = format!(
+        "server:\n  listen: [\"https://127.0.0.1:0\"]\n  adminListen: 127.0.0.1:0\n  shutdownGracePeriod: 2s\nidentity:\n  sources: [token]\n  loopbackSources: [token]\n{ENFORCE}"
+    );
+    let config = kubeguard::config::FileConfig::from_yaml(&yaml, "test").unwrap();
+    let mut upstream = kube::Config::new(sim.url.parse().unwrap());
+    // kubeguard's own credentials read the object and count what a namespace holds.
+    upstream.auth_info.token = Some("admin-token".to_string().into());
+    let kg = kubeguard::serve::start(&config, upstream).await.unwrap();
+    let helm = dir.path().join("helm.kubeconfig");
+    let mut kc = kg.client_kubeconfig();
+    kc.auth_infos[0].auth_info.as_mut().unwrap().token = Some("helm-token".to_string().into());
+    kubeguard::kubeconfig::write(&helm, &kc).unwrap();
+
+    ok(&helm, &["delete", "namespace", "prod", "--dry-run=server"]).await;
+    let err = refused(&helm, &["delete", "namespace", "prod"]).await;
+    assert!(err.contains("kubeguard.io/confirm-delete"), "{err}");
+    assert!(!err.contains("--dry-run=server"), "{err}");
+    // Still there (GETs pass kubeguard untouched).
+    ok(&helm, &["get", "namespace", "prod"]).await;
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    ok(
+        &helm,
+        &[
+            "annotate",
+            "namespace",
+            "prod",
+            &format!("kubeguard.io/confirm-delete={now}"),
+            "--overwrite",
+        ],
+    )
+    .await;
+    ok(&helm, &["delete", "namespace", "prod", "--wait=false"]).await;
+    namespace_goes(&helm, "prod").await;
+    drop(kg);
+}
