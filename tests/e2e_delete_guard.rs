@@ -253,6 +253,19 @@ async fn deletecollection_is_refused_and_ordinary_deletes_pass() {
         "{status}"
     );
     assert_eq!(pod_count(&e.direct, "prod").await, before);
+    // The DeleteOptions body is read up to 64 KiB; beyond, 413 and nothing deleted.
+    let big = format!(
+        "{{\"kind\":\"DeleteOptions\",\"x\":\"{}\"}}",
+        "a".repeat(70 * 1024)
+    );
+    let req = hyper::Request::delete(format!("{}/api/v1/namespaces/prod", common::tls_url(&e.kg)))
+        .header("authorization", "Bearer alice-token")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(big)))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 413);
+    ok(&e.direct, &["get", "namespace", "prod"]).await;
     let direct_pods = ok(&e.direct, &["get", "pods", "-n", "prod", "-o", "name"]).await;
     let one = direct_pods
         .lines()

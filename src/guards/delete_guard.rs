@@ -216,6 +216,9 @@ impl DeleteGuardSettings {
 pub struct DeleteLookup {
     /// The `kubeguard.io/confirm-delete` annotation's value, if the object has one.
     pub confirm_annotation: Option<String>,
+    /// The object's `metadata.uid`: intents are keyed by it, so a recreated object with the
+    /// same name is not confirmed by a dry run of its predecessor.
+    pub uid: Option<String>,
     /// For a namespace: `(resource, count)` of what it holds, from cache-served LISTs.
     pub contents: Vec<(String, u64)>,
 }
@@ -236,11 +239,10 @@ impl DeleteGuard {
         }
     }
 
-    /// Whether the pipeline should read the object before deciding on `api` (a guarded, named,
-    /// non-dry-run delete under the selected settings).
+    /// Whether the pipeline should read the object before deciding on `api` (a guarded delete
+    /// of a named object under the selected settings, dry run or not).
     pub fn wants_lookup(api: &ApiRequest, s: &DeleteGuardSettings) -> bool {
         api.verb == Verb::Delete
-            && !api.options.dry_run
             && api.resource().is_some_and(|r| r.name.is_some())
             && s.guards(api)
     }
@@ -259,7 +261,13 @@ impl Guard for DeleteGuard {
             return Outcome::forward("not a resource");
         };
         let opts = DeleteBody::parse(ctx.body.map(|b| b.as_ref()));
-        let key = intent_key(ctx.identity, r, opts.uid.as_deref());
+        // Same identity, same object, same UID: the UID the client named in preconditions, else
+        // the one the object has now.
+        let uid = opts
+            .uid
+            .as_deref()
+            .or(ctx.delete_lookup.and_then(|l| l.uid.as_deref()));
+        let key = intent_key(ctx.identity, r, uid);
         if api.options.dry_run || opts.dry_run {
             self.intents.update(key, |_| Some(ctx.now));
             return Outcome::forward("dry run: intent recorded");
@@ -491,8 +499,10 @@ pub async fn lookup(upstream: &Upstream, api: &ApiRequest, timeout: Duration) ->
         out.confirm_annotation = obj["metadata"]["annotations"][CONFIRM_ANNOTATION]
             .as_str()
             .map(str::to_string);
+        out.uid = obj["metadata"]["uid"].as_str().map(str::to_string);
     }
-    if r.group.is_empty() && r.resource == "namespaces" {
+    // A dry run only records an intent: what the namespace holds is counted for refusals.
+    if r.group.is_empty() && r.resource == "namespaces" && !api.options.dry_run {
         for (api_prefix, res) in COUNTED {
             let path = format!("{api_prefix}/namespaces/{name}/{res}?resourceVersion=0");
             if let Some(list) = get_json(upstream, &path, timeout).await
@@ -530,8 +540,11 @@ pub async fn lookup_if_guarded(
     if !wanted {
         return None;
     }
-    Some(lookup(upstream, api, Duration::from_secs(10)).await)
+    Some(lookup(upstream, api, LOOKUP_TIMEOUT).await)
 }
+
+/// Each lookup request waits at most this long for the upstream's answer.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Lists read for counting are capped at this many bytes.
 const LOOKUP_BODY_LIMIT: usize = 64 * 1024 * 1024;

@@ -126,7 +126,7 @@ fn service_accounts_confirm_only_with_the_annotation() {
     let stamp = jiff::Timestamp::now().to_string();
     let l = DeleteLookup {
         confirm_annotation: Some(stamp),
-        contents: vec![],
+        ..DeleteLookup::default()
     };
     assert!(!blocked(&check(
         &g,
@@ -182,4 +182,39 @@ fn config_keys_are_checked_and_rules_can_guard_every_delete() {
     assert!(under.guards(&api) && !s.guards(&api));
     // A rule that names other guards only leaves this one out.
     assert!(s.for_rule(None, Some(&RuleGuards::default())).is_none());
+}
+
+#[test]
+fn intents_follow_the_objects_uid() {
+    let (g, s) = (DeleteGuard::new(10), settings());
+    let a = Identity::unverified("alice");
+    let now = Instant::now();
+    let old = DeleteLookup {
+        uid: Some("old".into()),
+        ..DeleteLookup::default()
+    };
+    let new = DeleteLookup {
+        uid: Some("new".into()),
+        ..DeleteLookup::default()
+    };
+    assert!(!blocked(&check(
+        &g,
+        &s,
+        &a,
+        DRY_PROD,
+        None,
+        Some(&old),
+        now
+    )));
+    // prod was deleted and recreated in between: not the object the dry run was about.
+    assert!(blocked(&check(&g, &s, &a, DEL_PROD, None, Some(&new), now)));
+    assert!(!blocked(&check(
+        &g,
+        &s,
+        &a,
+        DEL_PROD,
+        None,
+        Some(&old),
+        now
+    )));
 }

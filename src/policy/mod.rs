@@ -254,13 +254,19 @@ impl Policy {
     pub fn describe(&self) -> String {
         let mut out = serde_norway::to_string(&self.source).unwrap_or_default();
         out.push_str(&format!(
-            "# effective: listRewrite {} in mode {}; {} rule(s), first match wins\n",
+            "# effective: listRewrite {} in mode {}; deleteGuard {} in mode {}; {} rule(s), first match wins\n",
             if self.list_rewrite.enabled {
                 "enabled"
             } else {
                 "disabled"
             },
             self.list_rewrite.mode.as_str(),
+            if self.delete_guard.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            self.delete_guard.mode.as_str(),
             self.rules.len()
         ));
         for r in &self.rules {
@@ -270,8 +276,20 @@ impl Policy {
                 r.mode.map_or("(guard default)", Mode::as_str),
                 match &r.guards {
                     None => "all enabled".to_string(),
-                    Some(g) if g.list_rewrite.is_some() => "listRewrite".to_string(),
-                    Some(_) => "none".to_string(),
+                    Some(g) => {
+                        let named: Vec<&str> = [
+                            g.list_rewrite.as_ref().map(|_| "listRewrite"),
+                            g.delete_guard.as_ref().map(|_| "deleteGuard"),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                        if named.is_empty() {
+                            "none".to_string()
+                        } else {
+                            named.join(", ")
+                        }
+                    }
                 }
             ));
         }
