@@ -84,6 +84,7 @@ Try, in another terminal:\n\
   kubectl get pods -A -v=8 2>&1 | grep -i x-kubeguard-decision\n\
   curl -s http://{sim_admin}/metrics | grep -E 'sim_(etcd_objects_read|lists)'   # what the apiserver spent\n\
   {exe} top --once --admin http://{admin}     # who costs what (live without --once)\n\
+  kubectl delete namespace prod              # refused: what it would delete and how to confirm\n\
   curl -s http://{admin}/metrics | grep -E 'kubeguard_(requests|decisions)_total'\n\
 \n\
 Ctrl-C stops everything and removes {kc}.",
