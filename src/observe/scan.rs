@@ -189,10 +189,7 @@ impl Scanner {
                 // Most of a body is string content: skip to its end in one search, keeping only
                 // the bounded prefix a captured value needs.
                 let rest = &chunk[i..];
-                let n = rest
-                    .iter()
-                    .position(|&b| b == b'"' || b == b'\\')
-                    .unwrap_or(rest.len());
+                let n = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
                 let take = n.min(VALUE_CAP - self.value_len);
                 self.value[self.value_len..self.value_len + take].copy_from_slice(&rest[..take]);
                 self.value_len += take;
