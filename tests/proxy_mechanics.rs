@@ -226,11 +226,7 @@ async fn watch_chunks_are_flushed(h2: bool) {
 
 #[tokio::test]
 async fn unreachable_upstream_is_a_502_status() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let kg = start_kubeguard(&format!("http://127.0.0.1:{port}"), "").await;
     let resp = client(&kg, false)
         .request(
@@ -403,11 +399,7 @@ async fn admin_endpoints() {
 
 #[tokio::test]
 async fn readyz_fails_when_upstream_is_down() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let kg = start_kubeguard(&format!("http://127.0.0.1:{port}"), "").await;
     let resp = client(&kg, false)
         .request(

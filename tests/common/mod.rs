@@ -87,3 +87,12 @@ pub fn kubectl() -> String {
     );
     path
 }
+
+/// A loopback port nobody listens on (bound, then released): an unreachable upstream.
+pub fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
