@@ -19,6 +19,17 @@ const KEY_CAP: usize = 24;
 /// Captured scalar values (resource versions, codes, event types) are at most this long.
 const VALUE_CAP: usize = 32;
 
+/// The bytes that change string or nesting state, for the skip over deep values.
+const STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
 /// What kind of body a scanner reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {
@@ -131,6 +142,9 @@ pub struct Scanner {
     kind: BodyKind,
     frames: [Frame; MAX_FRAMES],
     depth: usize,
+    /// Nothing kubeguard reads lives deeper than this: lists' `metadata` sits at depth 2 (the
+    /// items at 3 are only counted), watch events' `object.metadata` at depth 3.
+    skip_depth: usize,
     in_string: bool,
     escape: bool,
     string_is_key: bool,
@@ -157,6 +171,10 @@ impl Scanner {
             kind,
             frames: [frame; MAX_FRAMES],
             depth: 0,
+            skip_depth: match kind {
+                BodyKind::WatchJson => 3,
+                _ => 2,
+            },
             in_string: false,
             escape: false,
             string_is_key: false,
@@ -185,6 +203,10 @@ impl Scanner {
         }
         let mut i = 0;
         while i < chunk.len() {
+            if self.depth > self.skip_depth {
+                i = self.skip_deep(chunk, i);
+                continue;
+            }
             if self.in_string && !self.escape {
                 // Most of a body is string content: skip to its end in one search, keeping only
                 // the bounded prefix a captured value needs.
@@ -204,6 +226,44 @@ impl Scanner {
             self.byte(chunk[i]);
             i += 1;
         }
+    }
+
+    /// Inside a value nothing is read from (an item of a list, the spec of a watched object):
+    /// only string boundaries and nesting matter, so jump from one structural byte to the next
+    /// until the value ends. Returns the position after the last byte consumed.
+    fn skip_deep(&mut self, chunk: &[u8], mut i: usize) -> usize {
+        while i < chunk.len() && self.depth > self.skip_depth {
+            if self.in_string {
+                if self.escape {
+                    self.escape = false;
+                    i += 1;
+                    continue;
+                }
+                let Some(n) = memchr::memchr2(b'"', b'\\', &chunk[i..]) else {
+                    return chunk.len();
+                };
+                i += n;
+                if chunk[i] == b'\\' {
+                    self.escape = true;
+                } else {
+                    self.in_string = false;
+                }
+                i += 1;
+                continue;
+            }
+            let Some(n) = chunk[i..].iter().position(|&b| STRUCTURAL[b as usize]) else {
+                return chunk.len();
+            };
+            i += n;
+            match chunk[i] {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                // `}` or `]`: the depth is above the skip depth, so this never underflows.
+                _ => self.depth -= 1,
+            }
+            i += 1;
+        }
+        i
     }
 
     fn byte(&mut self, b: u8) {
@@ -449,6 +509,19 @@ mod tests {
             assert_eq!(s.remaining_item_count, Some(998));
             assert_eq!(s.collection_size(), Some((1001, false)));
             assert!(!s.malformed);
+        }
+    }
+
+    #[test]
+    fn deep_values_are_skipped_without_losing_step() {
+        // Escapes, brackets and quotes inside items, split at every position; the metadata
+        // after the items must still be read.
+        let body = r#"{"items":[{"a":"x\\\"}{[","b":[{"c":"\\\\"},[]],"n":-1.5e3},{"d":{"e":{}}},[]],"metadata":{"resourceVersion":"5"},"kind":"PodList"}"#;
+        for chunk in 1..=body.len() {
+            let s = scan_in_chunks(BodyKind::Json, body, chunk);
+            assert_eq!(s.items, 3, "chunk {chunk}");
+            assert_eq!(s.list_resource_version, Some(5), "chunk {chunk}");
+            assert!(!s.malformed, "chunk {chunk}");
         }
     }
 
