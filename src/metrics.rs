@@ -5,9 +5,9 @@
 //! [`MAX_RESOURCE_LABELS`] distinct values, new ones are counted as `other`, so a client walking
 //! random paths cannot grow the registry.
 
-use std::collections::HashSet;
-use std::sync::RwLock;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -79,8 +79,25 @@ pub struct Metrics {
     pub decisions: Family<DecisionLabels, Counter>,
     /// Policy reloads, by result.
     pub policy_reloads: Family<ResultLabels, Counter>,
-    resources: RwLock<HashSet<String>>,
+    /// Per resource label, the metric handles of each verb seen with it (bounded by
+    /// [`MAX_RESOURCE_LABELS`]).
+    routes: RwLock<HashMap<String, Vec<Arc<Route>>>>,
+    /// Handles into `decisions`, by labels.
+    decision_counters: RwLock<Vec<(DecisionLabels, Counter)>>,
     other_resources: AtomicU64,
+}
+
+/// The metric handles one (verb, resource) records into, resolved once and shared, so a
+/// request takes one map lookup instead of one hashed label lookup per metric.
+#[derive(Debug)]
+pub struct Route {
+    pub verb: &'static str,
+    /// The resource label recorded: the request's, or `other` past [`MAX_RESOURCE_LABELS`].
+    pub resource: Arc<str>,
+    pub response_bytes: Counter,
+    pub duration: Histogram,
+    /// `requests_total` with code 200, the common case; other codes are looked up.
+    pub ok: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -192,27 +209,103 @@ impl Metrics {
             upstream_errors,
             upgrades,
             identity,
-            resources: RwLock::new(HashSet::new()),
+            routes: RwLock::new(HashMap::new()),
+            decision_counters: RwLock::new(Vec::new()),
             other_resources: AtomicU64::new(0),
         }
     }
 
-    /// The resource label to record for `resource`: itself while fewer than
-    /// [`MAX_RESOURCE_LABELS`] distinct values were seen, else `other`.
-    pub fn resource_label(&self, resource: String) -> String {
-        if let Ok(known) = self.resources.read()
-            && known.contains(&resource)
-        {
-            return resource;
+    /// The metric handles for `verb` on `resource`. Past [`MAX_RESOURCE_LABELS`] distinct
+    /// resources, new ones share the `other` label, so a client walking random paths cannot
+    /// grow the registry.
+    pub fn route(&self, verb: &'static str, resource: &str) -> Arc<Route> {
+        let find = |routes: &HashMap<String, Vec<Arc<Route>>>, resource: &str| {
+            routes
+                .get(resource)
+                .and_then(|v| v.iter().find(|r| r.verb == verb).cloned())
+        };
+        let full = {
+            let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(r) = find(&routes, resource) {
+                return r;
+            }
+            routes.len() >= MAX_RESOURCE_LABELS && !routes.contains_key(resource)
+        };
+        let resource = if full {
+            self.other_resources.fetch_add(1, Ordering::Relaxed);
+            "other"
+        } else {
+            resource
+        };
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = find(&routes, resource) {
+            return r;
         }
-        if let Ok(mut known) = self.resources.write()
-            && (known.len() < MAX_RESOURCE_LABELS || known.contains(&resource))
-        {
-            known.insert(resource.clone());
-            return resource;
+        let route = Arc::new(Route {
+            verb,
+            resource: Arc::from(resource),
+            response_bytes: self.response_bytes.get_or_create_owned(&TrafficLabels {
+                verb,
+                resource: resource.to_string(),
+            }),
+            duration: self
+                .request_duration
+                .get_or_create_owned(&VerbLabels { verb }),
+            ok: self.requests.get_or_create_owned(&RequestLabels {
+                verb,
+                resource: resource.to_string(),
+                code: 200,
+            }),
+        });
+        routes
+            .entry(resource.to_string())
+            .or_default()
+            .push(route.clone());
+        route
+    }
+
+    /// Counts one guard decision. The label space is small and fixed (guards × verdicts ×
+    /// modes), so the counters are kept in a short list compared by value, not hashed.
+    pub fn count_decision(&self, guard: &'static str, verdict: &'static str, mode: &'static str) {
+        let labels = DecisionLabels {
+            guard,
+            verdict,
+            mode,
+        };
+        let found = self
+            .decision_counters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(l, _)| *l == labels)
+            .map(|(_, c)| c.clone());
+        let counter = match found {
+            Some(c) => c,
+            None => {
+                let c = self.decisions.get_or_create_owned(&labels);
+                self.decision_counters
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((labels, c.clone()));
+                c
+            }
+        };
+        counter.inc();
+    }
+
+    /// Counts one answered request on `route` with `code`.
+    pub fn count_request(&self, route: &Route, code: u16) {
+        if code == 200 {
+            route.ok.inc();
+        } else {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    verb: route.verb,
+                    resource: route.resource.to_string(),
+                    code,
+                })
+                .inc();
         }
-        self.other_resources.fetch_add(1, Ordering::Relaxed);
-        "other".to_string()
     }
 
     pub fn policy_reload(&self, result: &'static str) {
@@ -238,11 +331,30 @@ mod tests {
     fn resource_labels_are_bounded() {
         let m = Metrics::new();
         for i in 0..MAX_RESOURCE_LABELS + 50 {
-            m.resource_label(format!("r{i}"));
+            m.route("get", &format!("r{i}"));
         }
-        assert_eq!(m.resource_label("r1".into()), "r1");
-        assert_eq!(m.resource_label("fresh".into()), "other");
-        assert_eq!(m.resources.read().unwrap().len(), MAX_RESOURCE_LABELS);
+        assert_eq!(&*m.route("get", "r1").resource, "r1");
+        assert_eq!(&*m.route("list", "r1").resource, "r1");
+        assert_eq!(&*m.route("get", "fresh").resource, "other");
+        assert_eq!(m.routes.read().unwrap().len(), MAX_RESOURCE_LABELS + 1);
+        assert!(Arc::ptr_eq(&m.route("get", "r7"), &m.route("get", "r7")));
+    }
+
+    #[test]
+    fn routes_record_into_the_registered_families() {
+        let m = Metrics::new();
+        let r = m.route("get", "pods");
+        m.count_request(&r, 200);
+        m.count_request(&r, 404);
+        r.response_bytes.inc_by(7);
+        let text = m.encode();
+        for line in [
+            r#"kubeguard_requests_total{verb="get",resource="pods",code="200"} 1"#,
+            r#"kubeguard_requests_total{verb="get",resource="pods",code="404"} 1"#,
+            r#"kubeguard_response_bytes_total{verb="get",resource="pods"} 7"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

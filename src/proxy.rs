@@ -23,7 +23,7 @@ use crate::cost::limits_config::LimitMode;
 use crate::cost::{Accounting, CostRecord, Estimate, InflightCap, Permit, Refusal};
 use crate::guards::{Decision, GuardCtx, Verdict};
 use crate::identity::{Authenticator, Caller, Identity, UpstreamAuth};
-use crate::metrics::{ErrorLabels, Metrics, RequestLabels, TrafficLabels, VerbLabels};
+use crate::metrics::{ErrorLabels, Metrics, Route};
 use crate::observe::{BodyKind, Scanner};
 use crate::policy::engine::PolicyEngine;
 use crate::request::{ApiRequest, Target, Verb, classify};
@@ -202,8 +202,8 @@ impl Proxy {
             |c| c.identity.user.clone(),
         );
         let verb = api.map_or(Verb::Other, |a| a.verb);
-        let resource = api.map_or_else(|| "invalid".to_string(), |a| a.resource_label());
-        let mut record = CostRecord::new(user, verb, resource);
+        let resource = api.map_or("invalid", |a| a.resource_label());
+        let mut record = CostRecord::new(user, verb, resource.to_string());
         record.code = resp.status().as_u16();
         record.upstream_ttfb = start.elapsed();
         record.error = resp.status().is_client_error() || resp.status().is_server_error();
@@ -588,15 +588,12 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let labels = TrafficLabels {
-            verb: api.map_or("other", |a| a.verb.as_str()),
-            resource: api.map_or_else(
-                || "other".to_string(),
-                |a| self.metrics.resource_label(a.resource_label()),
-            ),
+        let route = match api {
+            Some(a) => self.metrics.route(a.verb.as_str(), a.resource_label()),
+            None => self.metrics.route("other", "other"),
         };
         let meter = Meter {
-            counter: self.metrics.response_bytes.get_or_create_owned(&labels),
+            route,
             bytes: 0,
             scan,
             record: None,
@@ -660,32 +657,26 @@ impl Proxy {
         start: Instant,
     ) -> Response<ProxyBody> {
         let verb = api.map_or("other", |a| a.verb.as_str());
-        let resource = api.map_or_else(|| "invalid".to_string(), |a| a.resource_label());
+        let resource = api.map_or("invalid", |a| a.resource_label());
         let code = resp.status().as_u16();
         let elapsed = start.elapsed();
-        self.metrics
-            .request_duration
-            .get_or_create(&VerbLabels { verb })
-            .observe(elapsed.as_secs_f64());
+        let route = match resp.body() {
+            ProxyBody::Upstream { meter, .. } => meter.route.clone(),
+            ProxyBody::Own(_) => self.metrics.route(verb, resource),
+        };
+        route.duration.observe(elapsed.as_secs_f64());
         // The user only: never a token (tokens are not part of an Identity).
         let user = caller.map_or("-", |c| c.identity.user.as_str());
         tracing::debug!(
             verb,
-            resource = %resource,
+            resource,
             user,
             audit_id = audit_id.to_str().unwrap_or("-"),
             code,
             latency_us = elapsed.as_micros() as u64,
             "request"
         );
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                verb,
-                resource: self.metrics.resource_label(resource),
-                code,
-            })
-            .inc();
+        self.metrics.count_request(&route, code);
         resp
     }
 }
@@ -730,8 +721,25 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// Whether a header is hop-by-hop by name (RFC 9110 §7.6.1), `Upgrade` included.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || name == header::UPGRADE
+}
+
 /// Removes hop-by-hop headers, including those the `Connection` header names.
+///
+/// One pass over the names finds what to remove; most requests and responses carry none, so
+/// nothing is hashed or moved for them.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        if is_hop_by_hop(name) {
+            doomed.push(name.clone());
+        }
+    }
+    if doomed.is_empty() {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -739,13 +747,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
         .collect();
-    for name in named {
+    for name in named.iter().chain(&doomed) {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove(header::UPGRADE);
 }
 
 /// Request headers for the upstream: hop-by-hop removed (an upgrade keeps `Connection: Upgrade`
@@ -767,17 +771,17 @@ fn prepare_request_headers(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// Removes `Impersonate-*` and `X-Remote-*` headers (any case).
+/// Removes `Impersonate-*` and `X-Remote-*` headers (any case; header names are lowercase).
 pub fn strip_identity_headers(headers: &mut HeaderMap) {
-    let smuggled: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| {
-            let k = k.as_str();
-            k.starts_with("impersonate-") || k.starts_with("x-remote-")
-        })
-        .cloned()
-        .collect();
-    for k in smuggled {
+    let smuggled = |k: &HeaderName| {
+        let k = k.as_str();
+        k.starts_with("impersonate-") || k.starts_with("x-remote-")
+    };
+    if !headers.keys().any(smuggled) {
+        return;
+    }
+    let doomed: Vec<HeaderName> = headers.keys().filter(|k| smuggled(k)).cloned().collect();
+    for k in doomed {
         headers.remove(k);
     }
 }
@@ -832,7 +836,8 @@ pub struct ScanJob {
 /// Counts response body bytes and adds them to a counter when the body ends or is dropped
 /// (a client that goes away mid-watch still has its bytes counted); feeds the scanner, if any.
 pub struct Meter {
-    counter: prometheus_client::metrics::counter::Counter,
+    /// The metric handles of the request (its bytes are added to `route.response_bytes`).
+    route: Arc<Route>,
     bytes: u64,
     scan: Option<Box<ScanJob>>,
     /// The ledger record completed when the body ends or is dropped.
@@ -875,7 +880,7 @@ struct Outcome {
 impl Drop for Meter {
     fn drop(&mut self) {
         if self.bytes > 0 {
-            self.counter.inc_by(self.bytes);
+            self.route.response_bytes.inc_by(self.bytes);
         }
         let summary = self.scan.as_ref().map(|job| job.scanner.summary().clone());
         if let Some(pending) = self.record.take() {

@@ -135,7 +135,7 @@ pub fn estimate(api: &ApiRequest, minor: u32, sizes: &impl CollectionSizes) -> E
 
 fn collection(api: &ApiRequest, sizes: &impl CollectionSizes) -> (u64, bool) {
     let namespace = api.resource().and_then(|r| r.namespace.as_deref());
-    match sizes.size(&api.resource_label(), namespace) {
+    match sizes.size(api.resource_label(), namespace) {
         Some(n) => (n, true),
         None => (UNKNOWN_COLLECTION_SIZE, false),
     }

@@ -288,7 +288,7 @@ impl Guard for DeleteGuard {
         let message = refusal_message(api, r, ctx.delete_lookup, s, dry_run_allowed);
         Outcome {
             verdict: Verdict::Block(Status::failure(StatusCode::FORBIDDEN, "Forbidden", message)),
-            reason: format!("unconfirmed {} of {}", api.verb.as_str(), describe(r)),
+            reason: format!("unconfirmed {} of {}", api.verb.as_str(), describe(r)).into(),
             report_only: false,
         }
     }

@@ -34,12 +34,12 @@ impl Guard for ListRewrite {
         let api = ctx.api;
         let resource = api.resource_label();
         let scope = scope_key(api.resource().and_then(|r| r.namespace.as_deref()));
-        let size = self.learner.collection_size(&resource, &scope);
+        let size = self.learner.collection_size(resource, &scope);
         let saved = size.map_or_else(
             || "an etcd read of the whole collection".to_string(),
             |c| format!("an etcd read of ~{} objects", c.items),
         );
-        let newest = self.learner.newest_rv(&resource);
+        let newest = self.learner.newest_rv(resource);
         let (query, label) = if (31..=33).contains(&minor)
             && let Some(rv) = newest
         {
@@ -68,7 +68,7 @@ impl Guard for ListRewrite {
         };
         Outcome {
             verdict: Verdict::Rewrite(Rewrite { query, label }),
-            reason,
+            reason: reason.into(),
             report_only,
         }
     }
@@ -105,7 +105,7 @@ impl ListRewrite {
             return Some("single-name list");
         }
         let resource = api.resource_label();
-        match self.facts.watch_cached(&resource) {
+        match self.facts.watch_cached(resource) {
             None => return Some("upstream discovery not known yet"),
             Some(false) => return Some("not served from the watch cache"),
             Some(true) => {}
@@ -121,13 +121,13 @@ impl ListRewrite {
         let user = &ctx.identity.user;
         if self
             .windows
-            .recent_error(user, &resource, s.error_window, ctx.now)
+            .recent_error(user, resource, s.error_window, ctx.now)
         {
             return Some("client recently got 410/Expired/too large resource version");
         }
         if self
             .windows
-            .recent_write(user, &resource, s.read_your_writes_window, ctx.now)
+            .recent_write(user, resource, s.read_your_writes_window, ctx.now)
         {
             return Some("client wrote to this resource recently (read-your-writes)");
         }

@@ -15,6 +15,7 @@ pub mod list_rewrite;
 pub mod upstream_facts;
 pub mod windows;
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -68,14 +69,14 @@ impl Verdict {
 pub struct Outcome {
     pub verdict: Verdict,
     /// Why, in a few words (logged, and in shadow warnings).
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     /// The guard asks that this verdict be reported, never enforced (e.g. the LIST rewrite on
     /// a ≥1.34 upstream): an enforce mode becomes shadow for it.
     pub report_only: bool,
 }
 
 impl Outcome {
-    pub fn forward(reason: impl Into<String>) -> Self {
+    pub fn forward(reason: impl Into<Cow<'static, str>>) -> Self {
         Outcome {
             verdict: Verdict::Forward,
             reason: reason.into(),
@@ -89,7 +90,7 @@ impl Outcome {
 pub struct Decision {
     pub guard: &'static str,
     pub verdict: Verdict,
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     /// The mode it ran in (after rule, guard and global resolution, and `report_only`).
     pub mode: Mode,
     /// The rule that matched, if any.
@@ -155,7 +156,10 @@ pub struct Decisions(pub Vec<Decision>);
 impl Decisions {
     /// The value of `X-Kubeguard-Decision`: the non-forward decisions joined by `, `, or
     /// `forward`.
-    pub fn header_value(&self) -> String {
+    pub fn header_value(&self) -> Cow<'static, str> {
+        if self.0.iter().all(|d| d.verdict == Verdict::Forward) {
+            return Cow::Borrowed("forward");
+        }
         let mut out = String::new();
         for d in self.0.iter().filter(|d| d.verdict != Verdict::Forward) {
             if !out.is_empty() {
@@ -163,10 +167,7 @@ impl Decisions {
             }
             let _ = write!(out, "{}", d.header_part());
         }
-        if out.is_empty() {
-            out.push_str("forward");
-        }
-        out
+        Cow::Owned(out)
     }
 
     /// The first enforced decision that answers the request itself (throttle or block).

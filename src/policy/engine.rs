@@ -3,6 +3,7 @@
 //! forwarding, [`PolicyEngine::respond`] on the way back, and hands each scanned response body
 //! to [`PolicyEngine::learn`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use crate::guards::upstream_facts::UpstreamFacts;
 use crate::guards::windows::ClientWindows;
 use crate::guards::{Decisions, GuardCtx, Guards, ListRewrite};
 use crate::identity::Identity;
-use crate::metrics::{DecisionLabels, Metrics};
+use crate::metrics::Metrics;
 use crate::observe::{Learner, ScanSummary};
 use crate::request::{ApiRequest, Verb};
 use crate::upstream::Upstream;
@@ -62,19 +63,12 @@ impl PolicyEngine {
         {
             // Read-your-writes window (k8s-facts §1): marked when the write is asked for.
             self.windows
-                .mark_write(&ctx.identity.user, &ctx.api.resource_label(), ctx.now);
+                .mark_write(&ctx.identity.user, ctx.api.resource_label(), ctx.now);
         }
         let policy = self.store.load();
         let decisions = self.guards.decide(ctx, &policy);
         for d in &decisions.0 {
-            metrics
-                .decisions
-                .get_or_create(&DecisionLabels {
-                    guard: d.guard,
-                    verdict: d.verdict.kind(),
-                    mode: d.mode.as_str(),
-                })
-                .inc();
+            metrics.count_decision(d.guard, d.verdict.kind(), d.mode.as_str());
             if d.mode != Mode::Off && d.verdict.kind() != "forward" {
                 tracing::info!(
                     guard = d.guard,
@@ -108,9 +102,13 @@ impl PolicyEngine {
             && (status == StatusCode::GONE || status == StatusCode::GATEWAY_TIMEOUT)
         {
             self.windows
-                .mark_error(&identity.user, &api.resource_label(), Instant::now());
+                .mark_error(&identity.user, api.resource_label(), Instant::now());
         }
-        if let Ok(v) = HeaderValue::from_str(&decisions.header_value()) {
+        let value = match decisions.header_value() {
+            Cow::Borrowed(v) => Ok(HeaderValue::from_static(v)),
+            Cow::Owned(v) => HeaderValue::try_from(v),
+        };
+        if let Ok(v) = value {
             headers.insert(DECISION_HEADER.clone(), v);
         }
         for d in decisions.shadowed() {
@@ -124,7 +122,7 @@ impl PolicyEngine {
     pub fn learn(&self, user: &str, api: &ApiRequest, summary: &ScanSummary, complete: bool) {
         let resource = api.resource_label();
         if summary.expired {
-            self.windows.mark_error(user, &resource, Instant::now());
+            self.windows.mark_error(user, resource, Instant::now());
         }
         let o = &api.options;
         let unfiltered = api.verb == Verb::List
@@ -132,7 +130,7 @@ impl PolicyEngine {
             && o.label_selector.as_deref().is_none_or(str::is_empty)
             && o.field_selector.as_deref().is_none_or(str::is_empty);
         let scope = crate::observe::scope_key(api.resource().and_then(|r| r.namespace.as_deref()));
-        self.learner.record(&resource, &scope, unfiltered, summary);
+        self.learner.record(resource, &scope, unfiltered, summary);
     }
 
     /// Reads the upstream's version and discovery now, then every `upstreamRefreshInterval`

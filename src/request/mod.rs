@@ -80,6 +80,9 @@ pub struct ApiRequest {
     pub target: Target,
     /// ListOptions and the other query parameters kubeguard's guards look at.
     pub options: QueryOptions,
+    /// [`ApiRequest::resource_label`], made once: metrics, the ledger, the learner and the
+    /// guards all read it.
+    label: String,
 }
 
 /// What the path addresses.
@@ -171,10 +174,21 @@ impl ApiRequest {
 
     /// The resource label used in metrics and logs: `pods`, `deployments.apps`, `pods/log`,
     /// or the non-resource kind (`/version`, `discovery`, …).
-    pub fn resource_label(&self) -> String {
-        match &self.target {
+    pub fn resource_label(&self) -> &str {
+        &self.label
+    }
+
+    /// A classified request; `target` is not changed afterwards (the label is made from it).
+    pub fn new(verb: Verb, target: Target, options: QueryOptions) -> Self {
+        let label = match &target {
             Target::Resource(r) => {
-                let mut s = r.resource.clone();
+                let mut s = String::with_capacity(
+                    r.resource.len()
+                        + r.group.len()
+                        + r.subresource.as_ref().map_or(0, |x| x.len())
+                        + 2,
+                );
+                s.push_str(&r.resource);
                 if !r.group.is_empty() {
                     s.push('.');
                     s.push_str(&r.group);
@@ -194,6 +208,12 @@ impl ApiRequest {
                 NonResource::Other => "other",
             }
             .to_string(),
+        };
+        ApiRequest {
+            verb,
+            target,
+            options,
+            label,
         }
     }
 }

@@ -56,11 +56,7 @@ pub fn classify(
     if verb == Verb::Watch {
         options.watch = true;
     }
-    Ok(ApiRequest {
-        verb,
-        target,
-        options,
-    })
+    Ok(ApiRequest::new(verb, target, options))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -120,19 +120,11 @@ impl OptsExt for QueryOptions {
 }
 
 fn res(verb: Verb, r: ResourceRef, options: QueryOptions) -> ApiRequest {
-    ApiRequest {
-        verb,
-        target: Target::Resource(r),
-        options,
-    }
+    ApiRequest::new(verb, Target::Resource(r), options)
 }
 
 fn non(verb: Verb, kind: NonResource) -> ApiRequest {
-    ApiRequest {
-        verb,
-        target: Target::NonResource(kind),
-        options: q(),
-    }
+    ApiRequest::new(verb, Target::NonResource(kind), q())
 }
 
 use Verb::*;
@@ -861,7 +853,7 @@ fn unversioned_list_helper() {
 
 #[test]
 fn resource_labels() {
-    let label = |request_line: &str| line(request_line).unwrap().resource_label();
+    let label = |request_line: &str| line(request_line).unwrap().resource_label().to_string();
     assert_eq!(label("GET /api/v1/namespaces/a/pods/p/log"), "pods/log");
     assert_eq!(label("GET /apis/apps/v1/deployments"), "deployments.apps");
     assert_eq!(label("GET /version"), "/version");

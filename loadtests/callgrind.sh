@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Instructions per small GET through kubeguard, and through the harness's naive hyper proxy
+# (minproxy) for comparison, counted by callgrind: repeatable whatever else the machine is doing,
+# unlike the req/s of loadtests/perf.sh. Needs the harness's release binaries (../shared/perf:
+# `cargo build --release` there, or one run of perf.sh) and kubeguard's (built here).
+#
+#   bash loadtests/callgrind.sh              # 20,000 GETs each; prints instructions/request
+#   N=5000 ONLY=kubeguard bash loadtests/callgrind.sh
+#   callgrind_annotate --inclusive=yes target/callgrind/kubeguard.out | head -80
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PERF="${PERF_HARNESS:-$ROOT/../shared/perf}"
+BIN="$PERF/target/release"
+N="${N:-20000}"
+OUT="$ROOT/target/callgrind"
+UP_PORT=18780 KG_PORT=18781 MIN_PORT=18782
+PATH_SMALL=/api/v1/namespaces/default/pods/p1
+for tool in valgrind callgrind_control h2load; do
+  command -v "$tool" >/dev/null || { echo "$tool not found (apt-get install valgrind nghttp2-client)" >&2; exit 1; }
+done
+[ -x "$BIN/fake-apiserver" ] || { echo "no $BIN/fake-apiserver: build the harness first" >&2; exit 1; }
+cargo build --release --locked --manifest-path "$ROOT/Cargo.toml" -q
+mkdir -p "$OUT"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "port $1 did not open" >&2; return 1
+}
+
+"$BIN/fake-apiserver" --http "127.0.0.1:$UP_PORT" >"$OUT/upstream.log" 2>&1 &
+pids+=($!)
+wait_port "$UP_PORT"
+cat >"$OUT/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$UP_PORT"}}]
+users: [{name: bench, user: {token: bench-not-a-secret}}]
+contexts: [{name: fake, context: {cluster: fake, user: bench}}]
+current-context: fake
+EOF
+
+# One measured proxy: start under callgrind with collection off, warm up, count N requests.
+measure() {
+  local name=$1 port=$2; shift 2
+  rm -f "$OUT/$name.out"*
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$name.out" "$@" \
+    >"$OUT/$name.log" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  wait_port "$port"
+  h2load --h1 -n 2000 -c 4 "http://127.0.0.1:$port$PATH_SMALL" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null
+  h2load --h1 -n "$N" -c 4 "http://127.0.0.1:$port$PATH_SMALL" | grep -E "^requests:" >&2
+  callgrind_control -i off "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local total
+  # The dump holds exactly the instrumented load (part 1); the file written at exit is empty.
+  total=$(awk '/^totals:/ {print $2; exit}' "$OUT/$name.out.1")
+  printf '%-10s %8d instructions/request  (%s over %d requests; %s)\n' \
+    "$name" "$((total / N))" "$total" "$N" "$OUT/$name.out.1"
+}
+
+if [ "${ONLY:-}" != kubeguard ]; then
+  measure minproxy "$MIN_PORT" "$BIN/minproxy" --listen "127.0.0.1:$MIN_PORT" --upstream "http://127.0.0.1:$UP_PORT"
+fi
+RUST_LOG=warn measure kubeguard "$KG_PORT" "$ROOT/target/release/kubeguard" serve \
+  --listen "http://127.0.0.1:$KG_PORT" --admin-listen 127.0.0.1:0 --kubeconfig "$OUT/kubeconfig"
