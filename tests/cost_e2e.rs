@@ -322,3 +322,61 @@ async fn the_ledger_is_pushed_to_an_otlp_collector() {
     assert!(has("kubeguard"), "service.name");
     kg.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_stream_is_charged_its_open_time() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams, ListParams};
+    let sim = kubeguard::sim::start(SimOptions {
+        namespaces: 1,
+        pods: 3,
+        etcd_cost_per_object: Duration::ZERO,
+        cache_cost_per_object: Duration::ZERO,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let kg = common::start_kubeguard(&sim.url, "").await;
+    let config = kube::Config::from_custom_kubeconfig(kg.client_kubeconfig(), &Default::default())
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::all(kube::Client::try_from(config).unwrap());
+    let pod = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let pods: Api<Pod> = Api::namespaced(pods.into_client(), &pod.metadata.namespace.unwrap());
+    // kube-rs exec over WebSocket through kubeguard: a command that keeps the stream open 1 s.
+    let mut attached = pods
+        .exec(
+            &pod.metadata.name.unwrap(),
+            ["sleep", "1"],
+            &AttachParams::default().stderr(false),
+        )
+        .await
+        .unwrap();
+    let status = attached.take_status().unwrap().await.unwrap();
+    assert_eq!(status.status.as_deref(), Some("Success"));
+    attached.join().await.unwrap();
+
+    // The record is written when the bridged connection closes.
+    let c = common::client(&kg, false);
+    let mut exec_seconds = 0.0;
+    for _ in 0..100 {
+        let (_, _, body) = get(&c, &format!("{}/debug/costs", admin_url(&kg))).await;
+        let snap: LedgerSnapshot = serde_json::from_slice(&body).unwrap();
+        exec_seconds = snap.total().exec_seconds;
+        if exec_seconds > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        (0.9..5.0).contains(&exec_seconds),
+        "exec seconds in /debug/costs: {exec_seconds}"
+    );
+    kg.shutdown().await;
+    sim.shutdown().await;
+}

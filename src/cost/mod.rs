@@ -17,11 +17,13 @@ pub mod limits_config;
 pub mod otlp;
 pub mod persist;
 pub mod record;
+pub mod stream;
 
 pub use estimate::{Estimate, ServedFrom, estimate};
 pub use ledger::{Counters, Ledger, LedgerSnapshot};
 pub use limit::{InflightCap, InflightPermit, Limits, Permit, Refusal, Throttle};
 pub use record::CostRecord;
+pub use stream::{UpgradeEnded, upgrade_channel};
 
 use std::sync::Arc;
 
