@@ -227,8 +227,16 @@ impl Proxy {
             }
             ProxyBody::Own(full) => {
                 record.bytes_out = full.size_hint().exact().unwrap_or(0);
-                record.duration = start.elapsed();
-                accounting.ledger.record(&record);
+                // An upgrade (exec, attach, port-forward) costs its bridged stream's time.
+                match resp.extensions_mut().remove::<crate::cost::UpgradeEnded>() {
+                    Some(ended) => {
+                        ended.record_when_closed(record, accounting.ledger.clone(), start)
+                    }
+                    None => {
+                        record.duration = start.elapsed();
+                        accounting.ledger.record(&record);
+                    }
+                }
             }
         }
     }
@@ -526,6 +534,7 @@ impl Proxy {
         }
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         self.metrics.upgrades.inc();
+        let (bridge, ended) = crate::cost::upgrade_channel();
         tokio::spawn(async move {
             let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
                 (Ok(c), Ok(u)) => (c, u),
@@ -544,8 +553,10 @@ impl Proxy {
                 Ok((up, down)) => tracing::debug!(up, down, "upgraded stream closed"),
                 Err(e) => tracing::debug!(error = %e, "upgraded stream ended with an error"),
             }
+            bridge.closed();
         });
-        let (parts, _) = resp.into_parts();
+        let (mut parts, _) = resp.into_parts();
+        parts.extensions.insert(ended);
         Response::from_parts(parts, ProxyBody::empty())
     }
 

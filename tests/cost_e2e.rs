@@ -305,8 +305,9 @@ async fn the_ledger_is_pushed_to_an_otlp_collector() {
     let (path, ctype, body) = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let got = received.recv().await.unwrap();
-            // The first export may run before the records: wait for one that has them.
-            if got.2.windows(5).any(|w| w == b"storm") {
+            // The first export may run before the records: wait for one that has them (spans
+            // go to /v1/traces of the same collector).
+            if got.0 == "/v1/metrics" && got.2.windows(5).any(|w| w == b"storm") {
                 return got;
             }
         }
@@ -321,4 +322,131 @@ async fn the_ledger_is_pushed_to_an_otlp_collector() {
     assert!(has("system:serviceaccount:kube-system:quiet"));
     assert!(has("kubeguard"), "service.name");
     kg.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_stream_is_charged_its_open_time() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams, ListParams};
+    let sim = kubeguard::sim::start(SimOptions {
+        namespaces: 1,
+        pods: 3,
+        etcd_cost_per_object: Duration::ZERO,
+        cache_cost_per_object: Duration::ZERO,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let kg = common::start_kubeguard(&sim.url, "").await;
+    let config = kube::Config::from_custom_kubeconfig(kg.client_kubeconfig(), &Default::default())
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::all(kube::Client::try_from(config).unwrap());
+    let pod = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let pods: Api<Pod> = Api::namespaced(pods.into_client(), &pod.metadata.namespace.unwrap());
+    // kube-rs exec over WebSocket through kubeguard: a command that keeps the stream open 1 s.
+    let mut attached = pods
+        .exec(
+            &pod.metadata.name.unwrap(),
+            ["sleep", "1"],
+            &AttachParams::default().stderr(false),
+        )
+        .await
+        .unwrap();
+    let status = attached.take_status().unwrap().await.unwrap();
+    assert_eq!(status.status.as_deref(), Some("Success"));
+    attached.join().await.unwrap();
+
+    // The record is written when the bridged connection closes.
+    let c = common::client(&kg, false);
+    let mut exec_seconds = 0.0;
+    for _ in 0..100 {
+        let (_, _, body) = get(&c, &format!("{}/debug/costs", admin_url(&kg))).await;
+        let snap: LedgerSnapshot = serde_json::from_slice(&body).unwrap();
+        exec_seconds = snap.total().exec_seconds;
+        if exec_seconds > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        (0.9..5.0).contains(&exec_seconds),
+        "exec seconds in /debug/costs: {exec_seconds}"
+    );
+    kg.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_becomes_an_otlp_span() {
+    let (addr, mut received) = collector().await;
+    let sim = kubeguard::sim::start(SimOptions {
+        namespaces: 1,
+        pods: 5,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let kg = common::start_kubeguard(
+        &sim.url,
+        &format!("cost:\n  otlpEndpoint: http://{addr}\n  otlpInterval: 60s\n"),
+    )
+    .await;
+    let c = common::client(&kg, false);
+    let req = http::Request::get(format!("{}/api/v1/pods", common::tls_url(&kg)))
+        .header("authorization", "Bearer span-client-token")
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    common::body_bytes(resp.into_body()).await;
+    let client_name = {
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", "Bearer span-client-token".parse().unwrap());
+        kubeguard::identity::unverified_name(&h)
+    };
+    // Spans are batched (up to 1 s): wait for the export naming this client.
+    let (ctype, body) = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (path, ctype, body) = received.recv().await.unwrap();
+            if path == "/v1/traces"
+                && body
+                    .windows(client_name.len())
+                    .any(|w| w == client_name.as_bytes())
+            {
+                return (ctype, body);
+            }
+        }
+    })
+    .await
+    .expect("a span for the LIST within 10 s");
+    assert_eq!(ctype, "application/x-protobuf");
+    let has = |s: &str| body.windows(s.len()).any(|w| w == s.as_bytes());
+    for attr in [
+        "kubeguard.client",
+        "kubeguard.verb",
+        "kubeguard.resource",
+        "kubeguard.decision",
+        "http.response.status_code",
+        "http.response.body.size",
+        "kubeguard.items",
+        "list pods",
+        "forward",
+    ] {
+        assert!(has(attr), "{attr} in the exported span");
+    }
+    // The exporter's own counters are on /metrics.
+    let (_, _, metrics) = get(&c, &format!("{}/metrics", admin_url(&kg))).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("kubeguard_trace_spans_dropped_total 0"),
+        "{metrics}"
+    );
+    kg.shutdown().await;
+    sim.shutdown().await;
 }

@@ -33,6 +33,11 @@ pub struct CostSection {
     /// `http://127.0.0.1:4318` (`/v1/metrics` is added when no path is given). Off when unset.
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
+    /// Spans waiting to be sent to `otlpEndpoint` (one per request, at `/v1/traces`) at most;
+    /// beyond it spans are dropped and counted in `kubeguard_trace_spans_dropped_total`.
+    /// `0` turns traces off (metrics are still pushed).
+    #[serde(default = "default_otlp_trace_queue")]
+    pub otlp_trace_queue: usize,
     /// How often metrics are pushed to `otlpEndpoint`.
     #[serde(default = "default_otlp_interval", with = "duration")]
     pub otlp_interval: Duration,
@@ -49,6 +54,10 @@ fn default_metrics_top() -> usize {
 }
 fn default_persist_interval() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_otlp_trace_queue() -> usize {
+    2048
 }
 
 fn default_otlp_interval() -> Duration {

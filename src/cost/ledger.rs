@@ -160,6 +160,8 @@ pub struct Ledger {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     max_keys_per_client: usize,
+    /// Where each record also goes as a span, when OTLP traces are on (`cost/traces.rs`).
+    traces: std::sync::OnceLock<std::sync::Arc<super::traces::TraceSink>>,
 }
 
 /// Everything the ledger holds, ordered by cost: served at `/debug/costs`, written to disk.
@@ -224,7 +226,18 @@ impl Ledger {
             shards,
             hasher: RandomState::new(),
             max_keys_per_client: max_keys_per_client.max(1),
+            traces: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Every record from now on is also offered to `sink` as a span (set once).
+    pub fn send_traces_to(&self, sink: std::sync::Arc<super::traces::TraceSink>) {
+        let _ = self.traces.set(sink);
+    }
+
+    /// The trace sink, when OTLP traces are on.
+    pub fn traces(&self) -> Option<&super::traces::TraceSink> {
+        self.traces.get().map(|t| &**t)
     }
 
     fn shard(&self, identity: &str) -> std::sync::MutexGuard<'_, Shard> {
@@ -235,6 +248,9 @@ impl Ledger {
 
     /// Adds one finished request.
     pub fn record(&self, r: &CostRecord) {
+        if let Some(traces) = self.traces.get() {
+            traces.offer(r);
+        }
         let max_keys = self.max_keys_per_client;
         let mut shard = self.shard(&r.identity);
         let entry = shard.entry(&r.identity);

@@ -17,11 +17,14 @@ pub mod limits_config;
 pub mod otlp;
 pub mod persist;
 pub mod record;
+pub mod stream;
+pub mod traces;
 
 pub use estimate::{Estimate, ServedFrom, estimate};
 pub use ledger::{Counters, Ledger, LedgerSnapshot};
 pub use limit::{InflightCap, InflightPermit, Limits, Permit, Refusal, Throttle};
 pub use record::CostRecord;
+pub use stream::{UpgradeEnded, upgrade_channel};
 
 use std::sync::Arc;
 
@@ -55,14 +58,23 @@ impl Accounting {
         })
     }
 
-    /// Starts what runs beside the proxy: the ledger file writer (`cost.persistPath`) and the
-    /// OTLP metrics push (`cost.otlpEndpoint`). Both write a last time at shutdown.
+    /// Starts what runs beside the proxy: the ledger file writer (`cost.persistPath`), the
+    /// OTLP metrics push and the per-request spans (`cost.otlpEndpoint`). All write a last time
+    /// at shutdown.
     pub fn spawn_background(
         &self,
         cost: &cost_config::CostSection,
         tasks: &mut tokio::task::JoinSet<()>,
         shutdown: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), otlp::OtlpError> {
+        if let Some(endpoint) = &cost.otlp_endpoint
+            && cost.otlp_trace_queue > 0
+        {
+            let (sink, exporter) =
+                traces::start(endpoint, cost.otlp_trace_queue, shutdown.clone())?;
+            self.ledger.send_traces_to(sink);
+            tasks.spawn(exporter);
+        }
         if let Some(endpoint) = &cost.otlp_endpoint {
             let provider = otlp::start(
                 endpoint,
@@ -87,6 +99,9 @@ impl Accounting {
     pub fn prometheus_text(&self) -> String {
         let mut text = export::prometheus_text(&self.ledger.snapshot(Some(self.metrics_top)));
         text.push_str(&export::inflight_text(&self.inflight));
+        if let Some(traces) = self.ledger.traces() {
+            text.push_str(&traces.prometheus_text());
+        }
         text
     }
 }

@@ -22,6 +22,43 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+tokio::task_local! {
+    /// What the request being served has cost so far (set by `server::handle` around each
+    /// request): the per-request ground truth the `on_request` hook reports.
+    static REQUEST_COST: RequestCost;
+}
+
+/// Objects one request read from "etcd" and served from the "watch cache".
+#[derive(Debug, Default)]
+pub struct RequestCost {
+    etcd: std::cell::Cell<u64>,
+    cache: std::cell::Cell<u64>,
+}
+
+impl RequestCost {
+    /// Runs `f` (one request) with its own cost counters; returns its output and what it cost
+    /// as `(etcd objects, cache objects)`.
+    pub async fn scope<F: std::future::Future>(f: F) -> (F::Output, (u64, u64)) {
+        REQUEST_COST
+            .scope(RequestCost::default(), async move {
+                let out = f.await;
+                let cost = REQUEST_COST
+                    .try_with(|c| (c.etcd.get(), c.cache.get()))
+                    .unwrap_or_default();
+                (out, cost)
+            })
+            .await
+    }
+
+    fn add(etcd: u64, cache: u64) {
+        // Outside a request scope (the emulator's own work, unit tests) nothing is attributed.
+        let _ = REQUEST_COST.try_with(|c| {
+            c.etcd.set(c.etcd.get().saturating_add(etcd));
+            c.cache.set(c.cache.get().saturating_add(cache));
+        });
+    }
+}
+
 /// A snapshot of the cost counters (also exported on the admin `/metrics`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SimStats {
@@ -136,6 +173,7 @@ impl Cost {
         drop(permit);
         add_duration(&self.etcd_busy_nanos, busy);
         self.etcd_objects_read.fetch_add(objects, Ordering::Relaxed);
+        RequestCost::add(objects, 0);
     }
 
     /// Serving `objects` objects from the watch cache (no etcd permit).
@@ -143,6 +181,7 @@ impl Cost {
         spend(self.cache_per_object.saturating_mul(clamp_u32(objects))).await;
         self.cache_objects_served
             .fetch_add(objects, Ordering::Relaxed);
+        RequestCost::add(0, objects);
     }
 
     pub fn list_served(&self, from_etcd: bool) {
@@ -284,6 +323,21 @@ mod tests {
             t0.elapsed()
         );
         assert!((cost.stats().etcd_busy_seconds - 0.0004).abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn each_request_scope_counts_only_its_own_objects() {
+        let cost = Cost::new(2, Duration::ZERO, Duration::ZERO);
+        cost.etcd_read(7).await; // outside any request: attributed to none
+        let (a, b) = tokio::join!(
+            RequestCost::scope(async {
+                cost.etcd_read(100).await;
+                cost.etcd_read(1).await;
+            }),
+            RequestCost::scope(cost.cache_serve(40)),
+        );
+        assert_eq!((a.1, b.1), ((101, 0), (0, 40)));
+        assert_eq!(cost.stats().etcd_objects_read, 108);
     }
 
     #[tokio::test]

@@ -87,6 +87,10 @@ pub struct RequestRecord {
     pub received: std::time::SystemTime,
     /// Time until the response head (streams go on after it).
     pub latency: Duration,
+    /// Objects this request read from the emulated etcd (the cost model's ground truth).
+    pub etcd_objects: u64,
+    /// Objects this request was served from the emulated watch cache.
+    pub cache_objects: u64,
 }
 
 /// A callback receiving every [`RequestRecord`].

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::SimBody;
 use super::SimOptions;
-use super::cost::Cost;
+use super::cost::{Cost, RequestCost};
 use super::http_util::{self as hu, Query};
 use super::list::{self, Source};
 use super::patch::{self, PatchType};
@@ -116,10 +116,14 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> 
         .as_ref()
         .ok()
         .and_then(|u| u.as_ref().map(|u| u.username.clone()));
-    let (verb, resp) = match user {
-        Err(st) => ("other", hu::status(st)),
-        Ok(user) => dispatch(&sim, req, user.as_ref()).await,
-    };
+    // Each request counts its own cost: the ground truth per user the hook reports.
+    let ((verb, resp), (etcd_objects, cache_objects)) = RequestCost::scope(async {
+        match user {
+            Err(st) => ("other", hu::status(st)),
+            Ok(user) => dispatch(&sim, req, user.as_ref()).await,
+        }
+    })
+    .await;
     sim.cost.request_done(verb, resp.status().as_u16());
     if let (Some(hook), Some((method, uri, received, started))) = (&sim.opts.on_request, record) {
         (hook.0)(&super::RequestRecord {
@@ -130,6 +134,8 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> 
             code: resp.status().as_u16(),
             received,
             latency: started.elapsed(),
+            etcd_objects,
+            cache_objects,
         });
     }
     resp
