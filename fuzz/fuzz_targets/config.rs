@@ -29,7 +29,8 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("kubeguard-fuzz-config-{}.yaml", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("kubeguard-fuzz-config-{}.yaml", std::process::id()));
         Fixture {
             path,
             store: PolicyStore::new(Policy::compile(&PolicySection::default()).expect("compiles")),
@@ -57,11 +58,18 @@ fuzz_target!(|data: &[u8]| {
     let replaced = reload_now(&f.path, &f.store, &f.metrics);
     let after = f.store.load();
     if replaced {
-        assert!(!Arc::ptr_eq(&before, &after), "a reload that succeeded kept the old policy");
+        assert!(
+            !Arc::ptr_eq(&before, &after),
+            "a reload that succeeded kept the old policy"
+        );
         assert!(std::str::from_utf8(data).is_ok_and(|t| FileConfig::from_yaml(t, "x").is_ok()));
         // Back to the known running policy for the next input.
-        f.store.store(Policy::compile(&PolicySection::default()).expect("compiles"));
+        f.store
+            .store(Policy::compile(&PolicySection::default()).expect("compiles"));
     } else {
-        assert!(Arc::ptr_eq(&before, &after), "a failed reload touched the running policy");
+        assert!(
+            Arc::ptr_eq(&before, &after),
+            "a failed reload touched the running policy"
+        );
     }
 });
