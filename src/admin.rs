@@ -43,7 +43,10 @@ impl Admin {
         match req.uri().path() {
             "/healthz" | "/livez" => text(StatusCode::OK, "ok".into()),
             "/readyz" => match self.upstream_ready().await {
-                Ok(()) => text(StatusCode::OK, "ok".into()),
+                Ok(()) => match self.accounting.as_ref().and_then(|a| a.readiness_detail()) {
+                    Some(detail) => text(StatusCode::OK, format!("ok\n{detail}\n")),
+                    None => text(StatusCode::OK, "ok".into()),
+                },
                 Err(why) => text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("upstream not reachable: {why}"),

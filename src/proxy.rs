@@ -256,11 +256,16 @@ impl Proxy {
 
     /// The per-client limits (cost/limit.rs): enforced, a refusal answers here (429 with an
     /// integer Retry-After, k8s-facts §2); in shadow mode it only becomes a warning.
-    fn check_limits(&self, identity: &Identity, api: &ApiRequest, est: &Estimate) -> LimitCheck {
+    async fn check_limits(
+        &self,
+        identity: &Identity,
+        api: &ApiRequest,
+        est: &Estimate,
+    ) -> LimitCheck {
         let Some(accounting) = &self.accounting else {
             return LimitCheck::Pass(None);
         };
-        match accounting.limits.check(identity, api, est) {
+        match accounting.limits.check_shared(identity, api, est).await {
             Ok(permit) => LimitCheck::Pass(Some(permit)),
             Err(refusal) => match accounting.limits.mode() {
                 LimitMode::Enforce => LimitCheck::Refuse {
@@ -285,7 +290,7 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let identity: &Identity = &caller.identity;
         let est = self.estimate(api);
-        let (permit, limit_warning) = match self.check_limits(identity, api, &est) {
+        let (permit, limit_warning) = match self.check_limits(identity, api, &est).await {
             LimitCheck::Pass(permit) => (permit, None),
             LimitCheck::Warn(warning) => (None, Some(warning)),
             LimitCheck::Refuse { throttled, status } => {

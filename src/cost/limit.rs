@@ -24,6 +24,7 @@ use lru::LruCache;
 
 use super::estimate::Estimate;
 use super::limits_config::{LimitMode, LimitsSection};
+use super::redis_limit::{Rate, SharedLimits, SharedVerdict};
 use crate::identity::Identity;
 use crate::request::{ApiRequest, Verb};
 use crate::status::{Status, StatusDetails};
@@ -39,6 +40,14 @@ struct ClientLimiter<C: Clock> {
     requests: Direct<C>,
     cost: Direct<C>,
     expensive: Arc<AtomicU32>,
+}
+
+/// A request past the exemptions and the concurrency cap, before the rate limits.
+struct Admitted<C: Clock> {
+    client: Arc<ClientLimiter<C>>,
+    permit: Permit,
+    /// Cost cells it is charged (at most the burst).
+    units: NonZeroU32,
 }
 
 /// Over a limit: what the client is told.
@@ -128,6 +137,8 @@ pub struct Limits<C: Clock = DefaultClock> {
     request_quota: Quota,
     cost_quota: Quota,
     cost_burst: NonZeroU32,
+    /// The local cost limiter's burst (the whole burst, or this replica's share of it).
+    local_cost_burst: NonZeroU32,
     max_expensive: u32,
     expensive_list_objects: u64,
     refuse_unchunked_above: Option<u64>,
@@ -136,6 +147,8 @@ pub struct Limits<C: Clock = DefaultClock> {
     clock: C,
     hasher: RandomState,
     shards: Box<[Mutex<ClientMap<C>>]>,
+    /// `limits.redis`: the budgets shared among replicas.
+    shared: Option<Arc<SharedLimits>>,
 }
 
 impl Limits<DefaultClock> {
@@ -149,12 +162,24 @@ impl<C: Clock + Clone> Limits<C> {
     pub fn with_clock(cfg: &LimitsSection, clock: C) -> Self {
         let per_shard =
             NonZeroUsize::new(cfg.max_clients.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
+        // With Redis, the local limiters are the fall-back: each replica's share of the budget.
+        let replicas = cfg.redis.as_ref().map_or(1, |r| r.replicas.get());
+        let share = |n: NonZeroU32| NonZeroU32::new(n.get() / replicas).unwrap_or(NonZeroU32::MIN);
+        let shared = cfg.redis.as_ref().and_then(|r| {
+            SharedLimits::new(
+                r,
+                Rate::per_second(cfg.requests_per_second.get(), cfg.request_burst.get()),
+                Rate::per_second(cfg.cost_per_second.get(), cfg.cost_burst.get()),
+            )
+        });
         Limits {
             mode: cfg.mode,
-            request_quota: Quota::per_second(cfg.requests_per_second)
-                .allow_burst(cfg.request_burst),
-            cost_quota: Quota::per_second(cfg.cost_per_second).allow_burst(cfg.cost_burst),
+            request_quota: Quota::per_second(share(cfg.requests_per_second))
+                .allow_burst(share(cfg.request_burst)),
+            cost_quota: Quota::per_second(share(cfg.cost_per_second))
+                .allow_burst(share(cfg.cost_burst)),
             cost_burst: cfg.cost_burst,
+            local_cost_burst: share(cfg.cost_burst),
             max_expensive: cfg.max_concurrent_expensive.get(),
             expensive_list_objects: cfg.expensive_list_objects,
             refuse_unchunked_above: cfg.refuse_unchunked_lists_above,
@@ -165,6 +190,7 @@ impl<C: Clock + Clone> Limits<C> {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(LruCache::new(per_shard)))
                 .collect(),
+            shared,
         }
     }
 
@@ -193,17 +219,63 @@ impl<C: Clock + Clone> Limits<C> {
         c
     }
 
-    /// Checks one request of `who` estimated at `est`, and takes its expensive-request slot.
-    /// Ok: the request may go on, holding the [`Permit`]. In shadow mode the caller forwards it
-    /// anyway and warns.
+    /// Checks one request of `who` estimated at `est` against the local limiters, and takes its
+    /// expensive-request slot. Ok: the request may go on, holding the [`Permit`]. In shadow mode
+    /// the caller forwards it anyway and warns.
     pub fn check(
         &self,
         who: &Identity,
         api: &ApiRequest,
         est: &Estimate,
     ) -> Result<Permit, Refusal> {
-        if self.mode == LimitMode::Off || self.exempt(who) {
+        let Some(admitted) = self.admit(who, api, est)? else {
             return Ok(Permit::default());
+        };
+        self.check_local(who, &admitted)?;
+        Ok(admitted.permit)
+    }
+
+    /// [`Limits::check`], with the rate budgets shared among replicas through Redis when
+    /// `limits.redis` is set; while Redis is down, the local limiters (budget/replicas) decide.
+    /// The expensive-request cap stays per replica.
+    pub async fn check_shared(
+        &self,
+        who: &Identity,
+        api: &ApiRequest,
+        est: &Estimate,
+    ) -> Result<Permit, Refusal> {
+        let Some(shared) = &self.shared else {
+            return self.check(who, api, est);
+        };
+        let Some(admitted) = self.admit(who, api, est)? else {
+            return Ok(Permit::default());
+        };
+        match shared.check(&who.user, admitted.units.get()).await {
+            Some(SharedVerdict::Allow) => Ok(admitted.permit),
+            Some(SharedVerdict::RequestRate(wait)) => Err(self.throttle(who, "requestRate", wait)),
+            Some(SharedVerdict::CostRate(wait)) => Err(self.throttle(who, "costRate", wait)),
+            None => {
+                self.check_local(who, &admitted)?;
+                Ok(admitted.permit)
+            }
+        }
+    }
+
+    /// The shared budgets, when `limits.redis` is set (state, metrics, the reconnect task).
+    pub fn shared(&self) -> Option<&Arc<SharedLimits>> {
+        self.shared.as_ref()
+    }
+
+    /// The checks before the rate limits: exemptions, the unchunked-LIST refusal, the
+    /// expensive-request slot. `None`: not limited at all.
+    fn admit(
+        &self,
+        who: &Identity,
+        api: &ApiRequest,
+        est: &Estimate,
+    ) -> Result<Option<Admitted<C>>, Refusal> {
+        if self.mode == LimitMode::Off || self.exempt(who) {
+            return Ok(None);
         }
         if let Some(refusal) = self.unchunked_list(who, api, est) {
             return Err(refusal);
@@ -231,21 +303,32 @@ impl<C: Clock + Clone> Limits<C> {
         } else {
             Permit::default()
         };
-        if let Err(not_until) = client.requests.check() {
-            let wait = not_until.wait_time_from(self.clock.now());
-            return Err(self.throttle(who, "requestRate", wait));
-        }
         // A request dearer than the whole burst is charged the burst: it can pass once the
         // bucket is full, never more often than the sustained rate allows.
         let units = u32::try_from(est.units())
             .unwrap_or(u32::MAX)
             .min(self.cost_burst.get());
         let units = NonZeroU32::new(units).unwrap_or(NonZeroU32::MIN);
+        Ok(Some(Admitted {
+            client,
+            permit,
+            units,
+        }))
+    }
+
+    /// This replica's request-rate and cost-rate limiters.
+    fn check_local(&self, who: &Identity, admitted: &Admitted<C>) -> Result<(), Refusal> {
+        let client = &admitted.client;
+        if let Err(not_until) = client.requests.check() {
+            let wait = not_until.wait_time_from(self.clock.now());
+            return Err(self.throttle(who, "requestRate", wait));
+        }
+        let units = admitted.units.min(self.local_cost_burst);
         if let Ok(Err(not_until)) = client.cost.check_n(units) {
             let wait = not_until.wait_time_from(self.clock.now());
             return Err(self.throttle(who, "costRate", wait));
         }
-        Ok(permit)
+        Ok(())
     }
 
     fn throttle(&self, who: &Identity, limit: &'static str, wait: Duration) -> Refusal {

@@ -1,6 +1,7 @@
 //! `limits:` — per-identity rate, cost-rate and concurrency limits, and the whole-process cap.
 
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -50,6 +51,52 @@ pub struct LimitsSection {
     /// with 429 whoever sends them, so a surge cannot grow memory.
     #[serde(default = "default_max_inflight")]
     pub max_inflight: NonZeroU32,
+    /// Share the request-rate and cost-rate budgets of every identity among the replicas through
+    /// Redis (`redis_limit.rs`). Unset: each replica has budgets of its own.
+    #[serde(default)]
+    pub redis: Option<RedisSection>,
+}
+
+/// `limits.redis:`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisSection {
+    /// `redis://HOST:PORT[/DB]` (or `rediss://` for TLS).
+    #[serde(deserialize_with = "redis_url")]
+    pub url: String,
+    /// Replicas sharing the budgets. While Redis is unreachable each replica enforces
+    /// budget/replicas on its own, so the whole stays near the budget.
+    #[serde(default = "default_replicas")]
+    pub replicas: NonZeroU32,
+    /// A Redis answer slower than this counts as Redis being down: the request is decided
+    /// locally and Redis is left alone for `retryInterval`.
+    #[serde(default = "default_redis_timeout", with = "crate::config::duration")]
+    pub timeout: Duration,
+    /// How often kubeguard tries to reconnect while Redis is down.
+    #[serde(default = "default_retry_interval", with = "crate::config::duration")]
+    pub retry_interval: Duration,
+    /// Prefix of kubeguard's keys in Redis (two per active identity, expiring when idle).
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+}
+
+fn redis_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let url = String::deserialize(d)?;
+    redis::Client::open(url.as_str())
+        .map_err(|e| serde::de::Error::custom(format!("{url:?} is not a Redis URL: {e}")))?;
+    Ok(url)
+}
+fn default_replicas() -> NonZeroU32 {
+    nz(2)
+}
+fn default_redis_timeout() -> Duration {
+    Duration::from_millis(50)
+}
+fn default_retry_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_key_prefix() -> String {
+    "kubeguard:".into()
 }
 
 /// `limits.mode`

@@ -17,6 +17,7 @@ pub mod limits_config;
 pub mod otlp;
 pub mod persist;
 pub mod record;
+pub mod redis_limit;
 pub mod stream;
 pub mod traces;
 
@@ -84,6 +85,9 @@ impl Accounting {
             )?;
             tasks.spawn(otlp::run_until_shutdown(provider, shutdown.clone()));
         }
+        if let Some(shared) = self.limits.shared() {
+            tasks.spawn(shared.clone().run(shutdown.clone()));
+        }
         if let Some(path) = &cost.persist_path {
             tasks.spawn(persist::run(
                 self.ledger.clone(),
@@ -95,12 +99,27 @@ impl Accounting {
         Ok(())
     }
 
+    /// The `/readyz` line about shared limits (never a reason to be unready: the local
+    /// fall-back serves).
+    pub fn readiness_detail(&self) -> Option<&'static str> {
+        self.limits.shared().map(|s| {
+            if s.is_up() {
+                "limits: shared through Redis"
+            } else {
+                "limits: Redis unreachable, local budget/replicas"
+            }
+        })
+    }
+
     /// The Prometheus text appended to the admin `/metrics`.
     pub fn prometheus_text(&self) -> String {
         let mut text = export::prometheus_text(&self.ledger.snapshot(Some(self.metrics_top)));
         text.push_str(&export::inflight_text(&self.inflight));
         if let Some(traces) = self.ledger.traces() {
             text.push_str(&traces.prometheus_text());
+        }
+        if let Some(shared) = self.limits.shared() {
+            text.push_str(&shared.prometheus_text());
         }
         text
     }

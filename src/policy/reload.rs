@@ -96,3 +96,65 @@ async fn recv_hup(h: &mut Hup) {
 async fn recv_hup(_: &mut Hup) {
     std::future::pending().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files a broken deploy or a fuzzer writes: none may touch the running policy.
+    #[test]
+    fn garbage_files_keep_the_running_policy() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("kubeguard.yaml");
+        let write = |bytes: &[u8]| std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+        write(b"policy:\n  mode: enforce\n");
+        let store = PolicyStore::new(load_policy(&path).unwrap_or_else(|e| panic!("{e}")));
+        let metrics = Metrics::new();
+        let running = store.load();
+
+        // An alias bomb: nine to the ninth strings if aliases were expanded without a limit.
+        let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
+        for (prev, name) in ('a'..='h').zip('b'..='i') {
+            bomb.push_str(&format!("{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+        }
+        let bomb = format!("server:\n  tlsSans: *i\n{bomb}");
+        let deep = "[".repeat(100_000);
+        let garbage: [&[u8]; 9] = [
+            b"\xff\xfe\x00\x01 not text",
+            b"{{{{",
+            b"policy: [",
+            b"- a\n- b\n",
+            b"policy:\n  mode: *nowhere\n",
+            b"policy:\n  rules:\n    - match: {verbs: [list]}\n      guards: {nope: {}}\n",
+            b"policy:\n  mode: enforce\n  mode: shadow\n",
+            deep.as_bytes(),
+            bomb.as_bytes(),
+        ];
+        for (i, bytes) in garbage.iter().enumerate() {
+            write(bytes);
+            assert!(
+                !reload_now(&path, &store, &metrics),
+                "garbage #{i} was accepted"
+            );
+            assert!(
+                Arc::ptr_eq(&running, &store.load()),
+                "garbage #{i} touched the policy"
+            );
+        }
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !reload_now(&path, &store, &metrics),
+            "a missing file was accepted"
+        );
+        assert!(Arc::ptr_eq(&running, &store.load()));
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"kubeguard_policy_reloads_total{result="error"} 10"#),
+            "{text}"
+        );
+        // And a good file still replaces it.
+        write(b"policy:\n  mode: shadow\n");
+        assert!(reload_now(&path, &store, &metrics));
+        assert!(!Arc::ptr_eq(&running, &store.load()));
+    }
+}

@@ -143,3 +143,39 @@ fn the_inflight_cap_sheds_past_its_maximum() {
     drop(a);
     assert!(cap.try_acquire().is_ok());
 }
+
+#[test]
+fn with_redis_the_local_fallback_is_the_replicas_share_of_the_budget() {
+    let clock = FakeRelativeClock::default();
+    let limits = Limits::with_clock(
+        &cfg(
+            "mode: enforce\nrequestsPerSecond: 10\nrequestBurst: 9\nredis:\n  url: redis://127.0.0.1:1\n  replicas: 3\n",
+        ),
+        clock,
+    );
+    let who = Identity::unverified("alice");
+    let (get, est) = req(Method::GET, "/api/v1/namespaces/a/pods/p", None);
+    let allowed = (0..9)
+        .filter(|_| limits.check(&who, &get, &est).is_ok())
+        .count();
+    assert_eq!(allowed, 3, "burst 9 over 3 replicas");
+    assert!(
+        !limits.shared().unwrap().is_up(),
+        "not connected before its task runs"
+    );
+}
+
+#[test]
+fn redis_settings_are_checked_at_load() {
+    let err =
+        crate::config::FileConfig::from_yaml("limits:\n  redis:\n    url: http://x\n", "k.yaml")
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("limits.redis.url"), "{err}");
+    let ok = cfg("redis:\n  url: redis://127.0.0.1:6379\n");
+    let r = ok.redis.unwrap();
+    assert_eq!(
+        (r.replicas.get(), r.timeout),
+        (2, Duration::from_millis(50))
+    );
+}
