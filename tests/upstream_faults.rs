@@ -51,22 +51,75 @@ async fn kube_client(kg: &RunningServe) -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
+/// What a leak would show as: sockets kubeguard holds (accepted on its listeners, or connected
+/// to the upstream port), and descriptors that are not sockets. The emulator's and the test
+/// clients' own sockets are not counted: the emulator keeps a stalled or watched connection
+/// until it next writes, which says nothing about kubeguard.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Fds {
+    kubeguard_sockets: usize,
+    other: usize,
 }
 
-/// Waits (at most `limit`) for the descriptor count to come back to `baseline` plus a little
-/// slack (the runtime's own, a late timer); returns the last count.
-async fn fds_settle(baseline: usize, limit: Duration) -> usize {
-    const SLACK: usize = 3;
-    let deadline = Instant::now() + limit;
-    loop {
-        let n = open_fds();
-        if n <= baseline + SLACK || Instant::now() >= deadline {
-            return n;
+fn fds(kg: &RunningServe, upstream_port: u16) -> Fds {
+    let mut inodes = std::collections::HashSet::new();
+    let mut other = 0;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        let target = target.to_string_lossy();
+        match target
+            .strip_prefix("socket:[")
+            .and_then(|t| t.strip_suffix(']'))
+        {
+            Some(inode) => {
+                inodes.insert(inode.to_string());
+            }
+            None => other += 1,
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut kg_ports: Vec<u16> = kg.listeners.iter().map(|l| l.addr.port()).collect();
+    kg_ports.push(kg.admin_addr.port());
+    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap_or(""), 16).ok();
+    let mut kubeguard_sockets = 0;
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(remote), Some(inode)) = (cols.get(1), cols.get(2), cols.get(9))
+            else {
+                continue;
+            };
+            if !inodes.contains(*inode) {
+                continue;
+            }
+            let mine = port(local).is_some_and(|p| kg_ports.contains(&p))
+                || port(remote) == Some(upstream_port);
+            if mine {
+                kubeguard_sockets += 1;
+            }
+        }
+    }
+    Fds {
+        kubeguard_sockets,
+        other,
+    }
+}
+
+/// Waits (at most `limit`) for kubeguard's sockets and the other descriptors to come back to
+/// `baseline` (idle pooled connections close after `poolIdleTimeout`), then asserts it.
+async fn assert_no_leak(kg: &RunningServe, upstream_port: u16, baseline: Fds, limit: Duration) {
+    // A descriptor or two of the runtime's own (a timer, a late signal pipe).
+    const SLACK: usize = 2;
+    let settled = |n: Fds| {
+        n.kubeguard_sockets <= baseline.kubeguard_sockets && n.other <= baseline.other + SLACK
+    };
+    let deadline = Instant::now() + limit;
+    let mut now = fds(kg, upstream_port);
+    while !settled(now) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        now = fds(kg, upstream_port);
+    }
+    assert!(settled(now), "leak: {baseline:?} before, {now:?} after");
 }
 
 fn api_status(e: kube::Error) -> Box<kube::core::Status> {
@@ -163,7 +216,7 @@ async fn apiserver_restart_mid_watch_ends_the_watch_cleanly_and_relist_works() {
     let addr = sim.addr;
     let kg = common::start_kubeguard(&sim.url, KG_YAML).await;
     let client = kube_client(&kg).await;
-    let baseline = open_fds();
+    let baseline = fds(&kg, addr.port());
     let stream = live_watch(client.clone()).await;
 
     // A rolling restart: the apiserver ends its watches and stops; a new one takes the port.
@@ -176,11 +229,7 @@ async fn apiserver_restart_mid_watch_ends_the_watch_cleanly_and_relist_works() {
     relist_and_rewatch(client.clone(), "after-restart").await;
 
     drop(client);
-    let after = fds_settle(baseline, Duration::from_secs(10)).await;
-    assert!(
-        after <= baseline + 3,
-        "fds: {baseline} before, {after} after"
-    );
+    assert_no_leak(&kg, addr.port(), baseline, Duration::from_secs(10)).await;
     kg.shutdown().await;
     sim.shutdown().await;
 }
@@ -225,8 +274,26 @@ async fn apiserver_crash_mid_watch_ends_the_watch_cleanly_and_relist_works() {
     let relay_addr = relay.addr;
     let kg = common::start_kubeguard(&format!("http://{relay_addr}"), KG_YAML).await;
     let client = kube_client(&kg).await;
-    let baseline = open_fds();
+    let baseline = fds(&kg, relay_addr.port());
     let stream = live_watch(client.clone()).await;
+    // kube reads a truncated watch as a resumable end too; raw HTTP/1.1 and h2 watches show
+    // what kubeguard itself sends: the final chunk or END_STREAM, not a cut connection or RST.
+    let mut raw = Vec::new();
+    for h2 in [false, true] {
+        let resp = common::client(&kg, h2)
+            .request(
+                http::Request::get(format!(
+                    "{}/api/v1/pods?watch=true&timeoutSeconds=290",
+                    common::tls_url(&kg)
+                ))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        raw.push((h2, resp.into_body()));
+    }
 
     relay.kill().await;
     let ended = tokio::time::timeout(Duration::from_secs(10), drain_watch(stream)).await;
@@ -235,6 +302,21 @@ async fn apiserver_crash_mid_watch_ends_the_watch_cleanly_and_relist_works() {
         ended.is_ok(),
         "a clean end, not a truncated body: {ended:?}"
     );
+    for (h2, mut body) in raw {
+        use http_body_util::BodyExt;
+        let end = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(frame) = body.frame().await {
+                frame?;
+            }
+            Ok::<_, hyper::Error>(())
+        })
+        .await
+        .expect("the raw watch ended (no hang)");
+        assert!(
+            end.is_ok(),
+            "h2={h2}: the watch was cut, not ended: {end:?}"
+        );
+    }
     sim.shutdown().await;
 
     let sim = kubeguard::sim::start(sim_opts(None)).await.unwrap();
@@ -242,11 +324,7 @@ async fn apiserver_crash_mid_watch_ends_the_watch_cleanly_and_relist_works() {
     relist_and_rewatch(client.clone(), "after-crash").await;
 
     drop(client);
-    let after = fds_settle(baseline, Duration::from_secs(10)).await;
-    assert!(
-        after <= baseline + 3,
-        "fds: {baseline} before, {after} after"
-    );
+    assert_no_leak(&kg, relay_addr.port(), baseline, Duration::from_secs(10)).await;
     kg.shutdown().await;
     relay.kill().await;
     sim.shutdown().await;
@@ -277,7 +355,7 @@ async fn stalled_upstream_is_a_504_after_the_timeout_and_other_requests_go_on() 
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::all(client.clone());
     cms.list(&ListParams::default()).await.unwrap();
-    let baseline = open_fds();
+    let baseline = fds(&kg, sim.addr.port());
 
     stalled.store(true, Ordering::Relaxed);
     let mut slow = JoinSet::new();
@@ -319,11 +397,7 @@ async fn stalled_upstream_is_a_504_after_the_timeout_and_other_requests_go_on() 
     cms.list(&ListParams::default()).await.unwrap();
     drop((cms, pods, client));
     // The stalled handlers hold their side of the connections until their 10 s are up.
-    let after = fds_settle(baseline, Duration::from_secs(15)).await;
-    assert!(
-        after <= baseline + 3,
-        "fds: {baseline} before, {after} after"
-    );
+    assert_no_leak(&kg, sim.addr.port(), baseline, Duration::from_secs(15)).await;
     kg.shutdown().await;
     sim.shutdown().await;
 }
@@ -336,7 +410,7 @@ async fn refused_connections_are_a_502_naming_the_upstream_and_recover() {
     let client = kube_client(&kg).await;
     let pods: Api<Pod> = Api::all(client.clone());
     let _ = pods.list(&ListParams::default()).await;
-    let baseline = open_fds();
+    let baseline = fds(&kg, port);
     for _ in 0..20 {
         let status = api_status(pods.list(&ListParams::default()).await.unwrap_err());
         assert_eq!(status.code, 502, "{status:?}");
@@ -360,11 +434,7 @@ async fn refused_connections_are_a_502_naming_the_upstream_and_recover() {
         5
     );
     drop((pods, client));
-    let after = fds_settle(baseline, Duration::from_secs(10)).await;
-    assert!(
-        after <= baseline + 3,
-        "fds: {baseline} before, {after} after"
-    );
+    assert_no_leak(&kg, port, baseline, Duration::from_secs(10)).await;
     kg.shutdown().await;
     sim.shutdown().await;
 }
@@ -380,17 +450,13 @@ async fn untrusted_upstream_certificate_leaks_no_connections() {
     let client = kube_client(&kg).await;
     let pods: Api<Pod> = Api::all(client.clone());
     let _ = pods.list(&ListParams::default()).await;
-    let baseline = open_fds();
+    let baseline = fds(&kg, sim.addr.port());
     for _ in 0..20 {
         let status = api_status(pods.list(&ListParams::default()).await.unwrap_err());
         assert_eq!(status.code, 502, "{status:?}");
     }
     drop((pods, client));
-    let after = fds_settle(baseline, Duration::from_secs(10)).await;
-    assert!(
-        after <= baseline + 3,
-        "fds: {baseline} before, {after} after"
-    );
+    assert_no_leak(&kg, sim.addr.port(), baseline, Duration::from_secs(10)).await;
     kg.shutdown().await;
     sim.shutdown().await;
 }
