@@ -62,11 +62,13 @@ async fn main() {
     let port = free_port();
     let admin = free_port();
     let config = dir.path().join("kubeguard.yaml");
-    // Per-identity limits off: this measures the proxy, not the (default: shadow) limiter.
+    // Per-identity limits off, and the whole-process cap on requests waiting for their response
+    // head (default 2,000) above the fleet: this measures the proxy, not the limiter, which
+    // would shed the excess of 10,000 watches opened at once with 429.
     std::fs::write(
         &config,
         format!(
-            "server:\n  listen: [\"http://127.0.0.1:{port}\"]\n  adminListen: 127.0.0.1:{admin}\n  shutdownGracePeriod: 1s\nupstream:\n  kubeconfig: {}\nlimits:\n  mode: \"off\"\n",
+            "server:\n  listen: [\"http://127.0.0.1:{port}\"]\n  adminListen: 127.0.0.1:{admin}\n  shutdownGracePeriod: 1s\nupstream:\n  kubeconfig: {}\nlimits:\n  mode: \"off\"\n  maxInflight: 20000\n",
             kubeconfig.display()
         ),
     )
