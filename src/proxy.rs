@@ -614,6 +614,7 @@ impl Proxy {
             scan,
             record: None,
             permit: None,
+            end_cleanly: api.is_some_and(|a| a.verb == Verb::Watch),
         };
         Response::from_parts(parts, ProxyBody::Upstream { body, meter })
     }
@@ -860,6 +861,11 @@ pub struct Meter {
     record: Option<Box<PendingRecord>>,
     /// The per-client expensive-request slot, released with the body.
     permit: Option<Permit>,
+    /// A watch: an upstream that dies mid-stream ends it with a final chunk / END_STREAM instead
+    /// of cutting the client's connection. A watch ending is routine for clients (the server's
+    /// own watch timeouts end every watch, k8s-facts §5, and clients rewatch or relist); a cut
+    /// shows as a transport error, and on h2 as a reset stream.
+    end_cleanly: bool,
 }
 
 /// A ledger record waiting for its response body to end.
@@ -978,6 +984,10 @@ impl Body for ProxyBody {
                         if let Some(job) = &mut meter.scan {
                             job.complete = true;
                         }
+                    }
+                    Poll::Ready(Some(Err(e))) if meter.end_cleanly => {
+                        tracing::debug!(error = %e, "upstream cut a watch; ending it cleanly");
+                        return Poll::Ready(None);
                     }
                     _ => {}
                 }

@@ -273,6 +273,11 @@ async fn serve_connection<H, F>(
     }
 }
 
+/// h2's own default, set explicitly so an upgrade of hyper or h2 cannot silently drop it.
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// hyper's default since the MadeYouReset fix, set explicitly for the same reason.
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
 fn http_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -286,6 +291,12 @@ fn http_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_header_list_size(limits.max_header_bytes as u32)
+        // Rapid reset (CVE-2023-44487): a client that opens and cancels streams faster than
+        // they are served gets GOAWAY once this many wait, instead of costing a handler each.
+        .max_pending_accept_reset_streams(Some(H2_MAX_PENDING_ACCEPT_RESETS))
+        // "MadeYouReset" (CVE-2025-8671): streams the server itself resets because the client
+        // broke the protocol count too.
+        .max_local_error_reset_streams(Some(H2_MAX_LOCAL_ERROR_RESETS))
         .adaptive_window(true)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     builder

@@ -308,7 +308,7 @@ impl Upstream {
                 .map_err(|_| UpstreamError::Timeout(t))?,
             None => fut.await,
         };
-        result.map_err(classify_client_error)
+        result.map_err(|e| self.classify_client_error(e))
     }
 
     /// Sends an upgrade request (exec, attach, port-forward) on a fresh HTTP/1.1 connection that
@@ -323,11 +323,11 @@ impl Upstream {
         let connect = async {
             let io = tower::Service::call(&mut self.upgrade_connector.clone(), uri.clone())
                 .await
-                .map_err(|e| UpstreamError::Connect(error_chain(e.as_ref())))?;
+                .map_err(|e| self.connect_error(e.as_ref()))?;
             hyper::client::conn::http1::Builder::new()
                 .handshake::<_, UpstreamBody>(io)
                 .await
-                .map_err(|e| UpstreamError::Connect(error_chain(&e)))
+                .map_err(|e| self.connect_error(&e))
         };
         let (mut sender, conn) = tokio::time::timeout(timeout, connect)
             .await
@@ -372,17 +372,25 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    fn classify_client_error(&self, e: hyper_util::client::legacy::Error) -> UpstreamError {
+        if e.is_connect() {
+            self.connect_error(&e)
+        } else {
+            UpstreamError::Request(error_chain(&e))
+        }
+    }
+
+    /// A failed connection names the upstream it tried: behind a Service or with several
+    /// kubeconfig contexts, "connection refused" alone does not say which server refused.
+    fn connect_error(&self, e: &(dyn std::error::Error + 'static)) -> UpstreamError {
+        UpstreamError::Connect(format!("{}: {}", self.url(), error_chain(e)))
+    }
+}
+
 /// An empty request body (for GETs kubeguard builds).
 pub fn empty_body() -> UpstreamBody {
     UpstreamBody::Right(Full::new(Bytes::new()))
-}
-
-fn classify_client_error(e: hyper_util::client::legacy::Error) -> UpstreamError {
-    if e.is_connect() {
-        UpstreamError::Connect(error_chain(&e))
-    } else {
-        UpstreamError::Request(error_chain(&e))
-    }
 }
 
 /// `a: b: c` from an error and its sources, for messages that say what really failed (a refused
@@ -472,6 +480,10 @@ mod tests {
         assert!(matches!(err, UpstreamError::Connect(_)), "{err:?}");
         assert!(
             error_chain(&err).to_lowercase().contains("refused"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&format!("127.0.0.1:{port}")),
             "{err}"
         );
     }

@@ -75,6 +75,21 @@ pub struct SimStats {
     pub requests_total: u64,
     /// TokenReviews received (0 without auth).
     pub token_reviews: u64,
+    /// Requests being served now (until their response head; watches and log streams count
+    /// only until their head too).
+    pub inflight: u64,
+    /// The most requests ever served at once (until their response heads): what an apiserver's
+    /// max-requests-inflight would see.
+    pub inflight_peak: u64,
+}
+
+/// One request in flight; see [`Cost::request_started`].
+pub struct InflightGuard<'a>(&'a AtomicU64);
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub struct Cost {
@@ -89,6 +104,8 @@ pub struct Cost {
     lists_from_cache: AtomicU64,
     requests_total: AtomicU64,
     pub token_reviews: AtomicU64,
+    inflight: AtomicU64,
+    inflight_peak: AtomicU64,
     /// `(verb, code)` → count; a handful of keys, so a mutex is cheap enough.
     /// `sim_requests_total` by (verb, code): one counter per [`VERBS`] × 100..=599, so
     /// counting a request takes no lock.
@@ -156,6 +173,8 @@ impl Cost {
             lists_from_cache: AtomicU64::new(0),
             requests_total: AtomicU64::new(0),
             token_reviews: AtomicU64::new(0),
+            inflight: AtomicU64::new(0),
+            inflight_peak: AtomicU64::new(0),
             requests: (0..VERBS.len() * CODES.len())
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -193,6 +212,14 @@ impl Cost {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a request in flight until the guard is dropped (also when the client goes away
+    /// before the answer).
+    pub fn request_started(&self) -> InflightGuard<'_> {
+        let now = self.inflight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.inflight_peak.fetch_max(now, Ordering::Relaxed);
+        InflightGuard(&self.inflight)
+    }
+
     pub fn request_done(&self, verb: &'static str, code: u16) {
         self.requests_total.fetch_add(1, Ordering::Relaxed);
         if let Some(c) = self.requests.get(request_slot(verb, code)) {
@@ -211,6 +238,8 @@ impl Cost {
             lists_from_cache: self.lists_from_cache.load(Ordering::Relaxed),
             requests_total: self.requests_total.load(Ordering::Relaxed),
             token_reviews: self.token_reviews.load(Ordering::Relaxed),
+            inflight: self.inflight.load(Ordering::Relaxed),
+            inflight_peak: self.inflight_peak.load(Ordering::Relaxed),
         }
     }
 

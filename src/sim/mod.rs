@@ -71,6 +71,22 @@ pub struct SimOptions {
     /// Called once per request when its response head is ready (the hook for an audit-log
     /// writer).
     pub on_request: Option<RequestHook>,
+    /// Asked once per request before it is served: `Some(d)` holds the request for `d` first
+    /// (an apiserver that stalls, for the upstream-fault tests).
+    pub stall: Option<StallHook>,
+}
+
+/// See [`SimOptions::stall`]: how long to hold a request with this URI, if at all.
+#[derive(Clone)]
+pub struct StallHook(pub std::sync::Arc<StallFn>);
+
+/// The function inside a [`StallHook`].
+pub type StallFn = dyn Fn(&http::Uri) -> Option<Duration> + Send + Sync;
+
+impl std::fmt::Debug for StallHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StallHook")
+    }
 }
 
 /// One served request, as an audit-log writer would record it.
@@ -122,6 +138,7 @@ impl Default for SimOptions {
             namespace_cleanup_delay: Duration::from_millis(200),
             log_interval: Duration::from_secs(1),
             on_request: None,
+            stall: None,
         }
     }
 }

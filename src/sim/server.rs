@@ -99,6 +99,14 @@ impl PodsGone {
 
 /// Serves one request (never fails: every error is a `Status` response).
 pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> {
+    let _inflight = sim.cost.request_started();
+    if let Some(delay) = sim.opts.stall.as_ref().and_then(|h| (h.0)(req.uri())) {
+        let mut shutdown = sim.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    }
     // Authentication comes first, as in the apiserver's filter chain (k8s-facts §2).
     let user = match &sim.users {
         None => Ok(None),
