@@ -7,6 +7,7 @@
 // them everywhere would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod audit;
 pub mod auth;
 pub mod discovery;
 pub mod exec;
@@ -83,11 +84,21 @@ pub struct RequestRecord {
     pub uri: String,
     /// The authenticated user, when authentication is on.
     pub user: Option<String>,
+    /// The authenticated user's groups.
+    pub groups: Vec<String>,
+    /// The `User-Agent` header, as sent.
+    pub user_agent: String,
+    /// Objects in a LIST response (items or table rows), when the request was a LIST.
+    pub objects: Option<u64>,
     pub code: u16,
     pub received: std::time::SystemTime,
     /// Time until the response head (streams go on after it).
     pub latency: Duration,
 }
+
+/// Set on a LIST response by the emulator: how many objects it returns (read by the hook).
+#[derive(Clone, Copy, Debug)]
+pub struct ResponseObjects(pub u64);
 
 /// A callback receiving every [`RequestRecord`].
 #[derive(Clone)]

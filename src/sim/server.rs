@@ -108,25 +108,38 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> 
         (
             req.method().to_string(),
             req.uri().to_string(),
+            req.headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
             std::time::SystemTime::now(),
             std::time::Instant::now(),
         )
     });
-    let username = user
-        .as_ref()
-        .ok()
-        .and_then(|u| u.as_ref().map(|u| u.username.clone()));
+    let (username, groups) = match user.as_ref() {
+        Ok(Some(u)) => (Some(u.username.clone()), u.groups.clone()),
+        _ => (None, Vec::new()),
+    };
     let (verb, resp) = match user {
         Err(st) => ("other", hu::status(st)),
         Ok(user) => dispatch(&sim, req, user.as_ref()).await,
     };
     sim.cost.request_done(verb, resp.status().as_u16());
-    if let (Some(hook), Some((method, uri, received, started))) = (&sim.opts.on_request, record) {
+    if let (Some(hook), Some((method, uri, user_agent, received, started))) =
+        (&sim.opts.on_request, record)
+    {
         (hook.0)(&super::RequestRecord {
             verb,
             method,
             uri,
             user: username,
+            groups,
+            user_agent,
+            objects: resp
+                .extensions()
+                .get::<super::ResponseObjects>()
+                .map(|o| o.0),
             code: resp.status().as_u16(),
             received,
             latency: started.elapsed(),
