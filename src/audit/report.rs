@@ -168,7 +168,11 @@ impl Report {
         a.windows.finish();
         let snap = a.ledger.snapshot(Some(ctx.top));
         let total = snap.total();
-        let total_cost = total.cost() as f64;
+        // Shares of the per-client scores, so they add up to one (`Counters::cost` of merged
+        // counters rounds items once, not per client).
+        let cost_sum: u64 =
+            snap.clients.iter().map(|c| c.totals.cost()).sum::<u64>() + snap.other.cost();
+        let total_cost = cost_sum as f64;
         let total_secs = total.upstream_seconds;
         let row = |user: &str, c: &Counters, extra: &Extra| ClientRow {
             user: user.to_string(),
@@ -295,7 +299,7 @@ impl Report {
             },
             totals: Totals {
                 requests: total.requests,
-                cost: total.cost(),
+                cost: cost_sum,
                 apiserver_seconds: total_secs,
                 etcd_objects_read: total.etcd_objects_read,
                 annotated_etcd_seconds: a.etcd_seconds,

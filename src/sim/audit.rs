@@ -2,7 +2,9 @@
 //! shape kube-apiserver's log backend writes (k8s-facts §6). Fed by [`SimOptions::on_request`];
 //! read back by `kubeguard audit-report` and its tests.
 //!
-//! Level `Metadata`: no request or response objects. A short request gets one
+//! Level `Metadata`: no request or response objects, except a dry-run delete's DeleteOptions
+//! (level `Request`): kubectl sends `dryRun` in the body (k8s-facts §3), and an audit policy
+//! that logs deletes at `Request` level is what makes a dry run visible in a log. A short request gets one
 //! `ResponseComplete` event; a watch or other stream gets `ResponseStarted` when its head is
 //! sent (the emulator does not see the stream end). Requests slower than 500 ms carry the
 //! `apiserver.latency.k8s.io/total` annotation, as the apiserver adds it.
@@ -94,6 +96,14 @@ pub fn event(r: &RequestRecord) -> Value {
         "requestReceivedTimestamp": micros(r.received),
         "stageTimestamp": micros(stage_at),
     });
+    if r.dry_run {
+        ev["level"] = "Request".into();
+        ev["requestObject"] = json!({
+            "kind": "DeleteOptions",
+            "apiVersion": "meta.k8s.io/v1",
+            "dryRun": ["All"],
+        });
+    }
     if let Some(Target::Resource(res)) = api.as_ref().map(|a| &a.target) {
         let mut o = Map::new();
         o.insert("resource".into(), res.resource.clone().into());
@@ -165,6 +175,7 @@ mod tests {
             groups: vec!["dev".into()],
             user_agent: "kubectl/v1.33.0".into(),
             objects: Some(3),
+            dry_run: false,
             code: 200,
             received: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             latency: Duration::from_millis(600),

@@ -90,6 +90,8 @@ pub struct RequestRecord {
     pub user_agent: String,
     /// Objects in a LIST response (items or table rows), when the request was a LIST.
     pub objects: Option<u64>,
+    /// A delete with `dryRun: ["All"]` (in the body or the query).
+    pub dry_run: bool,
     pub code: u16,
     pub received: std::time::SystemTime,
     /// Time until the response head (streams go on after it).
@@ -99,6 +101,10 @@ pub struct RequestRecord {
 /// Set on a LIST response by the emulator: how many objects it returns (read by the hook).
 #[derive(Clone, Copy, Debug)]
 pub struct ResponseObjects(pub u64);
+
+/// Set on the response of a dry-run delete (read by the hook).
+#[derive(Clone, Copy, Debug)]
+pub struct DryRun;
 
 /// A callback receiving every [`RequestRecord`].
 #[derive(Clone)]

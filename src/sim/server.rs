@@ -140,6 +140,7 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> 
                 .extensions()
                 .get::<super::ResponseObjects>()
                 .map(|o| o.0),
+            dry_run: resp.extensions().get::<super::DryRun>().is_some(),
             code: resp.status().as_u16(),
             received,
             latency: started.elapsed(),
