@@ -12,7 +12,7 @@
 //! [`SimOptions::on_request`]: super::SimOptions::on_request
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{LineWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -26,10 +26,11 @@ use crate::request::{Target, Verb, classify};
 /// The apiserver annotates requests slower than this with their latency breakdown.
 const LATENCY_ANNOTATION_ABOVE: Duration = Duration::from_millis(500);
 
-/// Writes audit events to a file; shared by every request (a mutex around a buffered file: the
+/// Writes audit events to a file; shared by every request (a mutex around a line-buffered file:
+/// each event is on disk when its request is answered, whatever way the emulator is stopped; the
 /// emulator is a test and demo upstream, not kubeguard's hot path).
 pub struct AuditWriter {
-    out: Mutex<BufWriter<File>>,
+    out: Mutex<LineWriter<File>>,
 }
 
 impl AuditWriter {
@@ -37,7 +38,7 @@ impl AuditWriter {
     pub fn create(path: &Path) -> std::io::Result<Arc<Self>> {
         let file = File::create(path)?;
         Ok(Arc::new(AuditWriter {
-            out: Mutex::new(BufWriter::new(file)),
+            out: Mutex::new(LineWriter::new(file)),
         }))
     }
 
