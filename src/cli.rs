@@ -36,6 +36,9 @@ enum Command {
     CheckConfig(CheckConfigArgs),
     /// Who costs what: a live table from a running kubeguard's admin listener.
     Top(TopArgs),
+    /// Replay an apiserver audit log offline: who cost what, and what kubeguard's policy would
+    /// have done (LISTs rewritten, requests throttled, deletes refused).
+    AuditReport(crate::audit::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -89,6 +92,9 @@ struct SimArgs {
     /// Serve TLS with a self-signed certificate.
     #[arg(long)]
     tls: bool,
+    /// Write an audit.k8s.io/v1 audit log (JSON lines, level Metadata) of every request.
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -147,6 +153,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => crate::demo::run(args.kubeconfig_out).await,
             Command::CheckConfig(args) => check_config(&args.file),
             Command::Top(a) => crate::top::run(&a.admin, a.sort, a.rows, a.once).await,
+            Command::AuditReport(a) => crate::audit::run(&a),
         }
     });
     match result {
@@ -230,7 +237,15 @@ async fn sim(args: SimArgs) -> Result<(), String> {
             args.listen
         ));
     }
+    let audit = match &args.audit_log {
+        Some(path) => Some(
+            crate::sim::audit::AuditWriter::create(path)
+                .map_err(|e| format!("--audit-log {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let opts = crate::sim::SimOptions {
+        on_request: audit.as_ref().map(|w| w.hook()),
         listen: args.listen,
         admin_listen: args.admin_listen,
         tls: args.tls,
@@ -251,6 +266,10 @@ async fn sim(args: SimArgs) -> Result<(), String> {
     }
     wait_for_signal().await;
     sim.shutdown().await;
+    if let Some(w) = audit {
+        w.flush()
+            .map_err(|e| format!("cannot write the audit log: {e}"))?;
+    }
     Ok(())
 }
 

@@ -11,9 +11,13 @@
 //! | forward   | [`proxy`], [`upstream`] |
 //! | observe   | [`observe`], [`admin`], [`metrics`] |
 //!
+//! [`audit`] replays an apiserver audit log offline through the same classifier, cost model and
+//! policy (`kubeguard audit-report`).
+//!
 //! [`sim`] is the emulated API server used by `kubeguard demo`, the tests and the load tests.
 
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod cost;

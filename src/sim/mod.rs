@@ -7,6 +7,7 @@
 // them everywhere would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod audit;
 pub mod auth;
 pub mod discovery;
 pub mod exec;
@@ -99,6 +100,14 @@ pub struct RequestRecord {
     pub uri: String,
     /// The authenticated user, when authentication is on.
     pub user: Option<String>,
+    /// The authenticated user's groups.
+    pub groups: Vec<String>,
+    /// The `User-Agent` header, as sent.
+    pub user_agent: String,
+    /// Objects in a LIST response (items or table rows), when the request was a LIST.
+    pub objects: Option<u64>,
+    /// A delete with `dryRun: ["All"]` (in the body or the query).
+    pub dry_run: bool,
     pub code: u16,
     pub received: std::time::SystemTime,
     /// Time until the response head (streams go on after it).
@@ -108,6 +117,14 @@ pub struct RequestRecord {
     /// Objects this request was served from the emulated watch cache.
     pub cache_objects: u64,
 }
+
+/// Set on a LIST response by the emulator: how many objects it returns (read by the hook).
+#[derive(Clone, Copy, Debug)]
+pub struct ResponseObjects(pub u64);
+
+/// Set on the response of a dry-run delete (read by the hook).
+#[derive(Clone, Copy, Debug)]
+pub struct DryRun;
 
 /// A callback receiving every [`RequestRecord`].
 #[derive(Clone)]

@@ -116,14 +116,19 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> 
         (
             req.method().to_string(),
             req.uri().to_string(),
+            req.headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
             std::time::SystemTime::now(),
             std::time::Instant::now(),
         )
     });
-    let username = user
-        .as_ref()
-        .ok()
-        .and_then(|u| u.as_ref().map(|u| u.username.clone()));
+    let (username, groups) = match user.as_ref() {
+        Ok(Some(u)) => (Some(u.username.clone()), u.groups.clone()),
+        _ => (None, Vec::new()),
+    };
     // Each request counts its own cost: the ground truth per user the hook reports.
     let ((verb, resp), (etcd_objects, cache_objects)) = RequestCost::scope(async {
         match user {
@@ -133,12 +138,21 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> 
     })
     .await;
     sim.cost.request_done(verb, resp.status().as_u16());
-    if let (Some(hook), Some((method, uri, received, started))) = (&sim.opts.on_request, record) {
+    if let (Some(hook), Some((method, uri, user_agent, received, started))) =
+        (&sim.opts.on_request, record)
+    {
         (hook.0)(&super::RequestRecord {
             verb,
             method,
             uri,
             user: username,
+            groups,
+            user_agent,
+            objects: resp
+                .extensions()
+                .get::<super::ResponseObjects>()
+                .map(|o| o.0),
+            dry_run: resp.extensions().get::<super::DryRun>().is_some(),
             code: resp.status().as_u16(),
             received,
             latency: started.elapsed(),

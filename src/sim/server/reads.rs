@@ -30,6 +30,7 @@ pub(super) async fn serve_list(ctx: &Ctx<'_>) -> Result<Response<SimBody>, Statu
         &plan,
     )
     .await?;
+    let objects = super::super::ResponseObjects(page.items.len() as u64);
     if let Some(t) = ctx.table() {
         let objs: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
         let tbl = table::table_of(
@@ -42,7 +43,9 @@ pub(super) async fn serve_list(ctx: &Ctx<'_>) -> Result<Response<SimBody>, Statu
             now(),
         );
         if !tbl.is_null() {
-            return Ok(hu::json_value(StatusCode::OK, &tbl));
+            let mut resp = hu::json_value(StatusCode::OK, &tbl);
+            resp.extensions_mut().insert(objects);
+            return Ok(resp);
         }
     }
     let chunks = list::list_chunks(&ctx.rt.api_version(), &ctx.rt.list_kind(), page);
@@ -51,6 +54,7 @@ pub(super) async fn serve_list(ctx: &Ctx<'_>) -> Result<Response<SimBody>, Statu
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
+    resp.extensions_mut().insert(objects);
     Ok(resp)
 }
 

@@ -144,7 +144,7 @@ pub(super) fn serve_delete(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>,
         o.rv.as_deref(),
         o.dry_run,
     )?;
-    match res {
+    let mut resp = match res {
         Deleted::Gone(obj) => {
             if is_pods(&ctx.rt) && !o.dry_run {
                 ctx.sim.pods_gone.deleted(&obj.namespace, &obj.name);
@@ -156,15 +156,20 @@ pub(super) fn serve_delete(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>,
                 let uid = v["metadata"]["uid"].as_str().unwrap_or_default();
                 ctx.sim.store.delete_dependents(&obj.namespace, uid);
             }
-            Ok(ctx.object_response(StatusCode::OK, &obj))
+            ctx.object_response(StatusCode::OK, &obj)
         }
         Deleted::Terminating(obj) => {
             if !o.dry_run {
                 schedule_namespace_cleanup(ctx.sim, obj.name.to_string());
             }
-            Ok(ctx.object_response(StatusCode::OK, &obj))
+            ctx.object_response(StatusCode::OK, &obj)
         }
+    };
+    if o.dry_run {
+        // For the audit log: a Request-level event carries the DeleteOptions.
+        resp.extensions_mut().insert(crate::sim::DryRun);
     }
+    Ok(resp)
 }
 
 /// A Terminating namespace loses its content shortly after (what the namespace controller does).
