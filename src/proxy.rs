@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::cost::limits_config::LimitMode;
-use crate::cost::{Accounting, CostRecord, Estimate, InflightCap, Permit, Refusal};
+use crate::cost::{Accounting, CostRecord, Estimate, InflightCap, InflightPermit, Permit, Refusal};
 use crate::guards::{Decision, GuardCtx, Verdict};
 use crate::identity::{Authenticator, Caller, Identity, UpstreamAuth};
 use crate::metrics::{ErrorLabels, Metrics, Route};
@@ -142,17 +142,26 @@ impl Proxy {
         conn: Arc<ConnInfo>,
     ) -> Response<ProxyBody> {
         let start = Instant::now();
-        // Whole-process protection first, before any work or memory is spent on the request: a
-        // surge past the cap is shed with 429 + Retry-After (k8s-facts §2).
-        let _admitted = match self.inflight_cap.as_ref().map(|c| c.try_acquire()) {
-            Some(Err(shed)) => return shed.to_status().into_response(),
-            Some(Ok(permit)) => Some(permit),
+        let classified = classify(req.method(), req.uri().path(), req.uri().query());
+        // Whole-process protection, before any further work or memory is spent on the request:
+        // a surge past the cap is shed with 429 + Retry-After (k8s-facts §2). Collection and
+        // long-running requests may take only part of it, so cheap requests are never starved.
+        let admitted = match &self.inflight_cap {
+            Some(cap) => {
+                let expensive = classified.as_ref().is_ok_and(|a| {
+                    matches!(a.verb, Verb::List | Verb::DeleteCollection) || a.is_long_running()
+                });
+                match cap.try_acquire(expensive) {
+                    Ok(permit) => Some(permit),
+                    Err(shed) => return shed.to_status().into_response(),
+                }
+            }
             None => None,
         };
         let _inflight = InflightGuard::new(&self.metrics);
         let audit_id = crate::identity::audit_id(req.headers());
         let mut caller = None;
-        let (api, mut resp) = match classify(req.method(), req.uri().path(), req.uri().query()) {
+        let (api, mut resp) = match classified {
             // Identify before anything else: the identity selects policy rules, decides the
             // upstream credentials, and is what the ledger and the log record.
             Ok(api) => match self.auth.identify(req.headers(), &conn).await {
@@ -180,6 +189,14 @@ impl Proxy {
         resp.headers_mut()
             .entry(AUDIT_ID)
             .or_insert(audit_id.clone());
+        // A short request keeps its in-flight slot until its body is sent, so streaming bodies
+        // are bounded too; a long-running one gives it back with its response headers.
+        let long_running = api.as_ref().is_some_and(|a| a.is_long_running());
+        if let ProxyBody::Upstream { meter, .. } = resp.body_mut()
+            && !long_running
+        {
+            meter.admitted = admitted;
+        }
         self.account(api.as_ref(), caller.as_ref(), &mut resp, start);
         self.observe(api.as_ref(), caller.as_ref(), &audit_id, resp, start)
     }
@@ -214,8 +231,7 @@ impl Proxy {
             record.etcd_objects_read = outcome.estimate.etcd_objects;
             record.etcd_objects_avoided = outcome.etcd_avoided;
         }
-        let long_running = api
-            .is_some_and(|a| a.verb.is_long_running() || (a.verb == Verb::Log && a.options.follow));
+        let long_running = api.is_some_and(|a| a.is_long_running());
         match resp.body_mut() {
             ProxyBody::Upstream { meter, .. } => {
                 meter.record = Some(Box::new(PendingRecord {
@@ -460,8 +476,7 @@ impl Proxy {
         if let Some(client_upgrade) = client_upgrade {
             return self.forward_upgrade(upstream_req, client_upgrade).await;
         }
-        let long_running =
-            api.verb.is_long_running() || (api.verb == Verb::Log && api.options.follow);
+        let long_running = api.is_long_running();
         let timeout = (!long_running).then_some(self.settings.response_header_timeout);
         match self
             .upstream
@@ -614,6 +629,7 @@ impl Proxy {
             scan,
             record: None,
             permit: None,
+            admitted: None,
             end_cleanly: api.is_some_and(|a| a.verb == Verb::Watch),
         };
         Response::from_parts(parts, ProxyBody::Upstream { body, meter })
@@ -861,6 +877,8 @@ pub struct Meter {
     record: Option<Box<PendingRecord>>,
     /// The per-client expensive-request slot, released with the body.
     permit: Option<Permit>,
+    /// The whole-process in-flight slot of a short request, released with the body.
+    admitted: Option<InflightPermit>,
     /// A watch: an upstream that dies mid-stream ends it with a final chunk / END_STREAM instead
     /// of cutting the client's connection. A watch ending is routine for clients (the server's
     /// own watch timeouts end every watch, k8s-facts §5, and clients rewatch or relist); a cut

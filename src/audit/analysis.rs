@@ -253,7 +253,7 @@ impl Analysis {
             self.unclassified += 1;
             return;
         };
-        let long = api.verb.is_long_running() || (api.verb == Verb::Log && api.options.follow);
+        let long = api.is_long_running();
         let started = ev.stage == "ResponseStarted";
         if long {
             let kind = stream_kind(api.verb);

@@ -383,49 +383,83 @@ pub fn retry_after(wait: Duration) -> u32 {
 #[derive(Debug)]
 pub struct InflightCap {
     max: usize,
+    /// What expensive requests may take of `max` together.
+    max_expensive: usize,
     current: AtomicUsize,
+    expensive: AtomicUsize,
     shed: AtomicU64,
 }
 
 /// One admitted request; the slot is freed when dropped.
 #[derive(Debug)]
-pub struct InflightPermit(Arc<InflightCap>);
+pub struct InflightPermit {
+    cap: Arc<InflightCap>,
+    expensive: bool,
+}
 
 impl Drop for InflightPermit {
     fn drop(&mut self) {
-        self.0.current.fetch_sub(1, Ordering::AcqRel);
+        self.cap.current.fetch_sub(1, Ordering::AcqRel);
+        if self.expensive {
+            self.cap.expensive.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
+/// Takes one slot of `counter` if fewer than `max` are taken.
+fn take(counter: &AtomicUsize, max: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+}
+
 impl InflightCap {
-    pub fn new(max: NonZeroU32) -> Arc<Self> {
+    /// A cap of `max` requests in flight, of which expensive ones may take `expensive_percent`.
+    pub fn new(max: NonZeroU32, expensive_percent: u8) -> Arc<Self> {
+        let max = usize::try_from(max.get()).unwrap_or(usize::MAX);
+        let percent = usize::from(expensive_percent.min(100));
         Arc::new(InflightCap {
-            max: usize::try_from(max.get()).unwrap_or(usize::MAX),
+            max,
+            max_expensive: (max.saturating_mul(percent) / 100).max(1),
             current: AtomicUsize::new(0),
+            expensive: AtomicUsize::new(0),
             shed: AtomicU64::new(0),
         })
     }
 
-    /// A slot, or the 429 to answer with.
-    pub fn try_acquire(self: &Arc<Self>) -> Result<InflightPermit, Throttle> {
-        let taken = self
-            .current
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            });
-        match taken {
-            Ok(_) => Ok(InflightPermit(self.clone())),
-            Err(_) => {
-                self.shed.fetch_add(1, Ordering::Relaxed);
-                Err(Throttle {
-                    retry_after_secs: 1,
-                    limit: "inflight",
-                    detail: format!(
-                        "overloaded: {} requests are in flight, the limit; retry shortly",
-                        self.max
-                    ),
-                })
+    /// A slot, or the 429 to answer with. An `expensive` request (a collection or long-running
+    /// request) also needs one of the expensive share, so cheap ones always find room.
+    pub fn try_acquire(self: &Arc<Self>, expensive: bool) -> Result<InflightPermit, Throttle> {
+        if expensive && !take(&self.expensive, self.max_expensive) {
+            return Err(self.shed(format!(
+                "overloaded: {} collection and long-running requests are in flight, their \
+                 share of the limit; retry shortly",
+                self.max_expensive
+            )));
+        }
+        if !take(&self.current, self.max) {
+            if expensive {
+                self.expensive.fetch_sub(1, Ordering::AcqRel);
             }
+            return Err(self.shed(format!(
+                "overloaded: {} requests are in flight, the limit; retry shortly",
+                self.max
+            )));
+        }
+        Ok(InflightPermit {
+            cap: self.clone(),
+            expensive,
+        })
+    }
+
+    fn shed(&self, detail: String) -> Throttle {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+        Throttle {
+            retry_after_secs: 1,
+            limit: "inflight",
+            detail,
         }
     }
 

@@ -47,10 +47,16 @@ pub struct LimitsSection {
     /// Identities whose limiter state is kept; the least recently seen beyond it start afresh.
     #[serde(default = "default_max_clients")]
     pub max_clients: usize,
-    /// Requests in flight in the whole process (until their response headers); more are shed
-    /// with 429 whoever sends them, so a surge cannot grow memory.
+    /// Requests in flight in the whole process; more are shed with 429 whoever sends them, so a
+    /// surge cannot grow memory. A short request holds its slot until its response body has
+    /// been sent; a watch, log stream or exec only until its response headers.
     #[serde(default = "default_max_inflight")]
     pub max_inflight: NonZeroU32,
+    /// The part of `maxInflight`, in percent, that collection requests (LIST, DELETECOLLECTION)
+    /// and long-running requests may take together: the rest is kept for cheap requests (GETs
+    /// by name, writes), so a surge of LISTs is shed before it starves them.
+    #[serde(default = "default_expensive_inflight_percent")]
+    pub expensive_inflight_percent: u8,
     /// Share the request-rate and cost-rate budgets of every identity among the replicas through
     /// Redis (`redis_limit.rs`). Unset: each replica has budgets of its own.
     #[serde(default)]
@@ -133,6 +139,10 @@ fn default_expensive_list_objects() -> u64 {
 fn default_max_clients() -> usize {
     10_000
 }
+fn default_expensive_inflight_percent() -> u8 {
+    50
+}
+
 fn default_max_inflight() -> NonZeroU32 {
     nz(2_000)
 }

@@ -54,7 +54,7 @@ impl Accounting {
         Ok(Accounting {
             ledger,
             limits: Arc::new(Limits::new(limits)),
-            inflight: InflightCap::new(limits.max_inflight),
+            inflight: InflightCap::new(limits.max_inflight, limits.expensive_inflight_percent),
             metrics_top: cost.metrics_top,
         })
     }

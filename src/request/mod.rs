@@ -172,6 +172,12 @@ impl ApiRequest {
                 .is_none_or(str::is_empty)
     }
 
+    /// A request whose response streams for as long as the client keeps it open: watches,
+    /// exec/attach/port-forward, proxy, and `logs -f`.
+    pub fn is_long_running(&self) -> bool {
+        self.verb.is_long_running() || (self.verb == Verb::Log && self.options.follow)
+    }
+
     /// The resource label used in metrics and logs: `pods`, `deployments.apps`, `pods/log`,
     /// or the non-resource kind (`/version`, `discovery`, …).
     pub fn resource_label(&self) -> &str {

@@ -78,9 +78,7 @@ pub fn event(r: &RequestRecord) -> Value {
     };
     let method = Method::from_bytes(r.method.as_bytes()).unwrap_or(Method::GET);
     let api = classify(&method, path, query).ok();
-    let long_running = api
-        .as_ref()
-        .is_some_and(|a| a.verb.is_long_running() || (a.verb == Verb::Log && a.options.follow));
+    let long_running = api.as_ref().is_some_and(|a| a.is_long_running());
     let stage_at = r.received + r.latency;
     let mut ev = json!({
         "kind": "Event",
