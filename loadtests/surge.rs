@@ -29,6 +29,7 @@ const GOOD: usize = 20;
 /// Requests per second of each good client.
 const GOOD_RATE: f64 = 5.0;
 /// The surge adds this many times the good clients' total QPS.
+/// (`SURGE_FACTOR=40` in the environment for a heavier one.)
 const SURGE_FACTOR: f64 = 10.0;
 const SURGE_CLIENTS: usize = 50;
 const MAX_INFLIGHT: u32 = 64;
@@ -233,7 +234,11 @@ async fn main() {
 
     // Phase 2: the surge, open loop, from other clients.
     let surge = Arc::new(Counts::default());
-    let surge_rate = SURGE_FACTOR * GOOD as f64 * GOOD_RATE;
+    let factor: f64 = std::env::var("SURGE_FACTOR")
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(SURGE_FACTOR);
+    let surge_rate = factor * GOOD as f64 * GOOD_RATE;
     let surge_task = {
         let (client, base, pods, surge) =
             (client.clone(), base.clone(), pods.clone(), surge.clone());
@@ -283,7 +288,7 @@ async fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mb = |b: u64| b as f64 / 1048576.0;
     println!(
-        "surge: {GOOD} good clients x {GOOD_RATE} GET/s; surge {surge_rate:.0} LIST/s ({SURGE_FACTOR}x) from {SURGE_CLIENTS} other clients, open loop; {seconds} s per phase; limits.maxInflight {MAX_INFLIGHT}, server.maxConnections {MAX_CONNECTIONS}, RSS cap {:.0} MiB\n",
+        "surge: {GOOD} good clients x {GOOD_RATE} GET/s; surge {surge_rate:.0} LIST/s ({factor}x) from {SURGE_CLIENTS} other clients, open loop; {seconds} s per phase; limits.maxInflight {MAX_INFLIGHT}, server.maxConnections {MAX_CONNECTIONS}, RSS cap {:.0} MiB\n",
         mb(RSS_CAP)
     );
     println!("| measure | baseline | surge | target |\n|---|---:|---:|---|");
