@@ -113,6 +113,15 @@ const F64_COUNTERS: [(&str, &str, F64Field); 3] = [
 /// The URL metrics are posted to: the endpoint as given when it names a path, else with the
 /// OTLP/HTTP default path `/v1/metrics`.
 fn metrics_url(endpoint: &str) -> Result<String, OtlpError> {
+    let uri = collector_uri(endpoint)?;
+    Ok(match uri.path() {
+        "" | "/" => format!("{}/v1/metrics", endpoint.trim_end_matches('/')),
+        _ => endpoint.to_string(),
+    })
+}
+
+/// `cost.otlpEndpoint` parsed: an `http://` URL (OTLP/HTTP to a collector beside kubeguard).
+pub(crate) fn collector_uri(endpoint: &str) -> Result<http::Uri, OtlpError> {
     let uri: http::Uri = endpoint.parse().map_err(|e| OtlpError::Endpoint {
         endpoint: endpoint.into(),
         message: format!("not a URL: {e}"),
@@ -123,10 +132,7 @@ fn metrics_url(endpoint: &str) -> Result<String, OtlpError> {
             message: "must be an http:// URL (OTLP/HTTP to a collector beside kubeguard)".into(),
         });
     }
-    Ok(match uri.path() {
-        "" | "/" => format!("{}/v1/metrics", endpoint.trim_end_matches('/')),
-        _ => endpoint.to_string(),
-    })
+    Ok(uri)
 }
 
 /// Starts pushing the ledger to `endpoint` every `interval`. Must run inside kubeguard's

@@ -74,16 +74,7 @@ impl TraceSink {
 /// The URL spans are posted to: the endpoint's `/v1/metrics` path swapped for `/v1/traces`, or
 /// `/v1/traces` added when it names no path.
 fn traces_url(endpoint: &str) -> Result<String, OtlpError> {
-    let uri: http::Uri = endpoint.parse().map_err(|e| OtlpError::Endpoint {
-        endpoint: endpoint.into(),
-        message: format!("not a URL: {e}"),
-    })?;
-    if uri.scheme_str() != Some("http") {
-        return Err(OtlpError::Endpoint {
-            endpoint: endpoint.into(),
-            message: "must be an http:// URL (OTLP/HTTP to a collector beside kubeguard)".into(),
-        });
-    }
+    let uri = super::otlp::collector_uri(endpoint)?;
     Ok(match uri.path() {
         "" | "/" => format!("{}/v1/traces", endpoint.trim_end_matches('/')),
         p => match p.strip_suffix("/v1/metrics") {
