@@ -393,7 +393,7 @@ impl Proxy {
         self.engine
             .respond(identity, Some(api), &decisions, status, resp.headers_mut());
         if let Some(w) = limit_warning
-            && let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "'")))
+            && let Ok(v) = HeaderValue::try_from(crate::policy::engine::warning(&w))
         {
             resp.headers_mut().append(header::WARNING, v);
         }

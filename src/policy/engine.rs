@@ -156,17 +156,17 @@ impl PolicyEngine {
     }
 }
 
-/// `299 - "<text>"` with the text made safe for a quoted header value.
-fn warning(text: &str) -> String {
-    let safe: String = text
-        .chars()
-        .map(|c| match c {
-            '"' | '\\' => '\'',
-            c if c.is_ascii() && !c.is_ascii_control() => c,
-            _ => '?',
-        })
-        .collect();
-    format!("299 - \"{safe}\"")
+/// `299 - "<text>"` with the text made safe for a quoted header value (k8s-facts §3).
+pub fn warning(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str("299 - \"");
+    out.extend(text.chars().map(|c| match c {
+        '"' | '\\' => '\'',
+        c if c.is_ascii() && !c.is_ascii_control() => c,
+        _ => '?',
+    }));
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
