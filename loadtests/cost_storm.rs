@@ -12,28 +12,15 @@
 #[path = "cost_storm_harness.rs"]
 mod harness;
 
+#[path = "support.rs"]
+mod support;
+
 use std::time::Duration;
 
 #[tokio::main]
 async fn main() {
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20)
-        .clamp(1, 120);
-    let bin = std::env::var_os("KUBEGUARD_BIN").map_or_else(
-        || {
-            let exe = std::env::current_exe().unwrap();
-            // target/<profile>/examples/cost_storm → target/<profile>/kubeguard
-            exe.parent().unwrap().parent().unwrap().join("kubeguard")
-        },
-        Into::into,
-    );
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build --release first",
-        bin.display()
-    );
+    let seconds = support::seconds_arg(20, 1, 120);
+    let bin = support::kubeguard_bin();
     let cfg = harness::StormConfig {
         good_clients: 100,
         good_rate: 5.0,

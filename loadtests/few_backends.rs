@@ -8,6 +8,9 @@
 //! `cargo run --release --example few_backends [-- SECONDS]` (default 10 s a phase).
 #![allow(clippy::unwrap_used)]
 
+#[path = "support.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -149,10 +152,7 @@ fn pct(lat: &mut [Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let secs: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(10);
+    let secs = support::seconds_arg(10, 1, 600);
     println!(
         "{CLIENTS} clients × {PER_CLIENT} concurrent unversioned LISTs of 2,000 pods, {secs} s a phase; kubeguard cap {CAP} per client → upstream limit {}",
         CLIENTS * CAP

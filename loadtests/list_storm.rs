@@ -7,6 +7,9 @@
 //! `cargo run --release --example list_storm [-- SECONDS_PER_PHASE]` (default 10 s a phase).
 #![allow(clippy::unwrap_used)]
 
+#[path = "support.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -229,11 +232,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10)
-        .clamp(1, 120);
+    let seconds = support::seconds_arg(10, 1, 120);
     println!(
         "list_storm: 1 controller x {CONTROLLER_PARALLELISM} parallel unversioned LISTs (pods, nodes) + {ORDINARY_CLIENTS} ordinary clients, {seconds} s per phase, emulator v1.30 (200 nodes, 4000 pods)\n"
     );

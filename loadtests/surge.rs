@@ -13,6 +13,9 @@
 //! (`KUBEGUARD_BIN` overrides where the binary is looked for: next to `examples/`).
 #![allow(clippy::unwrap_used)]
 
+#[path = "support.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -58,15 +61,9 @@ async fn get(c: &HttpClient, url: &str, token: &str) -> Result<u16, ()> {
     Ok(code)
 }
 
+/// Resident memory of process `pid` in bytes.
 fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    support::rss_kib(pid) * 1024
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
@@ -117,24 +114,9 @@ async fn good_clients(
 
 #[tokio::main]
 async fn main() {
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10)
-        .clamp(2, 120);
+    let seconds = support::seconds_arg(10, 2, 120);
     let phase = Duration::from_secs(seconds);
-    let bin = std::env::var_os("KUBEGUARD_BIN").map_or_else(
-        || {
-            let exe = std::env::current_exe().unwrap();
-            exe.parent().unwrap().parent().unwrap().join("kubeguard")
-        },
-        Into::into,
-    );
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build --release first",
-        bin.display()
-    );
+    let bin = support::kubeguard_bin();
     let sim = kubeguard::sim::start(SimOptions {
         namespaces: 20,
         pods: 2000,

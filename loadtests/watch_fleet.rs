@@ -11,6 +11,9 @@
 //! `cargo build --release && cargo run --release --example watch_fleet [-- WATCHES [EVENTS]]`
 #![allow(clippy::unwrap_used)]
 
+#[path = "support.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,15 +27,6 @@ use kubeguard::sim::SimOptions;
 use tokio::net::TcpStream;
 
 const STREAMS_PER_CONN: usize = 250;
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -73,8 +67,7 @@ async fn main() {
         ),
     )
     .unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().unwrap().parent().unwrap().join("kubeguard");
+    let binary = support::kubeguard_bin();
     let mut child = tokio::process::Command::new(&binary)
         .arg("serve")
         .arg("--config")
@@ -126,7 +119,7 @@ async fn main() {
             .unwrap()
             .to_string();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_before = rss_kib(pid);
+    let rss_before = support::rss_kib(pid);
 
     // Open the watches; each counts the event lines it receives.
     let delivered = Arc::new(AtomicU64::new(0));
@@ -169,7 +162,7 @@ async fn main() {
     }
     let establish_time = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_watches = rss_kib(pid);
+    let rss_watches = support::rss_kib(pid);
 
     // Events: pods created directly on the emulator; every watch should see every one.
     let direct = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
@@ -198,7 +191,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let delivery_time = sent_at.elapsed();
-    let rss_events = rss_kib(pid);
+    let rss_events = support::rss_kib(pid);
     let ok = established.load(Ordering::Relaxed);
 
     println!(
