@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, Namespace, PodSpec, Secret, Service, ServiceAccount,
+    ConfigMap, Container, Namespace, PodSpec, Secret, Service, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -376,6 +376,23 @@ fn config_maps(docs: &[Doc]) -> BTreeMap<String, ConfigMap> {
         .collect()
 }
 
+/// The volume mounted at `path` in container `c`, and its mount: panics naming what is missing.
+fn mounted<'p>(pod: &'p PodSpec, c: &'p Container, path: &str) -> (&'p VolumeMount, &'p Volume) {
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == path)
+        .unwrap_or_else(|| panic!("{}: nothing mounted at {path}", c.name));
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap_or_else(|| panic!("{}: no volume {}", c.name, mount.name));
+    (mount, volume)
+}
+
 /// Finds the config file a kubeguard container's `--config` names, through its volume mount
 /// and the pod's ConfigMap volume, and loads it as `kubeguard serve` and `check-config` would.
 fn gateway<'a>(pod: &PodSpec, c: &'a Container, cms: &BTreeMap<String, ConfigMap>) -> Gateway<'a> {
@@ -386,18 +403,7 @@ fn gateway<'a>(pod: &PodSpec, c: &'a Container, cms: &BTreeMap<String, ConfigMap
         .find_map(|a| a.strip_prefix("--config="))
         .unwrap();
     let (dir, key) = path.rsplit_once('/').unwrap();
-    let mount = c
-        .volume_mounts
-        .iter()
-        .flatten()
-        .find(|m| m.mount_path == dir)
-        .unwrap_or_else(|| panic!("{}: nothing mounted at {dir}", c.name));
-    let volume = pod
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == mount.name)
-        .unwrap();
+    let (_, volume) = mounted(pod, c, dir);
     let cm_name = &volume.config_map.as_ref().unwrap().name;
     let text = &cms[cm_name].data.as_ref().unwrap()[key];
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -409,18 +415,7 @@ fn gateway<'a>(pod: &PodSpec, c: &'a Container, cms: &BTreeMap<String, ConfigMap
     // Where the config reads its certificate from, a Secret is mounted.
     if let Some(cert) = &config.server.tls_cert {
         let cert_dir = cert.parent().unwrap().to_str().unwrap();
-        let m = c
-            .volume_mounts
-            .iter()
-            .flatten()
-            .find(|m| m.mount_path == cert_dir)
-            .unwrap();
-        let v = pod
-            .volumes
-            .iter()
-            .flatten()
-            .find(|v| v.name == m.name)
-            .unwrap();
+        let (_, v) = mounted(pod, c, cert_dir);
         assert!(
             v.secret.is_some(),
             "{}: the TLS certificate must come from a Secret",
@@ -647,18 +642,7 @@ fn sidecar_controller_talks_to_its_kubeguard() {
         .value
         .clone()
         .unwrap();
-    let mount = controller
-        .volume_mounts
-        .iter()
-        .flatten()
-        .find(|m| m.mount_path == kc_path)
-        .unwrap();
-    let volume = pod
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name == mount.name)
-        .unwrap();
+    let (mount, volume) = mounted(pod, controller, &kc_path);
     let cm = &cms[&volume.config_map.as_ref().unwrap().name];
     let text = &cm.data.as_ref().unwrap()[mount.sub_path.as_deref().unwrap()];
     let kc = kube::config::Kubeconfig::from_yaml(text).unwrap();
