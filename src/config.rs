@@ -79,6 +79,14 @@ pub struct ServerSection {
     /// On SIGTERM, how long in-flight requests may finish before remaining streams are closed.
     #[serde(default = "default_grace", with = "duration")]
     pub shutdown_grace_period: Duration,
+    /// HTTP/1.1 clients are served by kubeguard's own HTTP/1.1 front end (one upstream
+    /// connection per client connection, `front/`); `false` serves them with hyper like h2.
+    #[serde(default = "default_true")]
+    pub http1_front_end: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `upstream:`

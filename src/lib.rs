@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod cost;
 pub mod demo;
+pub mod front;
 pub mod guards;
 pub mod identity;
 pub mod kubeconfig;

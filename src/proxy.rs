@@ -135,6 +135,22 @@ impl Proxy {
         &self.upstream
     }
 
+    /// Whole-process protection, before any further work or memory is spent on a request: a
+    /// surge past the cap is shed with 429 + Retry-After (k8s-facts §2). Collection and
+    /// long-running requests may take only part of it, so cheap requests are never starved.
+    pub(crate) fn admit(
+        &self,
+        api: Option<&ApiRequest>,
+    ) -> Result<Option<InflightPermit>, crate::cost::Throttle> {
+        let Some(cap) = &self.inflight_cap else {
+            return Ok(None);
+        };
+        let expensive = api.is_some_and(|a| {
+            matches!(a.verb, Verb::List | Verb::DeleteCollection) || a.is_long_running()
+        });
+        cap.try_acquire(expensive).map(Some)
+    }
+
     /// Serves one request. Never fails: every error becomes a Kubernetes `Status` response.
     pub async fn handle(
         self: Arc<Self>,
@@ -143,20 +159,9 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let start = Instant::now();
         let classified = classify(req.method(), req.uri().path(), req.uri().query());
-        // Whole-process protection, before any further work or memory is spent on the request:
-        // a surge past the cap is shed with 429 + Retry-After (k8s-facts §2). Collection and
-        // long-running requests may take only part of it, so cheap requests are never starved.
-        let admitted = match &self.inflight_cap {
-            Some(cap) => {
-                let expensive = classified.as_ref().is_ok_and(|a| {
-                    matches!(a.verb, Verb::List | Verb::DeleteCollection) || a.is_long_running()
-                });
-                match cap.try_acquire(expensive) {
-                    Ok(permit) => Some(permit),
-                    Err(shed) => return shed.to_status().into_response(),
-                }
-            }
-            None => None,
+        let admitted = match self.admit(classified.as_ref().ok()) {
+            Ok(admitted) => admitted,
+            Err(shed) => return shed.to_status().into_response(),
         };
         let _inflight = InflightGuard::new(&self.metrics);
         let audit_id = crate::identity::audit_id(req.headers());
@@ -201,6 +206,94 @@ impl Proxy {
         self.observe(api.as_ref(), caller.as_ref(), &audit_id, resp, start)
     }
 
+    /// `handle` up to the forward, for a request the HTTP/1.1 front end (`front/`) reads
+    /// itself: classify, admit, identify, decide. Answers kubeguard gives itself come back
+    /// complete (Audit-ID, ledger, metrics); a forward comes back with what its answer needs.
+    pub(crate) async fn prepare(
+        &self,
+        method: &http::Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        conn: &ConnInfo,
+        start: Instant,
+    ) -> Prepared {
+        let classified = classify(method, path, query);
+        let admitted = match self.admit(classified.as_ref().ok()) {
+            Ok(admitted) => admitted,
+            Err(shed) => return Prepared::Answer(shed.to_status().into_response()),
+        };
+        let audit_id = crate::identity::audit_id(headers);
+        let api = match classified {
+            Ok(api) => api,
+            Err(e) => {
+                self.count_error("classify");
+                let mut resp: Response<ProxyBody> =
+                    Status::bad_request(e.to_string()).into_response();
+                resp.headers_mut().insert(
+                    crate::policy::engine::DECISION_HEADER.clone(),
+                    HeaderValue::from_static("forward"),
+                );
+                return Prepared::Answer(self.conclude(None, None, &audit_id, resp, start));
+            }
+        };
+        let caller = match self.auth.identify(headers, conn).await {
+            Ok(c) => c,
+            Err(e) => {
+                let resp = e.status().into_response();
+                return Prepared::Answer(self.conclude(Some(&api), None, &audit_id, resp, start));
+            }
+        };
+        match self.decide(&api, &caller, headers, query, None).await {
+            Decided::Answer(resp) => {
+                Prepared::Answer(self.conclude(Some(&api), Some(&caller), &audit_id, resp, start))
+            }
+            Decided::Forward(fwd) => Prepared::Forward(Prepared1 {
+                api,
+                caller,
+                fwd,
+                admitted,
+                audit_id,
+            }),
+        }
+    }
+
+    /// An answer of kubeguard's own to a request the decide step let through (the upstream
+    /// failed): decision headers, Audit-ID, ledger and metrics, as `handle` gives it.
+    pub(crate) fn failed_forward(
+        &self,
+        p: Prepared1,
+        resp: Response<ProxyBody>,
+        start: Instant,
+    ) -> Response<ProxyBody> {
+        let resp = self.finish(&p.caller.identity, &p.api, p.fwd, resp);
+        self.conclude(Some(&p.api), Some(&p.caller), &p.audit_id, resp, start)
+    }
+
+    /// The last steps of `handle` for an answer kubeguard wrote itself.
+    fn conclude(
+        &self,
+        api: Option<&ApiRequest>,
+        caller: Option<&Caller>,
+        audit_id: &HeaderValue,
+        mut resp: Response<ProxyBody>,
+        start: Instant,
+    ) -> Response<ProxyBody> {
+        resp.headers_mut()
+            .entry(AUDIT_ID)
+            .or_insert(audit_id.clone());
+        self.account(api, caller, &mut resp, start);
+        self.observe(api, caller, audit_id, resp, start)
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub(crate) fn settings(&self) -> &ProxySettings {
+        &self.settings
+    }
+
     /// Account: one ledger record per request, written when its body ends or is dropped (for a
     /// streamed answer, with the bytes and items that passed) or at once for kubeguard's own
     /// answers. Throttled and blocked requests are recorded too.
@@ -211,32 +304,18 @@ impl Proxy {
         resp: &mut Response<ProxyBody>,
         start: Instant,
     ) {
-        let Some(accounting) = &self.accounting else {
+        let outcome = resp.extensions_mut().remove::<Outcome>();
+        let Some((mut record, ledger)) =
+            self.cost_record(api, caller, resp.status(), outcome, start)
+        else {
             return;
         };
-        let user = caller.map_or_else(
-            || crate::identity::unverified_name(&HeaderMap::new()),
-            |c| c.identity.user.clone(),
-        );
-        let verb = api.map_or(Verb::Other, |a| a.verb);
-        let resource = api.map_or("invalid", |a| a.resource_label());
-        let mut record = CostRecord::new(user, verb, resource.to_string());
-        record.code = resp.status().as_u16();
-        record.upstream_ttfb = start.elapsed();
-        record.error = resp.status().is_client_error() || resp.status().is_server_error();
-        if let Some(outcome) = resp.extensions_mut().remove::<Outcome>() {
-            record.rewritten = outcome.rewritten;
-            record.throttled = outcome.throttled;
-            record.blocked = outcome.blocked;
-            record.etcd_objects_read = outcome.estimate.etcd_objects;
-            record.etcd_objects_avoided = outcome.etcd_avoided;
-        }
         let long_running = api.is_some_and(|a| a.is_long_running());
         match resp.body_mut() {
             ProxyBody::Upstream { meter, .. } => {
                 meter.record = Some(Box::new(PendingRecord {
                     record,
-                    ledger: accounting.ledger.clone(),
+                    ledger,
                     start,
                     long_running,
                 }));
@@ -245,16 +324,105 @@ impl Proxy {
                 record.bytes_out = full.size_hint().exact().unwrap_or(0);
                 // An upgrade (exec, attach, port-forward) costs its bridged stream's time.
                 match resp.extensions_mut().remove::<crate::cost::UpgradeEnded>() {
-                    Some(ended) => {
-                        ended.record_when_closed(record, accounting.ledger.clone(), start)
-                    }
+                    Some(ended) => ended.record_when_closed(record, ledger, start),
                     None => {
                         record.duration = start.elapsed();
-                        accounting.ledger.record(&record);
+                        ledger.record(&record);
                     }
                 }
             }
         }
+    }
+
+    /// The ledger record of a request (completed when its body ends), when accounting is on.
+    fn cost_record(
+        &self,
+        api: Option<&ApiRequest>,
+        caller: Option<&Caller>,
+        status: StatusCode,
+        outcome: Option<Outcome>,
+        start: Instant,
+    ) -> Option<(CostRecord, Arc<crate::cost::Ledger>)> {
+        let accounting = self.accounting.as_ref()?;
+        let user = caller.map_or_else(
+            || crate::identity::unverified_name(&HeaderMap::new()),
+            |c| c.identity.user.clone(),
+        );
+        let verb = api.map_or(Verb::Other, |a| a.verb);
+        let resource = api.map_or("invalid", |a| a.resource_label());
+        let mut record = CostRecord::new(user, verb, resource.to_string());
+        record.code = status.as_u16();
+        record.upstream_ttfb = start.elapsed();
+        record.error = status.is_client_error() || status.is_server_error();
+        if let Some(outcome) = outcome {
+            record.rewritten = outcome.rewritten;
+            record.throttled = outcome.throttled;
+            record.blocked = outcome.blocked;
+            record.etcd_objects_read = outcome.estimate.etcd_objects;
+            record.etcd_objects_avoided = outcome.etcd_avoided;
+        }
+        Some((record, accounting.ledger.clone()))
+    }
+
+    /// The meter of an upstream answer the HTTP/1.1 front end (`front/`) streams itself: what
+    /// `stream_back`, `finish` and `account` give a hyper response body, in one value. The
+    /// front end feeds it each body segment ([`Meter::data`]) and says when the body ended.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn upstream_meter(
+        &self,
+        api: &ApiRequest,
+        caller: &Caller,
+        status: StatusCode,
+        content_type: Option<&str>,
+        fwd: Forwarding,
+        admitted: Option<InflightPermit>,
+        start: Instant,
+    ) -> Meter {
+        let long_running = api.is_long_running();
+        let record = self
+            .cost_record(Some(api), Some(caller), status, Some(fwd.outcome), start)
+            .map(|(record, ledger)| {
+                Box::new(PendingRecord {
+                    record,
+                    ledger,
+                    start,
+                    long_running,
+                })
+            });
+        Meter {
+            route: self.metrics.route(api.verb.as_str(), api.resource_label()),
+            bytes: 0,
+            scan: self.scan_job(api, &caller.identity, status, content_type),
+            record,
+            permit: fwd.permit,
+            admitted: if long_running { None } else { admitted },
+            end_cleanly: api.verb == Verb::Watch,
+        }
+    }
+
+    /// The scan of a LIST or watch answered 200 (`observe/`).
+    fn scan_job(
+        &self,
+        api: &ApiRequest,
+        identity: &Identity,
+        status: StatusCode,
+        content_type: Option<&str>,
+    ) -> Option<Box<ScanJob>> {
+        (status == StatusCode::OK
+            && matches!(api.verb, Verb::List | Verb::Watch)
+            && matches!(api.target, Target::Resource(_)))
+        .then(|| {
+            Box::new(ScanJob {
+                scanner: Scanner::new(BodyKind::from_content_type(
+                    content_type,
+                    api.verb == Verb::Watch,
+                )),
+                engine: self.engine.clone(),
+                api: api.clone(),
+                user: identity.user.clone(),
+                complete: false,
+            })
+        })
     }
 
     /// The estimate of what this request costs the apiserver (k8s-facts §2), from the upstream's
@@ -293,9 +461,7 @@ impl Proxy {
         }
     }
 
-    /// Decide: the guards the policy selects look at the request; an enforced refusal answers
-    /// it here, an enforced rewrite changes its query, shadow verdicts only become warnings.
-    /// Every response then says what was decided (`X-Kubeguard-Decision`).
+    /// Decide, forward, and add to the answer what was decided.
     async fn decide_and_forward(
         &self,
         api: &ApiRequest,
@@ -304,6 +470,40 @@ impl Proxy {
         req: Request<Incoming>,
         conn: &ConnInfo,
     ) -> Response<ProxyBody> {
+        let req = match self.read_body_for_guards(api, req).await {
+            Ok(req) => req,
+            Err(resp) => return resp,
+        };
+        let decided = {
+            let body = match req.body() {
+                UpstreamBody::Right(full) => full_bytes(full),
+                UpstreamBody::Left(_) => None,
+            };
+            self.decide(api, caller, req.headers(), req.uri().query(), body.as_ref())
+                .await
+        };
+        match decided {
+            Decided::Answer(resp) => resp,
+            Decided::Forward(fwd) => {
+                let resp = self
+                    .forward(api, caller, audit_id, fwd.rewrite.as_deref(), req, conn)
+                    .await;
+                self.finish(&caller.identity, api, fwd, resp)
+            }
+        }
+    }
+
+    /// Decide: the per-client limits, then the guards the policy selects look at the request;
+    /// an enforced refusal answers it here, an enforced rewrite changes its query, shadow
+    /// verdicts only become warnings. `body` is the request body when a guard needed it read.
+    pub(crate) async fn decide(
+        &self,
+        api: &ApiRequest,
+        caller: &Caller,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        body: Option<&Bytes>,
+    ) -> Decided {
         let identity: &Identity = &caller.identity;
         let est = self.estimate(api);
         let (permit, limit_warning) = match self.check_limits(identity, api, &est).await {
@@ -317,49 +517,37 @@ impl Proxy {
                     estimate: Estimate::default(),
                     ..Outcome::default()
                 });
-                return resp;
+                return Decided::Answer(resp);
             }
         };
-        let req = match self.read_body_for_guards(api, req).await {
-            Ok(req) => req,
-            Err(resp) => return resp,
-        };
+        let user_agent = headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         // The delete guard decides synchronously: what it needs from the upstream is read first.
         let delete_lookup = crate::guards::delete_guard::lookup_if_guarded(
             &self.engine,
             &self.upstream,
             identity,
             api,
-            req.headers()
-                .get(USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or(""),
+            user_agent,
         )
         .await;
         let decisions = {
-            let (parts, body) = (req.uri(), req.body());
-            let body = match body {
-                UpstreamBody::Right(full) => full_bytes(full),
-                UpstreamBody::Left(_) => None,
-            };
             let ctx = GuardCtx {
                 identity,
                 api,
-                query: parts.query(),
-                headers: req.headers(),
-                user_agent: req
-                    .headers()
-                    .get(USER_AGENT)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or(""),
-                body: body.as_ref(),
+                query,
+                headers,
+                user_agent,
+                body,
                 delete_lookup: delete_lookup.as_ref(),
                 now: Instant::now(),
             };
             self.engine.decide(&ctx, &self.metrics)
         };
         let refused = decisions.refusal().map(|d| d.verdict.clone());
-        let rewrite = decisions.rewrite();
+        let rewrite = decisions.rewrite().map(|r| r.query.clone());
         let mut outcome = Outcome {
             throttled: matches!(refused, Some(Verdict::Throttle { .. })),
             blocked: matches!(refused, Some(Verdict::Block(_))),
@@ -371,37 +559,46 @@ impl Proxy {
             },
             etcd_avoided: 0,
         };
-        let mut resp = match decisions.refusal() {
-            Some(d) => refusal(d),
-            None => {
-                if let Some(r) = rewrite {
-                    // Served from the watch cache instead: what the unversioned LIST would have
-                    // read from etcd is avoided (k8s-facts §1).
-                    let mut rewritten = api.clone();
-                    rewritten.options.resource_version = Some("0".into());
-                    let after = self.estimate(&rewritten);
-                    outcome.etcd_avoided = est.etcd_objects.saturating_sub(after.etcd_objects);
-                    outcome.estimate = after;
-                    let _ = r;
-                }
-                let rewrite = rewrite.map(|r| r.query.as_str());
-                self.forward(api, caller, audit_id, rewrite, req, conn)
-                    .await
-            }
-        };
-        let status = resp.status();
-        self.engine
-            .respond(identity, Some(api), &decisions, status, resp.headers_mut());
-        if let Some(w) = limit_warning
-            && let Ok(v) = HeaderValue::try_from(crate::policy::engine::warning(&w))
-        {
-            resp.headers_mut().append(header::WARNING, v);
+        if refused.is_none() && rewrite.is_some() {
+            // Served from the watch cache instead: what the unversioned LIST would have read
+            // from etcd is avoided (k8s-facts §1).
+            let mut rewritten = api.clone();
+            rewritten.options.resource_version = Some("0".into());
+            let after = self.estimate(&rewritten);
+            outcome.etcd_avoided = est.etcd_objects.saturating_sub(after.etcd_objects);
+            outcome.estimate = after;
         }
+        let refusal_resp = decisions.refusal().map(refusal);
+        let fwd = Forwarding {
+            rewrite,
+            decisions,
+            permit,
+            limit_warning,
+            outcome,
+        };
+        match refusal_resp {
+            Some(resp) => Decided::Answer(self.finish(identity, api, fwd, resp)),
+            None => Decided::Forward(fwd),
+        }
+    }
+
+    /// Adds to an answer what the decide step concluded: the decision and warning headers
+    /// (`X-Kubeguard-Decision`, shadow verdicts), the expensive-request slot held until the
+    /// body ends, and the outcome the ledger records.
+    fn finish(
+        &self,
+        identity: &Identity,
+        api: &ApiRequest,
+        fwd: Forwarding,
+        mut resp: Response<ProxyBody>,
+    ) -> Response<ProxyBody> {
+        let status = resp.status();
+        fwd.response_headers(&self.engine, identity, api, status, resp.headers_mut());
         if let ProxyBody::Upstream { meter, .. } = resp.body_mut() {
             // The expensive-request slot is held until the stream ends.
-            meter.permit = permit;
+            meter.permit = fwd.permit;
         }
-        resp.extensions_mut().insert(outcome);
+        resp.extensions_mut().insert(fwd.outcome);
         resp
     }
 
@@ -494,7 +691,7 @@ impl Proxy {
     ///
     /// With identity checks off the client's `Authorization` passes through untouched, and a
     /// request without one borrows kubeguard's credentials only where [`OwnCredentials`] allows.
-    async fn apply_credentials(
+    pub(crate) async fn apply_credentials(
         &self,
         caller: &Caller,
         headers: &mut HeaderMap,
@@ -589,25 +786,11 @@ impl Proxy {
         identity: &Identity,
         resp: Response<Incoming>,
     ) -> Response<ProxyBody> {
-        let scan = (resp.status() == StatusCode::OK
-            && matches!(api.verb, Verb::List | Verb::Watch)
-            && matches!(api.target, Target::Resource(_)))
-        .then(|| {
-            let content_type = resp
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            Box::new(ScanJob {
-                scanner: Scanner::new(BodyKind::from_content_type(
-                    content_type,
-                    api.verb == Verb::Watch,
-                )),
-                engine: self.engine.clone(),
-                api: api.clone(),
-                user: identity.user.clone(),
-                complete: false,
-            })
-        });
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let scan = self.scan_job(api, identity, resp.status(), content_type);
         self.passthrough_response(Some(api), resp, scan)
     }
 
@@ -637,7 +820,7 @@ impl Proxy {
 
     /// Upstream failures, by who is at fault: unreachable → 502, too slow → 504, anything of
     /// kubeguard's own (credentials) → 500.
-    fn upstream_failure(&self, e: UpstreamError) -> Response<ProxyBody> {
+    pub(crate) fn upstream_failure(&self, e: UpstreamError) -> Response<ProxyBody> {
         let (kind, status) = match &e {
             UpstreamError::Connect(_) => (
                 "connect",
@@ -689,14 +872,31 @@ impl Proxy {
         resp: Response<ProxyBody>,
         start: Instant,
     ) -> Response<ProxyBody> {
-        let verb = api.map_or("other", |a| a.verb.as_str());
-        let resource = api.map_or("invalid", |a| a.resource_label());
-        let code = resp.status().as_u16();
-        let elapsed = start.elapsed();
         let route = match resp.body() {
             ProxyBody::Upstream { meter, .. } => meter.route.clone(),
-            ProxyBody::Own(_) => self.metrics.route(verb, resource),
+            ProxyBody::Own(_) => self.metrics.route(
+                api.map_or("other", |a| a.verb.as_str()),
+                api.map_or("invalid", |a| a.resource_label()),
+            ),
         };
+        self.observe_parts(api, caller, audit_id, resp.status(), &route, start);
+        resp
+    }
+
+    /// [`Proxy::observe`] for a response the front end writes itself.
+    pub(crate) fn observe_parts(
+        &self,
+        api: Option<&ApiRequest>,
+        caller: Option<&Caller>,
+        audit_id: &HeaderValue,
+        status: StatusCode,
+        route: &Arc<Route>,
+        start: Instant,
+    ) {
+        let verb = api.map_or("other", |a| a.verb.as_str());
+        let resource = api.map_or("invalid", |a| a.resource_label());
+        let code = status.as_u16();
+        let elapsed = start.elapsed();
         route.duration.observe(elapsed.as_secs_f64());
         // The user only: never a token (tokens are not part of an Identity).
         let user = caller.map_or("-", |c| c.identity.user.as_str());
@@ -709,15 +909,14 @@ impl Proxy {
             latency_us = elapsed.as_micros() as u64,
             "request"
         );
-        self.metrics.count_request(&route, code);
-        resp
+        self.metrics.count_request(route, code);
     }
 }
 
-struct InflightGuard<'a>(&'a Metrics);
+pub(crate) struct InflightGuard<'a>(&'a Metrics);
 
 impl<'a> InflightGuard<'a> {
-    fn new(m: &'a Metrics) -> Self {
+    pub(crate) fn new(m: &'a Metrics) -> Self {
         m.inflight.inc();
         InflightGuard(m)
     }
@@ -729,7 +928,7 @@ impl Drop for InflightGuard<'_> {
     }
 }
 
-const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
+pub(crate) const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
 
 /// `Connection: upgrade` plus an `Upgrade` header: a WebSocket or SPDY upgrade.
 fn wants_upgrade(headers: &HeaderMap) -> bool {
@@ -846,7 +1045,7 @@ fn refusal(d: &Decision) -> Response<ProxyBody> {
 }
 
 /// The bytes of a body kubeguard already holds whole.
-fn full_bytes(full: &Full<Bytes>) -> Option<Bytes> {
+pub(crate) fn full_bytes(full: &Full<Bytes>) -> Option<Bytes> {
     let mut full = full.clone();
     let waker = std::task::Waker::noop();
     let mut cx = Context::from_waker(waker);
@@ -907,6 +1106,64 @@ enum LimitCheck {
     },
 }
 
+/// What `Proxy::prepare` concluded. Not boxed: it is moved once per request, and a box would
+/// cost an allocation on every forward.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Prepared {
+    /// kubeguard's own answer, complete.
+    Answer(Response<ProxyBody>),
+    Forward(Prepared1),
+}
+
+/// A request on its way upstream, with what its answer needs.
+pub(crate) struct Prepared1 {
+    pub api: ApiRequest,
+    pub caller: Caller,
+    pub fwd: Forwarding,
+    /// The whole-process in-flight slot (`limits.maxInflight`).
+    pub admitted: Option<InflightPermit>,
+    pub audit_id: HeaderValue,
+}
+
+/// What the decide step concluded.
+pub(crate) enum Decided {
+    /// Answered by kubeguard (a limit, a guard's refusal).
+    Answer(Response<ProxyBody>),
+    /// Goes upstream.
+    Forward(Forwarding),
+}
+
+/// A request the decide step lets through, and what goes with its answer.
+pub(crate) struct Forwarding {
+    /// The query an enforced rewrite gives the request (without `?`).
+    pub rewrite: Option<String>,
+    decisions: crate::guards::Decisions,
+    /// The per-client expensive-request slot, held until the answer's body ends.
+    permit: Option<Permit>,
+    /// A shadow-mode limit warning.
+    limit_warning: Option<String>,
+    outcome: Outcome,
+}
+
+impl Forwarding {
+    /// The decision and warning headers of the answer.
+    pub(crate) fn response_headers(
+        &self,
+        engine: &PolicyEngine,
+        identity: &Identity,
+        api: &ApiRequest,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+    ) {
+        engine.respond(identity, Some(api), &self.decisions, status, headers);
+        if let Some(w) = &self.limit_warning
+            && let Ok(v) = HeaderValue::try_from(crate::policy::engine::warning(w))
+        {
+            headers.append(header::WARNING, v);
+        }
+    }
+}
+
 /// What the decide step did, carried to the ledger in the response's extensions.
 #[derive(Clone, Debug, Default)]
 struct Outcome {
@@ -915,6 +1172,32 @@ struct Outcome {
     blocked: bool,
     estimate: Estimate,
     etcd_avoided: u64,
+}
+
+impl Meter {
+    /// A segment of the response body passed (the front end's own body loop).
+    pub(crate) fn data(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
+        if let Some(job) = &mut self.scan {
+            job.scanner.feed(data);
+        }
+    }
+
+    /// The body ended as its framing says (not cut).
+    pub(crate) fn ended(&mut self) {
+        if let Some(job) = &mut self.scan {
+            job.complete = true;
+        }
+    }
+
+    /// An upstream that dies mid-stream ends this body cleanly (a watch, see `end_cleanly`).
+    pub(crate) fn ends_cleanly(&self) -> bool {
+        self.end_cleanly
+    }
+
+    pub(crate) fn route(&self) -> &Arc<Route> {
+        &self.route
+    }
 }
 
 impl Drop for Meter {

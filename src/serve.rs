@@ -234,6 +234,7 @@ pub async fn start(
         .collect();
     for listener in listeners {
         tracing::info!(addr = %listener.addr, tls = listener.is_tls(), "serving the Kubernetes API");
+        let front = config.server.http1_front_end.then(|| proxy.clone());
         let proxy = proxy.clone();
         let handler = move |req, conn| proxy.clone().handle(req, conn);
         tasks.spawn(server::serve(
@@ -241,6 +242,7 @@ pub async fn start(
             config.limits(),
             metrics.clone(),
             handler,
+            front,
             shutdown_rx.clone(),
             grace,
         ));
@@ -253,6 +255,7 @@ pub async fn start(
         config.limits(),
         metrics.clone(),
         admin_handler,
+        None,
         shutdown_rx,
         Duration::from_secs(1),
     ));

@@ -114,11 +114,15 @@ impl Listener {
 
 /// Serves `listener` until `shutdown` flips to true, then stops accepting and drains: open
 /// connections finish their in-flight requests for up to `drain` before they are closed.
+///
+/// With `front` (the Kubernetes API listeners), HTTP/1.1 connections are served by the front end
+/// (`front/`), which hands anything it does not serve itself to hyper and `handler`.
 pub async fn serve<H, F>(
     listener: Listener,
     limits: ServerLimits,
     metrics: Arc<Metrics>,
     handler: H,
+    front: Option<Arc<crate::proxy::Proxy>>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) where
@@ -131,6 +135,13 @@ pub async fn serve<H, F>(
     // Fired when the drain deadline passes: connections still open (watches, log streams,
     // exec sessions) are closed then.
     let force_close = tokio_util::sync::CancellationToken::new();
+    // Asks front-end connections to finish the request in progress and close.
+    let front_shutdown = tokio_util::sync::CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let front_opts = crate::front::FrontOptions {
+        header_read_timeout: limits.header_read_timeout,
+        max_header_bytes: limits.max_header_bytes,
+    };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let loopback = listener.addr.ip().is_loopback();
     let listener_addr = listener.addr;
@@ -166,7 +177,12 @@ pub async fn serve<H, F>(
         let metrics = metrics.clone();
         let watcher = graceful.watcher();
         let force_close = force_close.clone();
-        tokio::spawn(async move {
+        let front = front.clone().map(|proxy| Front {
+            proxy,
+            opts: front_opts.clone(),
+            shutdown: front_shutdown.clone(),
+        });
+        tracker.spawn(async move {
             let _slot = slot;
             metrics.connections_open.inc();
             let conn = serve_connection(
@@ -174,7 +190,7 @@ pub async fn serve<H, F>(
                 tls,
                 handshake_timeout,
                 &builder,
-                (conn_info, handler),
+                (conn_info, handler, front),
                 watcher,
                 &metrics,
             );
@@ -188,8 +204,14 @@ pub async fn serve<H, F>(
         });
     }
     drop(listener);
+    front_shutdown.cancel();
+    tracker.close();
+    let drained = async {
+        graceful.shutdown().await;
+        tracker.wait().await;
+    };
     tokio::select! {
-        _ = graceful.shutdown() => tracing::debug!(addr = %listener_addr, "all connections drained"),
+        _ = drained => tracing::debug!(addr = %listener_addr, "all connections drained"),
         _ = tokio::time::sleep(drain) => {
             tracing::info!(?drain, "drain deadline reached; closing remaining connections");
             force_close.cancel();
@@ -222,12 +244,19 @@ where
     })
 }
 
+/// The front end of a Kubernetes API listener, for HTTP/1.1 connections.
+struct Front {
+    proxy: Arc<crate::proxy::Proxy>,
+    opts: crate::front::FrontOptions,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
 async fn serve_connection<H, F>(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     builder: &auto::Builder<TokioExecutor>,
-    (mut conn_info, handler): (ConnInfo, H),
+    (mut conn_info, handler, front): (ConnInfo, H, Option<Front>),
     watcher: hyper_util::server::graceful::Watcher,
     metrics: &Metrics,
 ) where
@@ -257,20 +286,59 @@ async fn serve_connection<H, F>(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| Arc::from(c.as_ref()));
-            let service = service(conn_info, handler);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            match front {
+                Some(front) if !h2 => {
+                    serve_front(tls_stream, front, conn_info, builder, handler, watcher).await
+                }
+                _ => serve_hyper(tls_stream, builder, conn_info, handler, watcher).await,
             }
         }
-        None => {
-            let service = service(conn_info, handler);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        }
+        None => match front {
+            Some(front) => serve_front(stream, front, conn_info, builder, handler, watcher).await,
+            None => serve_hyper(stream, builder, conn_info, handler, watcher).await,
+        },
     }
+}
+
+/// hyper serves the connection (HTTP/2, or HTTP/1.1 on listeners without a front end, or what
+/// the front end handed over).
+async fn serve_hyper<IO, H, F>(
+    io: IO,
+    builder: &auto::Builder<TokioExecutor>,
+    conn_info: ConnInfo,
+    handler: H,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
+{
+    let service = service(conn_info, handler);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// The front end serves the connection, and hands it to hyper when it must.
+async fn serve_front<IO, H, F>(
+    io: IO,
+    front: Front,
+    conn_info: ConnInfo,
+    builder: &auto::Builder<TokioExecutor>,
+    handler: H,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
+{
+    let conn = Arc::new(conn_info.clone());
+    crate::front::serve(io, front.proxy, conn, front.opts, front.shutdown, |io| {
+        serve_hyper(io, builder, conn_info, handler, watcher)
+    })
+    .await
 }
 
 /// h2's own default, set explicitly so an upgrade of hyper or h2 cannot silently drop it.

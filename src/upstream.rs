@@ -77,6 +77,9 @@ impl Default for UpstreamOptions {
 
 type Connector = HttpsConnector<HttpConnector>;
 
+/// A connection of the HTTP/1.1 front end to the apiserver (plain or TLS), with tokio's I/O traits.
+pub type H1Io = TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>;
+
 /// How long a stamped `Authorization` value of kubeguard's own is reused.
 const OWN_AUTH_REUSE: Duration = Duration::from_secs(1);
 type Stamper = BoxCloneSyncService<Request<Empty<Bytes>>, Response<Empty<Bytes>>, BoxError>;
@@ -350,6 +353,35 @@ impl Upstream {
             .await
             .map_err(|_| UpstreamError::Timeout(timeout))?
             .map_err(|e| UpstreamError::Request(error_chain(&e)))
+    }
+
+    /// A new HTTP/1.1 connection (TLS as the kubeconfig says, ALPN http/1.1 only) for the
+    /// HTTP/1.1 front end, which keeps one per client connection (`front/`).
+    pub async fn connect_h1(&self) -> Result<H1Io, UpstreamError> {
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|_| UpstreamError::Url {
+                url: self.url(),
+                why: "cannot build request URI",
+            })?;
+        let io = tower::Service::call(&mut self.upgrade_connector.clone(), uri)
+            .await
+            .map_err(|e| self.connect_error(e.as_ref()))?;
+        Ok(TokioIo::new(io))
+    }
+
+    /// `host[:port]` of the server URL, as a request's `Host` header names it.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The server URL's path prefix (e.g. Rancher's `/k8s/clusters/c-xxxx`), without a
+    /// trailing `/`; empty for most clusters.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// A small request kubeguard makes itself (readiness probe, /version), with its own credentials.

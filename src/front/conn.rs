@@ -1,0 +1,662 @@
+//! One client connection on the front end: read a request head, run the pipeline, exchange it
+//! with this connection's own upstream connection, stream the answer back; again, until the
+//! client closes or something unusual comes, which is handed to hyper with the bytes read.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, HeaderMap};
+use http::{Method, Response};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_util::sync::CancellationToken;
+
+use super::chunked::{self, Decoder};
+use super::head::{self, Framing, Parsed, ParsedResponse, RequestHead, ResponseHead};
+use super::prepend::Prepend;
+use crate::proxy::{
+    AUDIT_ID, ConnInfo, InflightGuard, Meter, Prepared, Prepared1, Proxy, ProxyBody,
+};
+use crate::upstream::{H1Io, UpstreamError};
+
+/// Limits of the front end (the `server:` section).
+#[derive(Clone, Debug)]
+pub struct FrontOptions {
+    /// A client must send a complete request head within this (slowloris); the first from
+    /// the moment it connected, later ones from their first byte.
+    pub header_read_timeout: Duration,
+    /// Largest request head; a larger one goes to hyper, which answers 431.
+    pub max_header_bytes: usize,
+}
+
+/// Read buffer of an upstream connection while it answers a short request.
+const UPSTREAM_BUF: usize = 32 * 1024;
+/// What is read at once from a stream that is mostly idle (a watch): on the stack, so an idle
+/// watch holds no read buffer.
+const IDLE_READ: usize = 16 * 1024;
+
+/// Serves a client connection until it closes, or hands it to `handoff` (hyper) with what was
+/// read. `shutdown` asks it to finish the request in progress and close.
+pub async fn serve<IO, H, F>(
+    mut io: IO,
+    proxy: Arc<Proxy>,
+    conn: Arc<ConnInfo>,
+    opts: FrontOptions,
+    shutdown: CancellationToken,
+    handoff: H,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
+    H: FnOnce(Prepend<IO>) -> F,
+    F: Future<Output = ()>,
+{
+    let mut c = Conn {
+        proxy,
+        conn,
+        buf: Vec::new(),
+        up: None,
+    };
+    let mut deadline = Some(Instant::now() + opts.header_read_timeout);
+    loop {
+        let head = match c.read_head(&mut io, &opts, deadline, &shutdown).await {
+            HeadRead::Ready(head) => head,
+            HeadRead::Handoff => {
+                // hyper takes the connection, and the upstream connection is no longer needed.
+                c.up = None;
+                return handoff(Prepend::new(io, std::mem::take(&mut c.buf))).await;
+            }
+            HeadRead::Close => return,
+        };
+        let keep = c.serve_one(&mut io, head).await;
+        if !keep || shutdown.is_cancelled() {
+            let _ = io.shutdown().await;
+            return;
+        }
+        deadline = None;
+    }
+}
+
+enum HeadRead {
+    Ready(RequestHead),
+    Handoff,
+    Close,
+}
+
+/// What the answer to one request did to the client connection.
+type KeepAlive = bool;
+
+struct Conn {
+    proxy: Arc<Proxy>,
+    conn: Arc<ConnInfo>,
+    /// Bytes read from the client and not yet used.
+    buf: Vec<u8>,
+    /// This client connection's own upstream connection, kept between requests.
+    up: Option<Upstream1>,
+}
+
+/// An upstream connection and the bytes read from it and not yet used.
+struct Upstream1 {
+    io: H1Io,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn read_head<IO: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut IO,
+        opts: &FrontOptions,
+        mut deadline: Option<Instant>,
+        shutdown: &CancellationToken,
+    ) -> HeadRead {
+        loop {
+            if !self.buf.is_empty() {
+                match head::parse_request(&self.buf) {
+                    // A head over the limit goes to hyper too, which answers 431 and closes.
+                    Parsed::Mine(h) if h.len <= opts.max_header_bytes => {
+                        return HeadRead::Ready(h);
+                    }
+                    Parsed::Mine(_) | Parsed::NotMine => return HeadRead::Handoff,
+                    Parsed::Partial if self.buf.len() > opts.max_header_bytes => {
+                        return HeadRead::Handoff;
+                    }
+                    Parsed::Partial => {}
+                }
+                deadline.get_or_insert_with(|| Instant::now() + opts.header_read_timeout);
+            }
+            if self.buf.capacity() - self.buf.len() < 1024 {
+                self.buf.reserve(4096);
+            }
+            let idle = self.buf.is_empty();
+            let read = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d.into(), io.read_buf(&mut self.buf))
+                        .await
+                        .ok(),
+                    None => Some(io.read_buf(&mut self.buf).await),
+                }
+            };
+            let n = tokio::select! {
+                r = read => r,
+                _ = shutdown.cancelled(), if idle => return HeadRead::Close,
+            };
+            match n {
+                Some(Ok(0)) | Some(Err(_)) => return HeadRead::Close,
+                Some(Ok(_)) => {}
+                None => {
+                    tracing::debug!(peer = %self.conn.peer, "request head not complete in time; closing");
+                    return HeadRead::Close;
+                }
+            }
+        }
+    }
+
+    /// Serves one request whose head is at the start of `self.buf`.
+    async fn serve_one<IO: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut IO,
+        mut req: RequestHead,
+    ) -> KeepAlive {
+        let start = Instant::now();
+        let proxy = self.proxy.clone();
+        let inflight = InflightGuard::new(proxy.metrics());
+        let close = req.close;
+        let head_only = req.method == Method::HEAD;
+        let (prepared, upstream_head) = {
+            let target = std::str::from_utf8(&self.buf[req.target.clone()]).unwrap_or("/");
+            let (path, query) = match target.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (target, None),
+            };
+            let prepared = proxy
+                .prepare(&req.method, path, query, &req.headers, &self.conn, start)
+                .await;
+            let p = match prepared {
+                Prepared::Answer(resp) => {
+                    self.buf.drain(..req.len);
+                    drop(inflight);
+                    return write_own(io, resp, head_only, close).await;
+                }
+                Prepared::Forward(p) => p,
+            };
+            // Credentials as the identity step decided (the client's own, or kubeguard's with
+            // Impersonate-*), and the Audit-ID the apiserver records.
+            let mut extra = HeaderMap::new();
+            if let Some(auth) = req.headers.remove(AUTHORIZATION) {
+                extra.insert(AUTHORIZATION, auth);
+            }
+            if let Err(resp) = proxy
+                .apply_credentials(&p.caller, &mut extra, &self.conn)
+                .await
+            {
+                self.buf.drain(..req.len);
+                let resp = proxy.failed_forward(p, resp, start);
+                drop(inflight);
+                return write_own(io, resp, head_only, close).await;
+            }
+            extra.insert(AUDIT_ID, p.audit_id.clone());
+            let upstream = proxy.upstream();
+            let query = p.fwd.rewrite.as_deref().or(query);
+            let head = head::upstream_request(
+                &req.method,
+                upstream.prefix(),
+                path,
+                query,
+                upstream.authority().as_str(),
+                &req.forward,
+                &extra,
+            );
+            (p, head)
+        };
+        self.buf.drain(..req.len);
+        let p = prepared;
+        let long_running = p.api.is_long_running();
+        let timeout = (!long_running).then_some(proxy.settings().response_header_timeout);
+        let answer = match timeout {
+            Some(t) => tokio::time::timeout(t, self.exchange(&upstream_head, &req.method))
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(t))),
+            None => self.exchange(&upstream_head, &req.method).await,
+        };
+        let resp_head = match answer {
+            Ok(h) => h,
+            Err(e) => {
+                self.up = None;
+                let resp = proxy.upstream_failure(e);
+                let resp = proxy.failed_forward(p, resp, start);
+                drop(inflight);
+                return write_own(io, resp, head_only, close).await;
+            }
+        };
+        drop(inflight);
+        self.stream_back(io, p, resp_head, close, start).await
+    }
+
+    /// Sends the request head on this connection's upstream connection (a new one when there
+    /// is none, or when a kept one turns out closed) and reads the response head.
+    async fn exchange(
+        &mut self,
+        request: &[u8],
+        method: &Method,
+    ) -> Result<ResponseHead, UpstreamError> {
+        loop {
+            let fresh = self.up.is_none();
+            let up = match &mut self.up {
+                Some(up) => up,
+                None => self.up.insert(Upstream1 {
+                    io: self.proxy.upstream().connect_h1().await?,
+                    buf: Vec::new(),
+                }),
+            };
+            // A kept connection the apiserver closed while it was idle fails at once, before
+            // any answer: a GET or HEAD is safe to send again on a new one.
+            if let Err(e) = up.io.write_all(request).await {
+                self.up = None;
+                if fresh {
+                    return Err(UpstreamError::Request(e.to_string()));
+                }
+                continue;
+            }
+            match read_response_head(up, method).await {
+                Ok(head) => return Ok(head),
+                Err(e) => {
+                    self.up = None;
+                    if fresh || !e.before_answer {
+                        return Err(UpstreamError::Request(e.why));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Streams the upstream's answer to the client, as its framing says, through the meter.
+    async fn stream_back<IO: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut IO,
+        p: Prepared1,
+        resp: ResponseHead,
+        close: bool,
+        start: Instant,
+    ) -> KeepAlive {
+        let proxy = self.proxy.clone();
+        let Prepared1 {
+            api,
+            caller,
+            fwd,
+            admitted,
+            audit_id,
+        } = p;
+        let mut extra = HeaderMap::new();
+        fwd.response_headers(
+            proxy.engine(),
+            &caller.identity,
+            &api,
+            resp.status,
+            &mut extra,
+        );
+        if !resp.has_audit_id {
+            extra.insert(AUDIT_ID, audit_id.clone());
+        }
+        let mut out = resp.out;
+        head::write_headers(&mut out, &extra);
+        let close = close || resp.framing == Framing::Close;
+        if resp.framing == Framing::Chunked {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        let mut meter = proxy.upstream_meter(
+            &api,
+            &caller,
+            resp.status,
+            resp.content_type.as_deref(),
+            fwd,
+            admitted,
+            start,
+        );
+        proxy.observe_parts(
+            Some(&api),
+            Some(&caller),
+            &audit_id,
+            resp.status,
+            meter.route(),
+            start,
+        );
+        let Some(up) = self.up.as_mut() else {
+            return false;
+        };
+        up.buf.drain(..resp.len);
+        let long_running = api.is_long_running();
+        let body = match resp.framing {
+            Framing::None => write_all_vectored(io, &mut [IoSlice::new(&out)])
+                .await
+                .map(|()| Ended::Complete)
+                .map_err(Cut::Client),
+            Framing::Length(n) => copy_length(io, up, &mut meter, out, n).await,
+            Framing::Chunked => {
+                let watched = long_running.then_some(&mut self.buf);
+                copy_chunked(io, up, &mut meter, out, watched).await
+            }
+            Framing::Close => copy_until_close(io, up, &mut meter, out).await,
+        };
+        match body {
+            Ok(Ended::Complete) => {
+                meter.ended();
+                if resp.close || resp.framing == Framing::Close || !up.buf.is_empty() {
+                    self.up = None;
+                }
+                !close
+            }
+            Ok(Ended::ClientGone) => {
+                self.up = None;
+                false
+            }
+            Err(Cut::Upstream(e)) => {
+                self.up = None;
+                if meter.ends_cleanly() && resp.framing == Framing::Chunked {
+                    tracing::debug!(error = %e, "upstream cut a watch; ending it cleanly");
+                    write_all_vectored(io, &mut [IoSlice::new(b"0\r\n\r\n")])
+                        .await
+                        .is_ok()
+                        && !close
+                } else {
+                    tracing::debug!(error = %e, "upstream cut a response body");
+                    false
+                }
+            }
+            Err(Cut::Client(e)) => {
+                tracing::debug!(error = %e, "client went away mid-answer");
+                self.up = None;
+                false
+            }
+        }
+    }
+}
+
+/// Why a response head could not be read.
+struct HeadError {
+    why: String,
+    /// Nothing of an answer had arrived (the connection was closed or reset first).
+    before_answer: bool,
+}
+
+async fn read_response_head(
+    up: &mut Upstream1,
+    method: &Method,
+) -> Result<ResponseHead, HeadError> {
+    up.buf.clear();
+    if up.buf.capacity() < UPSTREAM_BUF {
+        up.buf.reserve(UPSTREAM_BUF);
+    }
+    let mut got_any = false;
+    loop {
+        if !up.buf.is_empty() {
+            match head::parse_response(&up.buf, method) {
+                ParsedResponse::Head(h) => return Ok(h),
+                ParsedResponse::Informational(n) => {
+                    up.buf.drain(..n);
+                    continue;
+                }
+                ParsedResponse::Invalid(why) => {
+                    return Err(HeadError {
+                        why: format!("invalid response from the apiserver: {why}"),
+                        before_answer: false,
+                    });
+                }
+                ParsedResponse::Partial if up.buf.len() >= 1 << 20 => {
+                    return Err(HeadError {
+                        why: "response head from the apiserver larger than 1 MiB".into(),
+                        before_answer: false,
+                    });
+                }
+                ParsedResponse::Partial => {}
+            }
+        }
+        if up.buf.capacity() == up.buf.len() {
+            up.buf.reserve(UPSTREAM_BUF);
+        }
+        match up.io.read_buf(&mut up.buf).await {
+            Ok(0) => {
+                return Err(HeadError {
+                    why: "the apiserver closed the connection without an answer".into(),
+                    before_answer: !got_any,
+                });
+            }
+            Ok(_) => got_any = true,
+            Err(e) => {
+                return Err(HeadError {
+                    why: e.to_string(),
+                    before_answer: !got_any,
+                });
+            }
+        }
+    }
+}
+
+/// How a body ended.
+enum Ended {
+    Complete,
+    /// The client closed its connection during a long-running answer.
+    ClientGone,
+}
+
+/// Who cut a body short.
+enum Cut {
+    Upstream(io::Error),
+    Client(io::Error),
+}
+
+async fn copy_length<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    up: &mut Upstream1,
+    meter: &mut Meter,
+    head: Vec<u8>,
+    mut left: u64,
+) -> Result<Ended, Cut> {
+    let mut head = Some(head);
+    loop {
+        let n = up
+            .buf
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        let data = &up.buf[..n];
+        meter.data(data);
+        let h = head.take().unwrap_or_default();
+        write_all_vectored(io, &mut [IoSlice::new(&h), IoSlice::new(data)])
+            .await
+            .map_err(Cut::Client)?;
+        up.buf.drain(..n);
+        left -= n as u64;
+        if left == 0 {
+            return Ok(Ended::Complete);
+        }
+        read_more(up).await?;
+    }
+}
+
+async fn copy_until_close<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    up: &mut Upstream1,
+    meter: &mut Meter,
+    head: Vec<u8>,
+) -> Result<Ended, Cut> {
+    let mut head = Some(head);
+    loop {
+        meter.data(&up.buf);
+        let h = head.take().unwrap_or_default();
+        write_all_vectored(io, &mut [IoSlice::new(&h), IoSlice::new(&up.buf)])
+            .await
+            .map_err(Cut::Client)?;
+        up.buf.clear();
+        match read_more(up).await {
+            Ok(()) => {}
+            // The end of the connection is the end of this body.
+            Err(Cut::Upstream(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Ok(Ended::Complete);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A chunked body: decoded to find its data (scanned) and its end, re-framed for the client
+/// chunk for chunk as it arrives, so a watch event is never held back. With `watched` (a
+/// long-running answer), the client connection is watched meanwhile: a client that goes away
+/// ends the stream at once, and nothing is held in a read buffer while the stream is idle.
+async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut IO,
+    up: &mut Upstream1,
+    meter: &mut Meter,
+    head: Vec<u8>,
+    mut watched: Option<&mut Vec<u8>>,
+) -> Result<Ended, Cut> {
+    let mut head = Some(head);
+    let mut decoder = Decoder::new();
+    let mut ranges = Vec::new();
+    let mut frames: Vec<u8> = Vec::new();
+    let mut client_done = false;
+    loop {
+        ranges.clear();
+        let used = decoder
+            .decode(&up.buf, &mut ranges)
+            .map_err(|e| Cut::Upstream(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+        frames.clear();
+        let mut size_at = Vec::with_capacity(ranges.len());
+        for r in &ranges {
+            meter.data(&up.buf[r.clone()]);
+            let mut line = [0u8; 18];
+            let from = frames.len();
+            frames.extend_from_slice(chunked::size_line(r.len(), &mut line));
+            size_at.push(from..frames.len());
+        }
+        let h = head.take().unwrap_or_default();
+        let mut slices = Vec::with_capacity(2 + 3 * ranges.len());
+        slices.push(IoSlice::new(&h));
+        for (r, s) in ranges.iter().zip(&size_at) {
+            slices.push(IoSlice::new(&frames[s.clone()]));
+            slices.push(IoSlice::new(&up.buf[r.clone()]));
+            slices.push(IoSlice::new(b"\r\n"));
+        }
+        if decoder.is_done() {
+            slices.push(IoSlice::new(b"0\r\n\r\n"));
+        }
+        write_all_vectored(io, &mut slices)
+            .await
+            .map_err(Cut::Client)?;
+        drop(slices);
+        up.buf.drain(..used);
+        if decoder.is_done() {
+            return Ok(Ended::Complete);
+        }
+        match watched.as_deref_mut() {
+            None => read_more(up).await?,
+            Some(client_buf) => {
+                // Nothing held while idle: the buffers are given back between events.
+                up.buf = Vec::new();
+                if client_buf.is_empty() {
+                    *client_buf = Vec::new();
+                }
+                let read = read_idle(&mut up.io, &mut up.buf);
+                tokio::select! {
+                    r = read => match r {
+                        Ok(0) => return Err(Cut::Upstream(io::ErrorKind::UnexpectedEof.into())),
+                        Ok(_) => {}
+                        Err(e) => return Err(Cut::Upstream(e)),
+                    },
+                    r = read_idle(io, client_buf), if !client_done => match r {
+                        // Bytes of a pipelined request stay for after the stream.
+                        Ok(n) if n > 0 => client_done = client_buf.len() > 64 * 1024,
+                        _ => return Ok(Ended::ClientGone),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// Reads more of a body into the (empty or partly used) upstream buffer; the end of the
+/// connection here is a cut.
+async fn read_more(up: &mut Upstream1) -> Result<(), Cut> {
+    if up.buf.capacity() - up.buf.len() < UPSTREAM_BUF / 2 {
+        up.buf.reserve(UPSTREAM_BUF);
+    }
+    match up.io.read_buf(&mut up.buf).await {
+        Ok(0) => Err(Cut::Upstream(io::ErrorKind::UnexpectedEof.into())),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Cut::Upstream(e)),
+    }
+}
+
+/// Reads what is there into `into` through a buffer on the stack, so nothing is allocated
+/// while waiting (an idle watch holds no buffer).
+async fn read_idle<R: AsyncRead + Unpin>(r: &mut R, into: &mut Vec<u8>) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut stack = [0u8; IDLE_READ];
+        let mut rb = ReadBuf::new(&mut stack);
+        match std::pin::Pin::new(&mut *r).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                into.extend_from_slice(rb.filled());
+                Poll::Ready(Ok(rb.filled().len()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Writes every slice (one system call when the socket takes it all).
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut slices: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let n = w.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
+/// Writes an answer of kubeguard's own (a `Status`).
+async fn write_own<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    resp: Response<ProxyBody>,
+    head_only: bool,
+    close: bool,
+) -> KeepAlive {
+    let (parts, body) = resp.into_parts();
+    let body = match &body {
+        ProxyBody::Own(full) => crate::proxy::full_bytes(full).unwrap_or_default(),
+        ProxyBody::Upstream { .. } => Bytes::new(),
+    };
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut headers = parts.headers;
+    headers.remove(http::header::CONTENT_LENGTH);
+    head::write_headers(&mut out, &headers);
+    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    out.extend_from_slice(b"\r\ncontent-length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    let body: &[u8] = if head_only { &[] } else { &body };
+    write_all_vectored(io, &mut [IoSlice::new(&out), IoSlice::new(body)])
+        .await
+        .is_ok()
+        && !close
+}

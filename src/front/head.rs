@@ -1,0 +1,515 @@
+//! Message heads of the front end: a client's request head, read for the pipeline and
+//! rewritten for the upstream; the upstream's response head, rewritten for the client. Only
+//! hop-by-hop headers and the identity headers a client may not send change (RFC 9110 §7.6.1,
+//! k8s-facts §4); every other header travels as the bytes it came as.
+
+use std::ops::Range;
+
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use http::{Method, StatusCode};
+
+/// Header fields of one head the front end parses at most; a head with more goes to hyper.
+pub const MAX_HEADERS: usize = 64;
+
+/// A request head the front end serves itself.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// Bytes of the head, up to and including its final CRLF.
+    pub len: usize,
+    pub method: Method,
+    /// The request target (origin-form) within the buffer it was parsed from.
+    pub target: Range<usize>,
+    /// The headers the pipeline reads: `Authorization`, `User-Agent`, `Audit-ID`,
+    /// `Impersonate-*`. Everything else only travels.
+    pub headers: HeaderMap,
+    /// The headers that travel upstream as they came, each `name: value\r\n`.
+    pub forward: Vec<u8>,
+    /// The client asked to close the connection after this request.
+    pub close: bool,
+}
+
+/// What a buffer holds.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    Mine(RequestHead),
+    /// A request the front end leaves to hyper: another protocol version, a body, an upgrade,
+    /// `Expect`, a head it does not parse, or anything unusual. hyper serves it, or answers it
+    /// with the error the HTTP/1.1 rules call for.
+    NotMine,
+}
+
+/// Parses a request head at the start of `buf`.
+pub fn parse_request(buf: &[u8]) -> Parsed {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::NotMine,
+    };
+    if req.version != Some(1) {
+        return Parsed::NotMine;
+    }
+    let method = match req.method {
+        Some("GET") => Method::GET,
+        Some("HEAD") => Method::HEAD,
+        _ => return Parsed::NotMine,
+    };
+    let Some(path) = req.path else {
+        return Parsed::NotMine;
+    };
+    if !path.starts_with('/') || !path.bytes().all(plain_target_byte) {
+        return Parsed::NotMine;
+    }
+    let target_start = path.as_ptr() as usize - buf.as_ptr() as usize;
+    let target = target_start..target_start + path.len();
+
+    // First pass: what the head asks of this hop.
+    let mut close = false;
+    let mut named: Vec<&[u8]> = Vec::new();
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Parsed::NotMine;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
+                    named.push(token);
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"upgrade")
+            || name.eq_ignore_ascii_case(b"expect")
+            || (name.eq_ignore_ascii_case(b"content-length") && h.value.trim_ascii() != b"0")
+        {
+            return Parsed::NotMine;
+        }
+    }
+
+    // Second pass: what the pipeline reads, and what travels.
+    let mut headers = HeaderMap::new();
+    let mut forward = Vec::with_capacity(len);
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if named.iter().any(|n| n.eq_ignore_ascii_case(name)) || is_hop_or_host(name) {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"authorization") {
+            if !insert(&mut headers, AUTHORIZATION, h.value) {
+                return Parsed::NotMine;
+            }
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"audit-id") {
+            if !insert(&mut headers, crate::proxy::AUDIT_ID, h.value) {
+                return Parsed::NotMine;
+            }
+            continue;
+        }
+        if starts_with_ignore_case(name, b"impersonate-") {
+            // Read by the identity step, never forwarded (k8s-facts §4).
+            let Ok(n) = HeaderName::from_bytes(name) else {
+                return Parsed::NotMine;
+            };
+            if !insert(&mut headers, n, h.value) {
+                return Parsed::NotMine;
+            }
+            continue;
+        }
+        if starts_with_ignore_case(name, b"x-remote-") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"user-agent") && !insert(&mut headers, USER_AGENT, h.value) {
+            return Parsed::NotMine;
+        }
+        forward.extend_from_slice(name);
+        forward.extend_from_slice(b": ");
+        forward.extend_from_slice(h.value);
+        forward.extend_from_slice(b"\r\n");
+    }
+    Parsed::Mine(RequestHead {
+        len,
+        method,
+        target,
+        headers,
+        forward,
+        close,
+    })
+}
+
+/// Appends a header the pipeline reads; false when its value is not a valid header value.
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: &[u8]) -> bool {
+    match HeaderValue::from_bytes(value) {
+        Ok(v) => {
+            headers.append(name, v);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Bytes of an origin-form target the front end passes on as they are: RFC 3986's unreserved,
+/// sub-delims, `:@/?%`. Anything else (spaces, quotes, non-ASCII, `#`) is left to hyper's rules.
+fn plain_target_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
+}
+
+fn starts_with_ignore_case(name: &[u8], prefix: &[u8]) -> bool {
+    name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), `Host` (the upstream hop names its own) and the
+/// framing headers the front end writes itself.
+fn is_hop_or_host(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 10] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// The request head kubeguard sends upstream.
+pub fn upstream_request(
+    method: &Method,
+    prefix: &str,
+    path: &str,
+    query: Option<&str>,
+    authority: &str,
+    forward: &[u8],
+    extra: &HeaderMap,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + path.len() + forward.len() + 64 * (extra.len() + 1));
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(path.as_bytes());
+    if let Some(q) = query {
+        out.push(b'?');
+        out.extend_from_slice(q.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(forward);
+    write_headers(&mut out, extra);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Appends `name: value\r\n` for each header.
+pub fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// How a response body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: an answer to HEAD, 1xx, 204, 304.
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes the connection.
+    Close,
+}
+
+/// An upstream response head, rewritten for the client.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// Bytes of the head, up to and including its final CRLF.
+    pub len: usize,
+    pub status: StatusCode,
+    pub framing: Framing,
+    /// The upstream will close the connection after this response.
+    pub close: bool,
+    /// The upstream's `Content-Type`, if any.
+    pub content_type: Option<String>,
+    pub has_audit_id: bool,
+    /// The status line and the headers that travel, without the final CRLF.
+    pub out: Vec<u8>,
+}
+
+/// What a buffer of upstream bytes holds.
+#[derive(Debug)]
+pub enum ParsedResponse {
+    Partial,
+    Head(ResponseHead),
+    /// A 1xx other than 101 of this many bytes: skipped, the real answer follows.
+    Informational(usize),
+    Invalid(&'static str),
+}
+
+/// Parses a response head at the start of `buf`, for a request made with `method`.
+pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS * 2];
+    let mut resp = httparse::Response::new(&mut fields);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return ParsedResponse::Partial,
+        Err(_) => return ParsedResponse::Invalid("malformed response head"),
+    };
+    let Some(code) = resp.code else {
+        return ParsedResponse::Invalid("no status code");
+    };
+    let Ok(status) = StatusCode::from_u16(code) else {
+        return ParsedResponse::Invalid("bad status code");
+    };
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return ParsedResponse::Invalid("101 to a request without Upgrade");
+    }
+    if status.is_informational() {
+        return ParsedResponse::Informational(len);
+    }
+    let mut close = resp.version == Some(0);
+    let mut chunked = false;
+    let mut length: Option<u64> = None;
+    let mut named: Vec<&[u8]> = Vec::new();
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    if resp.version == Some(0) {
+                        close = false;
+                    }
+                } else if !token.is_empty() {
+                    named.push(token);
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return ParsedResponse::Invalid("transfer coding other than chunked");
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            for v in h.value.split(|&b| b == b',') {
+                let Some(n) = std::str::from_utf8(v.trim_ascii())
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                else {
+                    return ParsedResponse::Invalid("bad Content-Length");
+                };
+                if length.is_some_and(|l| l != n) {
+                    return ParsedResponse::Invalid("conflicting Content-Length");
+                }
+                length = Some(n);
+            }
+        }
+    }
+    let no_body = *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = match (no_body, chunked, length) {
+        (true, _, _) => Framing::None,
+        (false, true, _) => Framing::Chunked,
+        (false, false, Some(n)) => Framing::Length(n),
+        (false, false, None) => Framing::Close,
+    };
+
+    let mut out = Vec::with_capacity(len + 128);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut content_type = None;
+    let mut has_audit_id = false;
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        if is_hop_or_host(name) && !name.eq_ignore_ascii_case(b"host") {
+            continue;
+        }
+        if named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        // With chunked coding a Content-Length is wrong and never travels (RFC 9112 §6.3).
+        if chunked && name.eq_ignore_ascii_case(b"content-length") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"content-type") {
+            content_type = std::str::from_utf8(h.value).ok().map(str::to_owned);
+        } else if name.eq_ignore_ascii_case(b"audit-id") {
+            has_audit_id = true;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    ParsedResponse::Head(ResponseHead {
+        len,
+        status,
+        framing,
+        close,
+        content_type,
+        has_audit_id,
+        out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mine(raw: &[u8]) -> RequestHead {
+        match parse_request(raw) {
+            Parsed::Mine(h) => h,
+            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(raw)),
+        }
+    }
+
+    #[test]
+    fn a_plain_get_travels_with_its_headers_minus_hop_by_hop_and_identity() {
+        let raw = b"GET /api/v1/pods?limit=500 HTTP/1.1\r\nHost: kubeguard:8443\r\n\
+            Accept: application/json\r\nAuthorization: Bearer t0k\r\nUser-Agent: kubectl/v1.32\r\n\
+            Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nTE: trailers\r\n\
+            Impersonate-User: system:admin\r\nX-Remote-User: root\r\nAudit-ID: abc-1\r\n\r\nNEXT";
+        let h = mine(raw);
+        assert_eq!(&raw[h.len..], b"NEXT");
+        assert_eq!(h.method, Method::GET);
+        assert_eq!(&raw[h.target.clone()], b"/api/v1/pods?limit=500");
+        assert_eq!(
+            String::from_utf8(h.forward.clone()).unwrap(),
+            "Accept: application/json\r\nUser-Agent: kubectl/v1.32\r\n"
+        );
+        assert_eq!(h.headers[AUTHORIZATION], "Bearer t0k");
+        assert_eq!(h.headers["impersonate-user"], "system:admin");
+        assert_eq!(h.headers["audit-id"], "abc-1");
+        assert_eq!(h.headers[USER_AGENT], "kubectl/v1.32");
+        assert!(!h.close);
+        assert!(mine(b"HEAD / HTTP/1.1\r\nconnection: close\r\n\r\n").close);
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_hyper() {
+        for raw in [
+            &b"POST /api/v1/namespaces HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"[..],
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /exec HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"GET http://x/ HTTP/1.1\r\n\r\n",
+            b"GET /a\"b HTTP/1.1\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+            b"DELETE /api/v1/namespaces/prod HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_request(raw), Parsed::NotMine),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert!(matches!(
+            parse_request(b"GET / HTTP/1.1\r\nHost: x\r\n"),
+            Parsed::Partial
+        ));
+        let many: Vec<u8> = std::iter::once(&b"GET / HTTP/1.1\r\n"[..])
+            .chain(std::iter::repeat_n(&b"a: b\r\n"[..], MAX_HEADERS + 1))
+            .chain(std::iter::once(&b"\r\n"[..]))
+            .flatten()
+            .copied()
+            .collect();
+        assert!(matches!(parse_request(&many), Parsed::NotMine));
+    }
+
+    #[test]
+    fn the_upstream_request_names_the_upstream() {
+        let h = mine(b"GET /api?x=1 HTTP/1.1\r\nHost: kg\r\nAccept: */*\r\n\r\n");
+        let mut extra = HeaderMap::new();
+        extra.insert("audit-id", HeaderValue::from_static("id-1"));
+        let out = upstream_request(
+            &h.method,
+            "/k8s/c1",
+            "/api",
+            Some("x=2"),
+            "10.0.0.1:6443",
+            &h.forward,
+            &extra,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /k8s/c1/api?x=2 HTTP/1.1\r\nhost: 10.0.0.1:6443\r\nAccept: */*\r\naudit-id: id-1\r\n\r\n"
+        );
+    }
+
+    fn head(raw: &[u8], method: &Method) -> ResponseHead {
+        match parse_response(raw, method) {
+            ParsedResponse::Head(h) => h,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let chunked = head(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+              Content-Length: 9\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nAudit-Id: a\r\n\r\n5\r\n",
+            &Method::GET,
+        );
+        assert_eq!(chunked.framing, Framing::Chunked);
+        assert_eq!(chunked.content_type.as_deref(), Some("application/json"));
+        assert!(chunked.has_audit_id && !chunked.close);
+        assert_eq!(
+            String::from_utf8(chunked.out).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAudit-Id: a\r\n"
+        );
+        let sized = head(
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 12\r\n\r\n",
+            &Method::GET,
+        );
+        assert_eq!(sized.framing, Framing::Length(12));
+        assert_eq!(
+            head(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n",
+                &Method::HEAD
+            )
+            .framing,
+            Framing::None
+        );
+        assert_eq!(
+            head(b"HTTP/1.1 304 Not Modified\r\n\r\n", &Method::GET).framing,
+            Framing::None
+        );
+        let closing = head(b"HTTP/1.0 200 OK\r\n\r\n", &Method::GET);
+        assert_eq!(closing.framing, Framing::Close);
+        assert!(closing.close);
+        assert!(matches!(
+            parse_response(b"HTTP/1.1 100 Continue\r\n\r\n", &Method::GET),
+            ParsedResponse::Informational(25)
+        ));
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 1, 2\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+        ] {
+            assert!(matches!(
+                parse_response(bad, &Method::GET),
+                ParsedResponse::Invalid(_)
+            ));
+        }
+    }
+}
