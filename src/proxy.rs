@@ -206,10 +206,10 @@ impl Proxy {
         self.observe(api.as_ref(), caller.as_ref(), &audit_id, resp, start)
     }
 
-    /// `handle` up to the forward, for a request the HTTP/1.1 front end (`front/`) reads
-    /// itself: classify, admit, identify, decide. Answers kubeguard gives itself come back
-    /// complete (Audit-ID, ledger, metrics); a forward comes back with what its answer needs.
-    pub(crate) async fn prepare(
+    /// `handle` up to the decide step, for a request the HTTP/1.1 front end (`front/`) reads
+    /// itself: classify, admit, identify. Answers kubeguard gives itself come back complete
+    /// (Audit-ID, ledger, metrics).
+    pub(crate) async fn admit_request(
         &self,
         method: &http::Method,
         path: &str,
@@ -217,11 +217,11 @@ impl Proxy {
         headers: &HeaderMap,
         conn: &ConnInfo,
         start: Instant,
-    ) -> Prepared {
+    ) -> Result<Admitted, Response<ProxyBody>> {
         let classified = classify(method, path, query);
         let admitted = match self.admit(classified.as_ref().ok()) {
             Ok(admitted) => admitted,
-            Err(shed) => return Prepared::Answer(shed.to_status().into_response()),
+            Err(shed) => return Err(shed.to_status().into_response()),
         };
         let audit_id = crate::identity::audit_id(headers);
         let api = match classified {
@@ -234,26 +234,67 @@ impl Proxy {
                     crate::policy::engine::DECISION_HEADER.clone(),
                     HeaderValue::from_static("forward"),
                 );
-                return Prepared::Answer(self.conclude(None, None, &audit_id, resp, start));
+                return Err(self.conclude(None, None, &audit_id, resp, start));
             }
         };
-        let caller = match self.auth.identify(headers, conn).await {
-            Ok(c) => c,
-            Err(e) => {
-                let resp = e.status().into_response();
-                return Prepared::Answer(self.conclude(Some(&api), None, &audit_id, resp, start));
-            }
-        };
-        match self.decide(&api, &caller, headers, query, None).await {
-            Decided::Answer(resp) => {
-                Prepared::Answer(self.conclude(Some(&api), Some(&caller), &audit_id, resp, start))
-            }
-            Decided::Forward(fwd) => Prepared::Forward(Prepared1 {
+        match self.auth.identify(headers, conn).await {
+            Ok(caller) => Ok(Admitted {
                 api,
                 caller,
-                fwd,
                 admitted,
                 audit_id,
+            }),
+            Err(e) => {
+                let resp = e.status().into_response();
+                Err(self.conclude(Some(&api), None, &audit_id, resp, start))
+            }
+        }
+    }
+
+    /// The most of a request body a guard reads before deciding, when one must see it.
+    pub(crate) fn guard_body_limit(&self, api: &ApiRequest) -> Option<usize> {
+        self.engine.guards.body_limit(api)
+    }
+
+    /// The answer to a body larger than a guard reads (as `read_body_for_guards` gives it).
+    pub(crate) fn body_too_large(
+        &self,
+        a: Admitted,
+        limit: usize,
+        start: Instant,
+    ) -> Response<ProxyBody> {
+        let resp = Status::failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("kubeguard: request body not read: length limit exceeded ({limit} bytes)"),
+        )
+        .into_response();
+        self.conclude(Some(&a.api), Some(&a.caller), &a.audit_id, resp, start)
+    }
+
+    /// The decide step for an admitted request of the front end; `body` when a guard needed it.
+    pub(crate) async fn decide_admitted(
+        &self,
+        a: Admitted,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        body: Option<&Bytes>,
+        start: Instant,
+    ) -> Prepared {
+        match self.decide(&a.api, &a.caller, headers, query, body).await {
+            Decided::Answer(resp) => Prepared::Answer(self.conclude(
+                Some(&a.api),
+                Some(&a.caller),
+                &a.audit_id,
+                resp,
+                start,
+            )),
+            Decided::Forward(fwd) => Prepared::Forward(Prepared1 {
+                api: a.api,
+                caller: a.caller,
+                fwd,
+                admitted: a.admitted,
+                audit_id: a.audit_id,
             }),
         }
     }
@@ -1113,6 +1154,15 @@ pub(crate) enum Prepared {
     /// kubeguard's own answer, complete.
     Answer(Response<ProxyBody>),
     Forward(Prepared1),
+}
+
+/// A request past the classify, admit and identify steps.
+pub(crate) struct Admitted {
+    pub api: ApiRequest,
+    pub caller: Caller,
+    /// The whole-process in-flight slot (`limits.maxInflight`).
+    pub admitted: Option<InflightPermit>,
+    pub audit_id: HeaderValue,
 }
 
 /// A request on its way upstream, with what its answer needs.

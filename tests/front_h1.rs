@@ -140,6 +140,34 @@ async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, V
                 let n = s.read(&mut b).await.ok().filter(|&n| n > 0)?;
                 buf.extend_from_slice(&b[..n]);
             }
+            let chunked = head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked");
+            if chunked {
+                buf.drain(..end + 4);
+                let mut body = Vec::new();
+                loop {
+                    while !buf.windows(2).any(|w| w == b"\r\n") {
+                        let mut b = [0u8; 4096];
+                        let n = s.read(&mut b).await.ok().filter(|&n| n > 0)?;
+                        buf.extend_from_slice(&b[..n]);
+                    }
+                    let eol = buf.windows(2).position(|w| w == b"\r\n").unwrap();
+                    let size =
+                        usize::from_str_radix(std::str::from_utf8(&buf[..eol]).ok()?.trim(), 16)
+                            .ok()?;
+                    while buf.len() < eol + 2 + size + 2 {
+                        let mut b = [0u8; 4096];
+                        let n = s.read(&mut b).await.ok().filter(|&n| n > 0)?;
+                        buf.extend_from_slice(&b[..n]);
+                    }
+                    body.extend_from_slice(&buf[eol + 2..eol + 2 + size]);
+                    buf.drain(..eol + 2 + size + 2);
+                    if size == 0 {
+                        return Some((head, body));
+                    }
+                }
+            }
             let body = buf[end + 4..end + 4 + len].to_vec();
             buf.drain(..end + 4 + len);
             return Some((head, body));
@@ -381,26 +409,57 @@ async fn an_upstream_connection_closed_while_idle_is_replaced_unseen() {
 }
 
 #[tokio::test]
-async fn a_request_with_a_body_hands_the_connection_to_hyper() {
+async fn bodies_pass_on_the_same_upstream_connection_and_chunked_ones_go_to_hyper() {
     let script = start_script().await;
     let (kg, addr) = kubeguard_before(&script).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut buf = Vec::new();
+    // A body larger than one read, sent in two parts.
+    let big = "x".repeat(200_000);
     s.write_all(
-        b"GET /len HTTP/1.1\r\nHost: kg\r\n\r\nPOST /post HTTP/1.1\r\nHost: kg\r\n\
-          Content-Length: 11\r\n\r\nhello world",
+        format!(
+            "GET /len HTTP/1.1\r\nHost: kg\r\n\r\nPOST /post HTTP/1.1\r\nHost: kg\r\n\
+             Content-Length: {}\r\n\r\n{}",
+            big.len() + 6,
+            &big[..1000]
+        )
+        .as_bytes(),
     )
     .await
     .unwrap();
     assert_eq!(read_answer(&mut s, &mut buf, false).await.code, 200);
+    s.write_all(format!("{}-tail!", &big[1000..]).as_bytes())
+        .await
+        .unwrap();
     let b = read_answer(&mut s, &mut buf, false).await;
-    assert_eq!((b.code, b.body.as_slice()), (201, &b"hello world"[..]));
-    // hyper serves the rest of the connection.
+    assert_eq!(b.code, 201);
+    assert_eq!(b.body, format!("{big}-tail!").as_bytes());
+    let conns: Vec<usize> = script
+        .heads
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, h)| h.starts_with("GET /len") || h.starts_with("POST /post"))
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(conns.len(), 2);
+    assert_eq!(
+        conns[0], conns[1],
+        "the write went on the connection's own upstream connection"
+    );
+    // A chunked request body is hyper's: it serves the rest of the connection.
+    s.write_all(
+        b"POST /post HTTP/1.1\r\nHost: kg\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let c = read_answer(&mut s, &mut buf, false).await;
+    assert_eq!((c.code, c.body.as_slice()), (201, &b"hello"[..]));
     s.write_all(b"GET /chunked HTTP/1.1\r\nHost: kg\r\n\r\n")
         .await
         .unwrap();
-    let c = read_answer(&mut s, &mut buf, false).await;
-    assert_eq!(c.body, b"{\"a\":1}\n{\"b\":22}");
+    let d = read_answer(&mut s, &mut buf, false).await;
+    assert_eq!(d.body, b"{\"a\":1}\n{\"b\":22}");
     kg.shutdown().await;
 }
 

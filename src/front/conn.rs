@@ -32,8 +32,10 @@ pub struct FrontOptions {
     pub max_header_bytes: usize,
 }
 
-/// Read buffer of an upstream connection while it answers a short request.
-const UPSTREAM_BUF: usize = 32 * 1024;
+/// Read buffer of an upstream connection for a response head (and a small body with it).
+const UPSTREAM_BUF: usize = 16 * 1024;
+/// Read buffer of an upstream connection for a body that did not come with its head.
+const BODY_BUF: usize = 64 * 1024;
 /// What is read at once from a stream that is mostly idle (a watch): on the stack, so an idle
 /// watch holds no read buffer.
 const IDLE_READ: usize = 16 * 1024;
@@ -125,16 +127,24 @@ impl Conn {
                 }
                 deadline.get_or_insert_with(|| Instant::now() + opts.header_read_timeout);
             }
-            if self.buf.capacity() - self.buf.len() < 1024 {
+            let idle = self.buf.is_empty();
+            if idle {
+                // Between requests nothing is held: the next head is read through the stack.
+                self.buf = Vec::new();
+            } else if self.buf.capacity() - self.buf.len() < 1024 {
                 self.buf.reserve(4096);
             }
-            let idle = self.buf.is_empty();
             let read = async {
+                let read = async {
+                    if idle {
+                        read_idle(io, &mut self.buf).await
+                    } else {
+                        io.read_buf(&mut self.buf).await
+                    }
+                };
                 match deadline {
-                    Some(d) => tokio::time::timeout_at(d.into(), io.read_buf(&mut self.buf))
-                        .await
-                        .ok(),
-                    None => Some(io.read_buf(&mut self.buf).await),
+                    Some(d) => tokio::time::timeout_at(d.into(), read).await.ok(),
+                    None => Some(read.await),
                 }
             };
             let n = tokio::select! {
@@ -163,98 +173,206 @@ impl Conn {
         let inflight = InflightGuard::new(proxy.metrics());
         let close = req.close;
         let head_only = req.method == Method::HEAD;
-        let (prepared, upstream_head) = {
-            let target = std::str::from_utf8(&self.buf[req.target.clone()]).unwrap_or("/");
-            let (path, query) = match target.split_once('?') {
-                Some((p, q)) => (p, Some(q)),
-                None => (target, None),
-            };
-            let prepared = proxy
-                .prepare(&req.method, path, query, &req.headers, &self.conn, start)
-                .await;
-            let p = match prepared {
-                Prepared::Answer(resp) => {
-                    self.buf.drain(..req.len);
-                    drop(inflight);
-                    return write_own(io, resp, head_only, close).await;
-                }
-                Prepared::Forward(p) => p,
-            };
-            // Credentials as the identity step decided (the client's own, or kubeguard's with
-            // Impersonate-*), and the Audit-ID the apiserver records.
-            let mut extra = HeaderMap::new();
-            if let Some(auth) = req.headers.remove(AUTHORIZATION) {
-                extra.insert(AUTHORIZATION, auth);
-            }
-            if let Err(resp) = proxy
-                .apply_credentials(&p.caller, &mut extra, &self.conn)
-                .await
-            {
-                self.buf.drain(..req.len);
-                let resp = proxy.failed_forward(p, resp, start);
-                drop(inflight);
-                return write_own(io, resp, head_only, close).await;
-            }
-            extra.insert(AUDIT_ID, p.audit_id.clone());
-            let upstream = proxy.upstream();
-            let query = p.fwd.rewrite.as_deref().or(query);
-            let head = head::upstream_request(
-                &req.method,
-                upstream.prefix(),
-                path,
-                query,
-                upstream.authority().as_str(),
-                &req.forward,
-                &extra,
-            );
-            (p, head)
-        };
+        let target = String::from_utf8_lossy(&self.buf[req.target.clone()]).into_owned();
         self.buf.drain(..req.len);
-        let p = prepared;
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target.as_str(), None),
+        };
+        let a = match proxy
+            .admit_request(&req.method, path, query, &req.headers, &self.conn, start)
+            .await
+        {
+            Ok(a) => a,
+            Err(resp) => {
+                drop(inflight);
+                return self.answer(io, resp, head_only, close, req.body_len).await;
+            }
+        };
+        // A guard that must see the body (the delete guard reads DeleteOptions) gets at most
+        // its limit, read before deciding; a larger body is refused with 413.
+        let held = match proxy.guard_body_limit(&a.api) {
+            Some(limit) if req.body_len > 0 => {
+                if req.body_len > limit as u64 {
+                    drop(inflight);
+                    let resp = proxy.body_too_large(a, limit, start);
+                    // The body is not read: the connection cannot go on.
+                    write_own(io, resp, head_only, true).await;
+                    return false;
+                }
+                match self.read_body(io, req.body_len as usize).await {
+                    Some(body) => Some(body),
+                    None => return false,
+                }
+            }
+            _ => None,
+        };
+        let unread = if held.is_some() { 0 } else { req.body_len };
+        let p = match proxy
+            .decide_admitted(a, &req.headers, query, held.as_ref(), start)
+            .await
+        {
+            Prepared::Answer(resp) => {
+                drop(inflight);
+                return self.answer(io, resp, head_only, close, unread).await;
+            }
+            Prepared::Forward(p) => p,
+        };
+        // Credentials as the identity step decided (the client's own, or kubeguard's with
+        // Impersonate-*), and the Audit-ID the apiserver records.
+        let mut extra = HeaderMap::new();
+        if let Some(auth) = req.headers.remove(AUTHORIZATION) {
+            extra.insert(AUTHORIZATION, auth);
+        }
+        if let Err(resp) = proxy
+            .apply_credentials(&p.caller, &mut extra, &self.conn)
+            .await
+        {
+            let resp = proxy.failed_forward(p, resp, start);
+            drop(inflight);
+            return self.answer(io, resp, head_only, close, unread).await;
+        }
+        extra.insert(AUDIT_ID, p.audit_id.clone());
+        let upstream = proxy.upstream();
+        let head = head::upstream_request(
+            &req.method,
+            upstream.prefix(),
+            path,
+            p.fwd.rewrite.as_deref().or(query),
+            upstream.authority().as_str(),
+            &req.forward,
+            &extra,
+        );
+        let body = match held {
+            Some(bytes) => RequestBody::Held(bytes),
+            None if unread > 0 => RequestBody::Stream(unread),
+            None => RequestBody::None,
+        };
         let long_running = p.api.is_long_running();
         let timeout = (!long_running).then_some(proxy.settings().response_header_timeout);
+        let exchange = self.exchange(io, &head, &req.method, body);
         let answer = match timeout {
-            Some(t) => tokio::time::timeout(t, self.exchange(&upstream_head, &req.method))
+            Some(t) => tokio::time::timeout(t, exchange)
                 .await
-                .unwrap_or(Err(UpstreamError::Timeout(t))),
-            None => self.exchange(&upstream_head, &req.method).await,
+                .unwrap_or(Err(Failed::Upstream(UpstreamError::Timeout(t)))),
+            None => exchange.await,
         };
         let resp_head = match answer {
             Ok(h) => h,
-            Err(e) => {
+            Err(Failed::Upstream(e)) => {
                 self.up = None;
                 let resp = proxy.upstream_failure(e);
                 let resp = proxy.failed_forward(p, resp, start);
                 drop(inflight);
-                return write_own(io, resp, head_only, close).await;
+                // A body only partly sent upstream cannot be finished: close after the answer.
+                let body_left = unread > 0;
+                return write_own(io, resp, head_only, close || body_left).await && !body_left;
+            }
+            Err(Failed::Client) => {
+                self.up = None;
+                return false;
             }
         };
         drop(inflight);
         self.stream_back(io, p, resp_head, close, start).await
     }
 
-    /// Sends the request head on this connection's upstream connection (a new one when there
-    /// is none, or when a kept one turns out closed) and reads the response head.
-    async fn exchange(
+    /// Writes an answer of kubeguard's own to a request whose body (`unread` bytes) was not
+    /// read: a small one is read and dropped so the connection goes on, a large one closes it.
+    async fn answer<IO: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
+        io: &mut IO,
+        resp: Response<ProxyBody>,
+        head_only: bool,
+        close: bool,
+        unread: u64,
+    ) -> KeepAlive {
+        let skip = unread <= SKIP_BODY_MAX && self.skip_body(io, unread).await;
+        write_own(io, resp, head_only, close || !skip).await && skip
+    }
+
+    /// Reads and drops `n` bytes of a request body.
+    async fn skip_body<IO: AsyncRead + Unpin>(&mut self, io: &mut IO, mut n: u64) -> bool {
+        loop {
+            let have = self.buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+            self.buf.drain(..have);
+            n -= have as u64;
+            if n == 0 {
+                return true;
+            }
+            if !matches!(read_idle(io, &mut self.buf).await, Ok(r) if r > 0) {
+                return false;
+            }
+        }
+    }
+
+    /// Reads a whole request body of `n` bytes (already checked against a guard's limit).
+    async fn read_body<IO: AsyncRead + Unpin>(&mut self, io: &mut IO, n: usize) -> Option<Bytes> {
+        while self.buf.len() < n {
+            self.buf.reserve(n - self.buf.len());
+            match io.read_buf(&mut self.buf).await {
+                Ok(r) if r > 0 => {}
+                _ => return None,
+            }
+        }
+        let body = Bytes::copy_from_slice(&self.buf[..n]);
+        self.buf.drain(..n);
+        Some(body)
+    }
+
+    /// Sends the request on this connection's upstream connection (a new one when there is
+    /// none or a kept one turns out closed) and reads the response head.
+    async fn exchange<IO: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut IO,
         request: &[u8],
         method: &Method,
-    ) -> Result<ResponseHead, UpstreamError> {
+        body: RequestBody,
+    ) -> Result<ResponseHead, Failed> {
+        // A GET or HEAD is sent again on a new connection when a kept one fails before any
+        // answer (the apiserver closed it while idle); a write is not: a kept connection is
+        // checked before it is used instead.
+        let idempotent = matches!(body, RequestBody::None)
+            && (*method == Method::GET || *method == Method::HEAD);
         loop {
+            if !idempotent && self.up.as_mut().is_some_and(|up| looks_closed(&mut up.io)) {
+                self.up = None;
+            }
             let fresh = self.up.is_none();
             let up = match &mut self.up {
                 Some(up) => up,
                 None => self.up.insert(Upstream1 {
-                    io: self.proxy.upstream().connect_h1().await?,
+                    io: self
+                        .proxy
+                        .upstream()
+                        .connect_h1()
+                        .await
+                        .map_err(Failed::Upstream)?,
                     buf: Vec::new(),
                 }),
             };
-            // A kept connection the apiserver closed while it was idle fails at once, before
-            // any answer: a GET or HEAD is safe to send again on a new one.
-            if let Err(e) = up.io.write_all(request).await {
+            let sent = match &body {
+                RequestBody::None => up.io.write_all(request).await,
+                RequestBody::Held(bytes) => {
+                    write_all_vectored(
+                        &mut up.io,
+                        &mut [IoSlice::new(request), IoSlice::new(bytes)],
+                    )
+                    .await
+                }
+                RequestBody::Stream(n) => {
+                    return match stream_body(io, &mut self.buf, up, request, *n).await {
+                        Ok(()) => read_response_head(up, method)
+                            .await
+                            .map_err(|e| Failed::Upstream(UpstreamError::Request(e.why))),
+                        Err(e) => Err(e),
+                    };
+                }
+            };
+            if let Err(e) = sent {
                 self.up = None;
-                if fresh {
-                    return Err(UpstreamError::Request(e.to_string()));
+                if fresh || !idempotent {
+                    return Err(Failed::Upstream(UpstreamError::Request(e.to_string())));
                 }
                 continue;
             }
@@ -262,8 +380,8 @@ impl Conn {
                 Ok(head) => return Ok(head),
                 Err(e) => {
                     self.up = None;
-                    if fresh || !e.before_answer {
-                        return Err(UpstreamError::Request(e.why));
+                    if fresh || !idempotent || !e.before_answer {
+                        return Err(Failed::Upstream(UpstreamError::Request(e.why)));
                     }
                 }
             }
@@ -347,6 +465,9 @@ impl Conn {
                 meter.ended();
                 if resp.close || resp.framing == Framing::Close || !up.buf.is_empty() {
                     self.up = None;
+                } else {
+                    // An idle upstream connection holds no buffer either.
+                    up.buf = Vec::new();
                 }
                 !close
             }
@@ -374,6 +495,73 @@ impl Conn {
             }
         }
     }
+}
+
+/// The most of an unread request body read and dropped to keep a connection after an answer
+/// of kubeguard's own; a larger one closes the connection instead.
+const SKIP_BODY_MAX: u64 = 64 * 1024;
+
+/// The body of a request on its way upstream.
+enum RequestBody {
+    None,
+    /// Read whole for a guard.
+    Held(Bytes),
+    /// This many bytes still to come from the client, passed on as they arrive.
+    Stream(u64),
+}
+
+/// Why an exchange failed.
+enum Failed {
+    Upstream(UpstreamError),
+    /// The client went away while its body was being passed on.
+    Client,
+}
+
+/// Passes the request head and `n` body bytes (first what is in `client_buf`, then from the
+/// client) to the upstream.
+async fn stream_body<IO: AsyncRead + Unpin>(
+    client: &mut IO,
+    client_buf: &mut Vec<u8>,
+    up: &mut Upstream1,
+    head: &[u8],
+    mut n: u64,
+) -> Result<(), Failed> {
+    let mut head = Some(head);
+    loop {
+        let have = client_buf
+            .len()
+            .min(usize::try_from(n).unwrap_or(usize::MAX));
+        let h = head.take().unwrap_or_default();
+        write_all_vectored(
+            &mut up.io,
+            &mut [IoSlice::new(h), IoSlice::new(&client_buf[..have])],
+        )
+        .await
+        .map_err(|e| Failed::Upstream(UpstreamError::Request(e.to_string())))?;
+        client_buf.drain(..have);
+        n -= have as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        if client_buf.capacity() < BODY_BUF {
+            client_buf.reserve(BODY_BUF);
+        }
+        match client.read_buf(client_buf).await {
+            Ok(r) if r > 0 => {}
+            _ => return Err(Failed::Client),
+        }
+    }
+}
+
+/// Whether a kept upstream connection was closed (or sent something unasked) while idle.
+fn looks_closed(io: &mut H1Io) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut byte = [0u8; 1];
+    let mut rb = ReadBuf::new(&mut byte);
+    !matches!(
+        std::pin::Pin::new(io).poll_read(&mut cx, &mut rb),
+        Poll::Pending
+    )
 }
 
 /// Why a response head could not be read.
@@ -580,8 +768,8 @@ async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
 /// Reads more of a body into the (empty or partly used) upstream buffer; the end of the
 /// connection here is a cut.
 async fn read_more(up: &mut Upstream1) -> Result<(), Cut> {
-    if up.buf.capacity() - up.buf.len() < UPSTREAM_BUF / 2 {
-        up.buf.reserve(UPSTREAM_BUF);
+    if up.buf.capacity() - up.buf.len() < BODY_BUF / 2 {
+        up.buf.reserve(BODY_BUF);
     }
     match up.io.read_buf(&mut up.buf).await {
         Ok(0) => Err(Cut::Upstream(io::ErrorKind::UnexpectedEof.into())),

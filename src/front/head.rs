@@ -16,6 +16,8 @@ pub const MAX_HEADERS: usize = 64;
 pub struct RequestHead {
     /// Bytes of the head, up to and including its final CRLF.
     pub len: usize,
+    /// Bytes of the body that follows (`Content-Length`; 0 without one).
+    pub body_len: u64,
     pub method: Method,
     /// The request target (origin-form) within the buffer it was parsed from.
     pub target: Range<usize>,
@@ -55,6 +57,10 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     let method = match req.method {
         Some("GET") => Method::GET,
         Some("HEAD") => Method::HEAD,
+        Some("POST") => Method::POST,
+        Some("PUT") => Method::PUT,
+        Some("PATCH") => Method::PATCH,
+        Some("DELETE") => Method::DELETE,
         _ => return Parsed::NotMine,
     };
     let Some(path) = req.path else {
@@ -68,6 +74,7 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
 
     // First pass: what the head asks of this hop.
     let mut close = false;
+    let mut body_len: Option<u64> = None;
     let mut named: Vec<&[u8]> = Vec::new();
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -82,10 +89,21 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
                     named.push(token);
                 }
             }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            // One plain decimal length; anything else is hyper's to refuse (request smuggling
+            // hides in repeated or odd lengths, RFC 9112 §6.3).
+            let v = h.value.trim_ascii();
+            if body_len.is_some()
+                || v.is_empty()
+                || v.len() > 18
+                || !v.iter().all(u8::is_ascii_digit)
+            {
+                return Parsed::NotMine;
+            }
+            body_len = Some(v.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')));
         } else if name.eq_ignore_ascii_case(b"transfer-encoding")
             || name.eq_ignore_ascii_case(b"upgrade")
             || name.eq_ignore_ascii_case(b"expect")
-            || (name.eq_ignore_ascii_case(b"content-length") && h.value.trim_ascii() != b"0")
         {
             return Parsed::NotMine;
         }
@@ -134,6 +152,7 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     }
     Parsed::Mine(RequestHead {
         len,
+        body_len: body_len.unwrap_or(0),
         method,
         target,
         headers,
@@ -399,14 +418,22 @@ mod tests {
         assert_eq!(h.headers[USER_AGENT], "kubectl/v1.32");
         assert!(!h.close);
         assert!(mine(b"HEAD / HTTP/1.1\r\nconnection: close\r\n\r\n").close);
+        let post = mine(b"POST /api/v1/namespaces HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
+        assert_eq!((post.method, post.body_len), (Method::POST, 2));
+        assert_eq!(post.forward, b"Content-Length: 2\r\n");
+        assert_eq!(
+            mine(b"DELETE /api/v1/namespaces/prod HTTP/1.1\r\n\r\n").body_len,
+            0
+        );
     }
 
     #[test]
     fn anything_unusual_is_left_to_hyper() {
         for raw in [
-            &b"POST /api/v1/namespaces HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"[..],
+            &b"POST /api/v1/namespaces HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\n{}"[..],
+            b"PUT /api/v1/namespaces/a HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
             b"GET / HTTP/1.0\r\n\r\n",
-            b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            b"OPTIONS / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET /exec HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
@@ -414,7 +441,6 @@ mod tests {
             b"GET /a\"b HTTP/1.1\r\n\r\n",
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
             b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
-            b"DELETE /api/v1/namespaces/prod HTTP/1.1\r\n\r\n",
         ] {
             assert!(
                 matches!(parse_request(raw), Parsed::NotMine),
