@@ -261,3 +261,74 @@ async fn past_max_long_running_a_stream_gets_429_until_one_closes() {
     kg.shutdown().await;
     sim.shutdown().await;
 }
+
+/// An exec session holds its `maxLongRunning` slot from the 101 until its bridged connection
+/// closes, not just until its response headers.
+#[tokio::test]
+async fn an_exec_session_holds_its_slot_until_it_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (sim, kg, client) = start("limits:\n  maxLongRunning: 1\n").await;
+    let (rv, _) = list(&client).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let name = pod.metadata.name.clone().unwrap();
+    let container = pod.spec.unwrap().containers[0].name.clone();
+    let mut attached = pods
+        .exec(
+            &name,
+            ["sh"],
+            &kube::api::AttachParams::default()
+                .container(container)
+                .stdin(true)
+                .stderr(false),
+        )
+        .await
+        .unwrap();
+    let mut stdin = attached.stdin().unwrap();
+    let mut stdout = attached.stdout().unwrap();
+    stdin.write_all(b"echo ping\n").await.unwrap();
+    let mut echoed = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, b"ping\n");
+    wait_open_streams(&kg, 1).await;
+
+    // The one slot is the session's: a watch is refused meanwhile.
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kg.client_kubeconfig(), &Default::default())
+            .await
+            .unwrap();
+    config.default_retry = false;
+    let no_retry = kube::Client::try_from(config).unwrap();
+    match watch(&no_retry, &rv).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 429, "{s:?}"),
+        Ok(_) => panic!("a watch was admitted while the exec session holds the only slot"),
+        Err(other) => panic!("expected a Status, got {other:?}"),
+    }
+
+    // `exit` ends the shell, the session closes, and the slot is free again.
+    stdin.write_all(b"exit 0\n").await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = attached.take_status().unwrap().await.unwrap();
+    assert_eq!(status.status.as_deref(), Some("Success"));
+    drop((stdin, attached));
+    wait_open_streams(&kg, 0).await;
+    let w = watch(&no_retry, &rv).await.unwrap();
+    wait_open_streams(&kg, 1).await;
+    drop(w);
+    wait_open_streams(&kg, 0).await;
+    kg.shutdown().await;
+    sim.shutdown().await;
+}
