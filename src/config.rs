@@ -76,6 +76,14 @@ pub struct ServerSection {
     /// Concurrent h2 streams per client connection.
     #[serde(default = "default_h2_streams")]
     pub h2_max_concurrent_streams: u32,
+    /// h2 streams a client opened and cancelled before they were served that may wait at once
+    /// per connection; past it the connection gets GOAWAY (rapid reset, CVE-2023-44487).
+    #[serde(default = "default_h2_pending_accept_resets")]
+    pub h2_max_pending_accept_resets: usize,
+    /// h2 streams kubeguard reset because the client broke the protocol, per connection; past
+    /// it the connection gets GOAWAY ("MadeYouReset", CVE-2025-8671).
+    #[serde(default = "default_h2_local_error_resets")]
+    pub h2_max_local_error_resets: usize,
     /// On SIGTERM, how long in-flight requests may finish before remaining streams are closed.
     #[serde(default = "default_grace", with = "duration")]
     pub shutdown_grace_period: Duration,
@@ -145,6 +153,12 @@ fn default_tls_handshake_timeout() -> Duration {
 }
 fn default_h2_streams() -> u32 {
     ServerLimits::default().h2_max_concurrent_streams
+}
+fn default_h2_pending_accept_resets() -> usize {
+    ServerLimits::default().h2_max_pending_accept_resets
+}
+fn default_h2_local_error_resets() -> usize {
+    ServerLimits::default().h2_max_local_error_resets
 }
 fn default_grace() -> Duration {
     Duration::from_secs(30)
@@ -255,6 +269,21 @@ impl FileConfig {
                 "must be at least 1".into(),
             ));
         }
+        // 0 would GOAWAY a connection at its first cancelled stream: every client cancels some.
+        for (key, value) in [
+            (
+                "server.h2MaxPendingAcceptResets",
+                self.server.h2_max_pending_accept_resets,
+            ),
+            (
+                "server.h2MaxLocalErrorResets",
+                self.server.h2_max_local_error_resets,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
         Ok(())
     }
 
@@ -265,6 +294,8 @@ impl FileConfig {
             header_read_timeout: self.server.header_read_timeout,
             max_header_bytes: self.server.max_header_bytes,
             h2_max_concurrent_streams: self.server.h2_max_concurrent_streams,
+            h2_max_pending_accept_resets: self.server.h2_max_pending_accept_resets,
+            h2_max_local_error_resets: self.server.h2_max_local_error_resets,
         }
     }
 
@@ -422,6 +453,55 @@ mod tests {
         assert_eq!(duration::parse("2").unwrap(), Duration::from_secs(2));
         assert!(duration::parse("-1s").is_err());
         assert!(duration::parse("1y").is_err());
+    }
+
+    #[test]
+    fn h2_reset_limits_load_with_defaults_and_name_their_key() {
+        let limits = FileConfig::from_yaml("", "x").unwrap().limits();
+        assert_eq!(
+            (
+                limits.h2_max_pending_accept_resets,
+                limits.h2_max_local_error_resets
+            ),
+            (20, 1024)
+        );
+        let c = FileConfig::from_yaml(
+            "server:\n  h2MaxPendingAcceptResets: 5\n  h2MaxLocalErrorResets: 64\n",
+            "x",
+        )
+        .unwrap();
+        let limits = c.limits();
+        assert_eq!(limits.h2_max_pending_accept_resets, 5);
+        assert_eq!(limits.h2_max_local_error_resets, 64);
+        for (yaml, key) in [
+            (
+                "server:\n  h2MaxPendingAcceptResets: 0\n",
+                "server.h2MaxPendingAcceptResets",
+            ),
+            (
+                "server:\n  h2MaxLocalErrorResets: 0\n",
+                "server.h2MaxLocalErrorResets",
+            ),
+            (
+                "server:\n  h2MaxLocalErrorResets: -3\n",
+                "server.h2MaxLocalErrorResets",
+            ),
+        ] {
+            let err = FileConfig::from_yaml(yaml, "x").unwrap_err().to_string();
+            assert!(err.contains(key), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
+    fn max_long_running_loads_and_names_its_key() {
+        let c = FileConfig::from_yaml("", "x").unwrap();
+        assert_eq!(c.limits.max_long_running.get(), 10_000);
+        let c = FileConfig::from_yaml("limits:\n  maxLongRunning: 50\n", "x").unwrap();
+        assert_eq!(c.limits.max_long_running.get(), 50);
+        let err = FileConfig::from_yaml("limits:\n  maxLongRunning: 0\n", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.maxLongRunning"), "{err}");
     }
 
     #[test]

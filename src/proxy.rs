@@ -20,7 +20,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::cost::limits_config::LimitMode;
-use crate::cost::{Accounting, CostRecord, Estimate, InflightCap, InflightPermit, Permit, Refusal};
+use crate::cost::{
+    Accounting, CostRecord, Estimate, InflightCap, InflightPermit, Permit, Refusal, RequestClass,
+    UpgradeEnded,
+};
 use crate::guards::{Decision, GuardCtx, Verdict};
 use crate::identity::{Authenticator, Caller, Identity, UpstreamAuth};
 use crate::metrics::{ErrorLabels, Metrics, Route};
@@ -135,9 +138,10 @@ impl Proxy {
         &self.upstream
     }
 
-    /// Whole-process protection, before any further work or memory is spent on a request: a
-    /// surge past the cap is shed with 429 + Retry-After (k8s-facts §2). Collection and
-    /// long-running requests may take only part of it, so cheap requests are never starved.
+    /// Whole-process protection, before any further work or memory is spent on a request:
+    /// past the caps it is answered 429 + Retry-After (k8s-facts §2). Long-running requests
+    /// have a cap of their own instead of maxInflight (`cost/inflight.rs`). The permit must be
+    /// kept until the response body is sent or dropped, or an upgrade's connection closes.
     pub(crate) fn admit(
         &self,
         api: Option<&ApiRequest>,
@@ -145,10 +149,7 @@ impl Proxy {
         let Some(cap) = &self.inflight_cap else {
             return Ok(None);
         };
-        let expensive = api.is_some_and(|a| {
-            matches!(a.verb, Verb::List | Verb::DeleteCollection) || a.is_long_running()
-        });
-        cap.try_acquire(expensive).map(Some)
+        cap.admit(RequestClass::of(api)).map(Some)
     }
 
     /// Serves one request. Never fails: every error becomes a Kubernetes `Status` response.
@@ -194,13 +195,14 @@ impl Proxy {
         resp.headers_mut()
             .entry(AUDIT_ID)
             .or_insert(audit_id.clone());
-        // A short request keeps its in-flight slot until its body is sent, so streaming bodies
-        // are bounded too; a long-running one gives it back with its response headers.
-        let long_running = api.as_ref().is_some_and(|a| a.is_long_running());
-        if let ProxyBody::Upstream { meter, .. } = resp.body_mut()
-            && !long_running
-        {
+        // The admission slot is kept until the response body is sent or dropped (for a watch or
+        // log stream: until the stream ends), or until an upgrade's bridged connection closes.
+        if let ProxyBody::Upstream { meter, .. } = resp.body_mut() {
             meter.admitted = admitted;
+        } else if let (Some(permit), Some(ended)) =
+            (admitted, resp.extensions().get::<UpgradeEnded>())
+        {
+            ended.clone().hold_until_closed(permit);
         }
         self.account(api.as_ref(), caller.as_ref(), &mut resp, start);
         self.observe(api.as_ref(), caller.as_ref(), &audit_id, resp, start)
@@ -364,7 +366,7 @@ impl Proxy {
             ProxyBody::Own(full) => {
                 record.bytes_out = full.size_hint().exact().unwrap_or(0);
                 // An upgrade (exec, attach, port-forward) costs its bridged stream's time.
-                match resp.extensions_mut().remove::<crate::cost::UpgradeEnded>() {
+                match resp.extensions_mut().remove::<UpgradeEnded>() {
                     Some(ended) => ended.record_when_closed(record, ledger, start),
                     None => {
                         record.duration = start.elapsed();
@@ -436,8 +438,8 @@ impl Proxy {
             scan: self.scan_job(api, &caller.identity, status, content_type),
             record,
             permit: fwd.permit,
-            admitted: if long_running { None } else { admitted },
-            end_cleanly: api.verb == Verb::Watch,
+            admitted,
+            end_cleanly: stream_ends_cleanly(api),
         }
     }
 
@@ -854,7 +856,7 @@ impl Proxy {
             record: None,
             permit: None,
             admitted: None,
-            end_cleanly: api.is_some_and(|a| a.verb == Verb::Watch),
+            end_cleanly: api.is_some_and(stream_ends_cleanly),
         };
         Response::from_parts(parts, ProxyBody::Upstream { body, meter })
     }
@@ -1117,13 +1119,22 @@ pub struct Meter {
     record: Option<Box<PendingRecord>>,
     /// The per-client expensive-request slot, released with the body.
     permit: Option<Permit>,
-    /// The whole-process in-flight slot of a short request, released with the body.
+    /// The whole-process admission slot (`maxInflight` or `maxLongRunning`), released with the
+    /// body.
     admitted: Option<InflightPermit>,
-    /// A watch: an upstream that dies mid-stream ends it with a final chunk / END_STREAM instead
-    /// of cutting the client's connection. A watch ending is routine for clients (the server's
-    /// own watch timeouts end every watch, k8s-facts §5, and clients rewatch or relist); a cut
-    /// shows as a transport error, and on h2 as a reset stream.
+    /// A watch or `logs -f`: an upstream that dies mid-stream ends it with a final chunk /
+    /// END_STREAM instead of cutting the client's connection. A watch ending is routine for
+    /// clients (the server's own watch timeouts end every watch, k8s-facts §5, and clients
+    /// rewatch or relist), and a followed log ends whenever its container stops; a cut shows as
+    /// a transport error, and on h2 as a reset stream. Not for proxy: a proxied body cut short
+    /// must not look complete.
     end_cleanly: bool,
+}
+
+/// Whether an upstream dying mid-body ends this request's body cleanly (see `Meter::end_cleanly`):
+/// a watch or `logs -f`.
+fn stream_ends_cleanly(api: &ApiRequest) -> bool {
+    api.verb == Verb::Watch || (api.verb == Verb::Log && api.options.follow)
 }
 
 /// A ledger record waiting for its response body to end.
@@ -1170,7 +1181,8 @@ pub(crate) struct Prepared1 {
     pub api: ApiRequest,
     pub caller: Caller,
     pub fwd: Forwarding,
-    /// The whole-process in-flight slot (`limits.maxInflight`).
+    /// The whole-process admission slot (`limits.maxInflight`, or `maxLongRunning` for a
+    /// long-running request), kept until the answer's body ends.
     pub admitted: Option<InflightPermit>,
     pub audit_id: HeaderValue,
 }
@@ -1240,7 +1252,8 @@ impl Meter {
         }
     }
 
-    /// An upstream that dies mid-stream ends this body cleanly (a watch, see `end_cleanly`).
+    /// An upstream that dies mid-stream ends this body cleanly (a watch or `logs -f`, see
+    /// `end_cleanly`).
     pub(crate) fn ends_cleanly(&self) -> bool {
         self.end_cleanly
     }
@@ -1337,7 +1350,7 @@ impl Body for ProxyBody {
                         }
                     }
                     Poll::Ready(Some(Err(e))) if meter.end_cleanly => {
-                        tracing::debug!(error = %e, "upstream cut a watch; ending it cleanly");
+                        tracing::debug!(error = %e, "upstream cut a stream; ending it cleanly");
                         return Poll::Ready(None);
                     }
                     _ => {}

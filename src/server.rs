@@ -35,6 +35,12 @@ pub struct ServerLimits {
     /// h2 streams per client connection (the apiserver's default is 100; kubectl and client-go
     /// multiplex watches onto one connection, so be a little more generous).
     pub h2_max_concurrent_streams: u32,
+    /// Rapid reset (CVE-2023-44487): streams a client opened and cancelled before they were
+    /// served that may wait at once; one more and the connection gets GOAWAY.
+    pub h2_max_pending_accept_resets: usize,
+    /// "MadeYouReset" (CVE-2025-8671): streams the server itself reset because the client broke
+    /// the protocol, per connection; one more and the connection gets GOAWAY.
+    pub h2_max_local_error_resets: usize,
 }
 
 impl Default for ServerLimits {
@@ -45,6 +51,10 @@ impl Default for ServerLimits {
             header_read_timeout: Duration::from_secs(30),
             max_header_bytes: 1 << 20,
             h2_max_concurrent_streams: 250,
+            // h2's own default, set explicitly so an upgrade of hyper or h2 cannot drop it.
+            h2_max_pending_accept_resets: 20,
+            // hyper's default since the MadeYouReset fix, likewise.
+            h2_max_local_error_resets: 1024,
         }
     }
 }
@@ -341,11 +351,6 @@ async fn serve_front<IO, H, F>(
     .await
 }
 
-/// h2's own default, set explicitly so an upgrade of hyper or h2 cannot silently drop it.
-const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
-/// hyper's default since the MadeYouReset fix, set explicitly for the same reason.
-const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
-
 fn http_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -361,10 +366,10 @@ fn http_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
         .max_header_list_size(limits.max_header_bytes as u32)
         // Rapid reset (CVE-2023-44487): a client that opens and cancels streams faster than
         // they are served gets GOAWAY once this many wait, instead of costing a handler each.
-        .max_pending_accept_reset_streams(Some(H2_MAX_PENDING_ACCEPT_RESETS))
+        .max_pending_accept_reset_streams(Some(limits.h2_max_pending_accept_resets))
         // "MadeYouReset" (CVE-2025-8671): streams the server itself resets because the client
         // broke the protocol count too.
-        .max_local_error_reset_streams(Some(H2_MAX_LOCAL_ERROR_RESETS))
+        .max_local_error_reset_streams(Some(limits.h2_max_local_error_resets))
         .adaptive_window(true)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     builder

@@ -24,6 +24,11 @@ use tokio::net::TcpStream;
 
 /// A 1 s header-read timeout so the slowloris test is short.
 const KG_YAML: &str = "  headerReadTimeout: 1s\n";
+/// A 1 s TLS handshake timeout for the TLS slowloris test (kept out of the other tests: on a
+/// loaded machine a normal handshake must not race it).
+const TLS_HANDSHAKE_YAML: &str = "  tlsHandshakeTimeout: 1s\n";
+/// A lowered rapid-reset limit.
+const LOW_RESETS_YAML: &str = "  h2MaxPendingAcceptResets: 2\n";
 
 struct Env {
     sim: RunningSim,
@@ -33,6 +38,11 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with("").await
+}
+
+/// The test environment with `server:` keys added to the config.
+async fn env_with(server_yaml: &str) -> Env {
     let upstream_requests = Arc::new(AtomicUsize::new(0));
     let counter = upstream_requests.clone();
     let sim = kubeguard::sim::start(SimOptions {
@@ -51,7 +61,7 @@ async fn env() -> Env {
     })
     .await
     .unwrap();
-    let kg = start_kubeguard(&sim.url, KG_YAML).await;
+    let kg = start_kubeguard(&sim.url, &format!("{KG_YAML}{server_yaml}")).await;
     Env {
         sim,
         kg,
@@ -246,16 +256,154 @@ async fn garbage_instead_of_a_tls_client_hello_is_closed() {
     env.shutdown().await;
 }
 
+/// A real ClientHello, as a TLS client's first flight.
+fn client_hello() -> Vec<u8> {
+    let config = rustls::ClientConfig::builder_with_provider(kubeguard::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    hello
+}
+
+/// How long until the server closes a connection that sends `bytes` one every 100 ms (nothing
+/// at all when empty), at most 10 s.
+async fn lasts(addr: SocketAddr, bytes: Vec<u8>) -> Duration {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    let mut next = bytes.into_iter();
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Some(b) = next.next()
+            && s.write_all(&[b]).await.is_err()
+        {
+            break;
+        }
+        // A closed connection shows as EOF (or a reset) on read before writes start failing.
+        let mut one = [0u8; 1];
+        match tokio::time::timeout(Duration::from_millis(100), s.read(&mut one)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            _ => {}
+        }
+    }
+    started.elapsed()
+}
+
+/// TLS slowloris: a ClientHello trickled a byte at a time, or nothing at all after the TCP
+/// handshake. Each is closed after `server.tlsHandshakeTimeout` (1 s here) and counted as a
+/// failed handshake, while HTTP/1.1 and h2 clients are served meanwhile.
+#[tokio::test]
+async fn tls_slowloris_is_closed_after_the_handshake_timeout() {
+    let env = env_with(TLS_HANDSHAKE_YAML).await;
+    let failures = || env.kg.metrics.tls_handshake_failures.get();
+    let before = failures();
+    let hello = client_hello();
+    assert!(
+        hello.len() > 20,
+        "a ClientHello takes longer than the timeout to trickle"
+    );
+    let mut slow = Vec::new();
+    for bytes in [hello.clone(), hello, Vec::new(), Vec::new()] {
+        slow.push(tokio::spawn(lasts(env.tls_addr(), bytes)));
+    }
+    env.assert_served().await;
+    for t in slow {
+        let lasted = t.await.unwrap();
+        assert!(
+            lasted >= Duration::from_millis(900) && lasted < Duration::from_secs(4),
+            "a TLS slowloris connection lasted {lasted:?}; the handshake timeout is 1 s"
+        );
+    }
+    // Counted once each (the served clients' handshakes succeed).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while failures() < before + 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(failures(), before + 4, "timed-out handshakes are counted");
+    env.assert_served().await;
+    env.shutdown().await;
+}
+
 /// CVE-2023-44487: open a stream and cancel it at once, thousands of times on one connection.
 /// kubeguard answers with GOAWAY before the flood turns into upstream requests.
 #[tokio::test]
 async fn h2_rapid_reset_is_cut_off() {
+    rapid_reset_is_cut_off(env().await, STREAMS / 10).await;
+}
+
+/// The same flood with `server.h2MaxPendingAcceptResets` lowered to 2 is cut off too.
+#[tokio::test]
+async fn h2_rapid_reset_is_cut_off_with_a_lowered_limit() {
+    rapid_reset_is_cut_off(env_with(LOW_RESETS_YAML).await, STREAMS / 10).await;
+}
+
+/// `server.h2MaxPendingAcceptResets` takes effect: a burst of 15 cancelled streams (one write,
+/// read by the server before it accepts any) is within the default 20 and the connection goes
+/// on serving; lowered to 2, the same burst gets GOAWAY(ENHANCE_YOUR_CALM).
+#[tokio::test]
+async fn h2_pending_accept_resets_limit_is_configurable() {
     let env = env().await;
+    assert!(reset_burst_is_cut_off(&env).await.is_none());
+    env.shutdown().await;
+    let env = env_with(LOW_RESETS_YAML).await;
+    let cut = reset_burst_is_cut_off(&env).await;
+    assert_eq!(cut, Some(h2::Reason::ENHANCE_YOUR_CALM));
+    env.assert_served().await;
+    env.shutdown().await;
+}
+
+/// Opens and cancels 15 streams in one burst on a new h2 connection, then asks for pods on it:
+/// `None` when served 200, the GOAWAY reason when the connection was cut off.
+async fn reset_burst_is_cut_off(env: &Env) -> Option<h2::Reason> {
+    let tcp = TcpStream::connect(env.plain_addr()).await.unwrap();
+    let (mut send, conn) = h2::client::handshake(tcp).await.unwrap();
+    let mut conn = tokio::spawn(conn);
+    // No await that yields between them: the connection task writes them all at once.
+    for _ in 0..15 {
+        let req = http::Request::get("http://kg/api/v1/pods")
+            .body(())
+            .unwrap();
+        let (_resp, mut stream) = send.send_request(req, true).unwrap();
+        stream.send_reset(h2::Reason::CANCEL);
+    }
+    let served = async {
+        let mut send = send.ready().await.ok()?;
+        let req = http::Request::get("http://kg/api/v1/pods")
+            .body(())
+            .unwrap();
+        let (resp, _) = send.send_request(req, true).ok()?;
+        resp.await.ok().map(|r| r.status())
+    };
+    tokio::select! {
+        status = tokio::time::timeout(Duration::from_secs(10), served) => match status {
+            Ok(Some(code)) if code == 200 => None,
+            other => {
+                let ended = tokio::time::timeout(Duration::from_secs(5), &mut conn).await;
+                match ended {
+                    Ok(Ok(Err(e))) => e.reason(),
+                    _ => panic!("neither served nor cut off: {other:?}"),
+                }
+            }
+        },
+        ended = &mut conn => match ended {
+            Ok(Err(e)) => e.reason(),
+            other => panic!("connection ended without an error: {other:?}"),
+        },
+    }
+}
+
+const STREAMS: usize = 5_000;
+
+/// Floods one h2 connection with opened-and-cancelled streams: it must end in GOAWAY (or a
+/// closed socket) with fewer than `max_forwarded` of them forwarded upstream.
+async fn rapid_reset_is_cut_off(env: Env, max_forwarded: usize) {
     let before = env.upstream_requests.load(Ordering::Relaxed);
     let tcp = TcpStream::connect(env.plain_addr()).await.unwrap();
     let (mut send, conn) = h2::client::handshake(tcp).await.unwrap();
     let conn = tokio::spawn(conn);
-    const STREAMS: usize = 5_000;
     let mut sent = 0;
     let flood = tokio::time::timeout(Duration::from_secs(20), async {
         for _ in 0..STREAMS {
@@ -288,7 +436,7 @@ async fn h2_rapid_reset_is_cut_off() {
         other => panic!("connection not cut off: {other:?} after {sent} streams"),
     }
     assert!(
-        forwarded < STREAMS / 10,
+        forwarded < max_forwarded,
         "{forwarded} of {sent} cancelled streams reached the apiserver"
     );
     env.assert_served().await;

@@ -330,6 +330,88 @@ async fn apiserver_crash_mid_watch_ends_the_watch_cleanly_and_relist_works() {
     sim.shutdown().await;
 }
 
+/// `kubectl logs -f` when the apiserver dies mid-stream (the relay is killed: no final chunk):
+/// the log ends as it does when its container stops, not with a transport error, and nothing is
+/// left open.
+#[tokio::test]
+async fn apiserver_crash_mid_follow_ends_the_log_cleanly() {
+    use futures_util::AsyncBufReadExt;
+    use http_body_util::BodyExt;
+    use kube::api::LogParams;
+
+    let _serial = SERIAL.lock().await;
+    let sim = kubeguard::sim::start(sim_opts(None)).await.unwrap();
+    let relay = Relay::start("127.0.0.1:0".parse().unwrap(), sim.addr).await;
+    let relay_addr = relay.addr;
+    let kg = common::start_kubeguard(&format!("http://{relay_addr}"), KG_YAML).await;
+    let client = kube_client(&kg).await;
+    let baseline = fds(&kg, relay_addr.port());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let name = pods.list(&ListParams::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    let follow = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+    let mut lines = Box::pin(pods.log_stream(&name, &follow).await.unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), lines.read_line(&mut line))
+        .await
+        .expect("a first log line")
+        .unwrap();
+    assert!(!line.is_empty());
+    // Raw HTTP/1.1 and h2 follows show what kubeguard itself sends.
+    let mut raw = Vec::new();
+    for h2 in [false, true] {
+        let resp = common::client(&kg, h2)
+            .request(
+                http::Request::get(format!(
+                    "{}/api/v1/namespaces/default/pods/{name}/log?follow=true",
+                    common::tls_url(&kg)
+                ))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        raw.push((h2, resp.into_body()));
+    }
+
+    relay.kill().await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            line.clear();
+            if lines.read_line(&mut line).await? == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+        }
+    })
+    .await
+    .expect("the log ended (no hang)");
+    assert!(ended.is_ok(), "a clean end, not an error: {ended:?}");
+    for (h2, mut body) in raw {
+        let end = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(frame) = body.frame().await {
+                frame?;
+            }
+            Ok::<_, hyper::Error>(())
+        })
+        .await
+        .expect("the raw follow ended (no hang)");
+        assert!(end.is_ok(), "h2={h2}: the log was cut, not ended: {end:?}");
+    }
+
+    drop((lines, pods, client));
+    assert_no_leak(&kg, relay_addr.port(), baseline, Duration::from_secs(10)).await;
+    assert_eq!(kg.accounting.inflight.long_running(), 0, "slots freed");
+    kg.shutdown().await;
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn stalled_upstream_is_a_504_after_the_timeout_and_other_requests_go_on() {
     let _serial = SERIAL.lock().await;

@@ -130,7 +130,8 @@ pub fn prometheus_text(snap: &LedgerSnapshot) -> String {
     out
 }
 
-/// The whole-process in-flight cap: admitted now, the cap, and requests shed.
+/// The whole-process caps: admitted now and requests refused, for `maxInflight` and
+/// `maxLongRunning`.
 pub fn inflight_text(cap: &super::InflightCap) -> String {
     format!(
         "# HELP kubeguard_shed_requests_total Requests shed with 429 by limits.maxInflight.\n\
@@ -138,9 +139,17 @@ pub fn inflight_text(cap: &super::InflightCap) -> String {
          kubeguard_shed_requests_total {}\n\
          # HELP kubeguard_admitted_inflight_requests Requests admitted under limits.maxInflight now.\n\
          # TYPE kubeguard_admitted_inflight_requests gauge\n\
-         kubeguard_admitted_inflight_requests {}\n",
+         kubeguard_admitted_inflight_requests {}\n\
+         # HELP kubeguard_long_running_requests Long-running streams open now (watches, logs -f, exec), under limits.maxLongRunning.\n\
+         # TYPE kubeguard_long_running_requests gauge\n\
+         kubeguard_long_running_requests {}\n\
+         # HELP kubeguard_long_running_shed_total Long-running requests refused with 429 by limits.maxLongRunning.\n\
+         # TYPE kubeguard_long_running_shed_total counter\n\
+         kubeguard_long_running_shed_total {}\n",
         cap.shed_total(),
-        cap.in_flight()
+        cap.in_flight(),
+        cap.long_running(),
+        cap.long_running_shed_total()
     )
 }
 

@@ -1,5 +1,5 @@
-//! Per-identity limits — a request rate, a cost rate (cost units per second, with burst) and a
-//! cap on concurrent expensive requests — and the whole-process in-flight cap.
+//! Per-identity limits: a request rate, a cost rate (cost units per second, with burst) and a
+//! cap on concurrent expensive requests. The whole-process caps are in `inflight.rs`.
 //!
 //! Each identity gets its own `governor` limiters, held in sharded LRU maps so the state stays
 //! bounded however many identities appear (an identity pushed out starts afresh when it comes
@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -376,101 +376,6 @@ impl<C: Clock + Clone> Limits<C> {
 pub fn retry_after(wait: Duration) -> u32 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
-}
-
-/// The whole-process cap on requests in flight: past it, requests are shed with 429 before any
-/// work is done for them, so a surge costs a bounded amount of memory.
-#[derive(Debug)]
-pub struct InflightCap {
-    max: usize,
-    /// What expensive requests may take of `max` together.
-    max_expensive: usize,
-    current: AtomicUsize,
-    expensive: AtomicUsize,
-    shed: AtomicU64,
-}
-
-/// One admitted request; the slot is freed when dropped.
-#[derive(Debug)]
-pub struct InflightPermit {
-    cap: Arc<InflightCap>,
-    expensive: bool,
-}
-
-impl Drop for InflightPermit {
-    fn drop(&mut self) {
-        self.cap.current.fetch_sub(1, Ordering::AcqRel);
-        if self.expensive {
-            self.cap.expensive.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-/// Takes one slot of `counter` if fewer than `max` are taken.
-fn take(counter: &AtomicUsize, max: usize) -> bool {
-    counter
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < max).then_some(n + 1)
-        })
-        .is_ok()
-}
-
-impl InflightCap {
-    /// A cap of `max` requests in flight, of which expensive ones may take `expensive_percent`.
-    pub fn new(max: NonZeroU32, expensive_percent: u8) -> Arc<Self> {
-        let max = usize::try_from(max.get()).unwrap_or(usize::MAX);
-        let percent = usize::from(expensive_percent.min(100));
-        Arc::new(InflightCap {
-            max,
-            max_expensive: (max.saturating_mul(percent) / 100).max(1),
-            current: AtomicUsize::new(0),
-            expensive: AtomicUsize::new(0),
-            shed: AtomicU64::new(0),
-        })
-    }
-
-    /// A slot, or the 429 to answer with. An `expensive` request (a collection or long-running
-    /// request) also needs one of the expensive share, so cheap ones always find room.
-    pub fn try_acquire(self: &Arc<Self>, expensive: bool) -> Result<InflightPermit, Throttle> {
-        if expensive && !take(&self.expensive, self.max_expensive) {
-            return Err(self.shed(format!(
-                "overloaded: {} collection and long-running requests are in flight, their \
-                 share of the limit; retry shortly",
-                self.max_expensive
-            )));
-        }
-        if !take(&self.current, self.max) {
-            if expensive {
-                self.expensive.fetch_sub(1, Ordering::AcqRel);
-            }
-            return Err(self.shed(format!(
-                "overloaded: {} requests are in flight, the limit; retry shortly",
-                self.max
-            )));
-        }
-        Ok(InflightPermit {
-            cap: self.clone(),
-            expensive,
-        })
-    }
-
-    fn shed(&self, detail: String) -> Throttle {
-        self.shed.fetch_add(1, Ordering::Relaxed);
-        Throttle {
-            retry_after_secs: 1,
-            limit: "inflight",
-            detail,
-        }
-    }
-
-    pub fn in_flight(&self) -> usize {
-        self.current.load(Ordering::Acquire)
-    }
-
-    /// Requests shed since start.
-    pub fn shed_total(&self) -> u64 {
-        self.shed.load(Ordering::Relaxed)
-    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,15 @@
 //! - [`record`]: what one finished request cost ([`CostRecord`]);
 //! - [`ledger`]: the bounded per-identity ledger every record goes into, and its exports
 //!   (Prometheus text, `/debug/costs` JSON, the file it is persisted to);
-//! - [`limit`]: per-identity rate, cost-rate and concurrency limits, and the whole-process
-//!   in-flight cap;
+//! - [`limit`]: per-identity rate, cost-rate and concurrency limits;
+//! - [`inflight`]: the whole-process admission caps (`maxInflight`, `maxLongRunning`), decided
+//!   in one function for every front end;
 //! - [`cost_config`], [`limits_config`]: the `cost:` and `limits:` sections of the config file.
 
 pub mod cost_config;
 pub mod estimate;
 pub mod export;
+pub mod inflight;
 pub mod ledger;
 pub mod limit;
 pub mod limits_config;
@@ -22,8 +24,9 @@ pub mod stream;
 pub mod traces;
 
 pub use estimate::{Estimate, ServedFrom, estimate};
+pub use inflight::{InflightCap, InflightPermit, RequestClass};
 pub use ledger::{Counters, Ledger, LedgerSnapshot};
-pub use limit::{InflightCap, InflightPermit, Limits, Permit, Refusal, Throttle};
+pub use limit::{Limits, Permit, Refusal, Throttle};
 pub use record::CostRecord;
 pub use stream::{UpgradeEnded, upgrade_channel};
 
@@ -54,7 +57,11 @@ impl Accounting {
         Ok(Accounting {
             ledger,
             limits: Arc::new(Limits::new(limits)),
-            inflight: InflightCap::new(limits.max_inflight, limits.expensive_inflight_percent),
+            inflight: InflightCap::new(
+                limits.max_inflight,
+                limits.expensive_inflight_percent,
+                limits.max_long_running,
+            ),
             metrics_top: cost.metrics_top,
         })
     }

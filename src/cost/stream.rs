@@ -42,6 +42,15 @@ impl UpgradeBridge {
 }
 
 impl UpgradeEnded {
+    /// Keeps `permit` (the upgrade's `maxLongRunning` slot) until the bridge closes.
+    pub fn hold_until_closed(mut self, permit: super::InflightPermit) {
+        tokio::spawn(async move {
+            // Ended, or the bridge dropped unsent (an abandoned upgrade): either frees the slot.
+            let _ = self.0.wait_for(Option::is_some).await;
+            drop(permit);
+        });
+    }
+
     /// Writes `record` when the bridge closes, with the stream's duration as its
     /// `long_running_seconds` (the ledger's exec-seconds).
     pub fn record_when_closed(

@@ -133,37 +133,6 @@ fn limiter_state_is_bounded_by_lru() {
 }
 
 #[test]
-fn the_inflight_cap_sheds_past_its_maximum() {
-    let cap = InflightCap::new(NonZeroU32::new(2).unwrap(), 100);
-    let a = cap.try_acquire(false).unwrap();
-    let _b = cap.try_acquire(true).unwrap();
-    let t = cap.try_acquire(false).unwrap_err();
-    assert_eq!((t.limit, t.retry_after_secs), ("inflight", 1));
-    assert_eq!((cap.in_flight(), cap.shed_total()), (2, 1));
-    drop(a);
-    assert!(cap.try_acquire(false).is_ok());
-}
-
-#[test]
-fn expensive_requests_leave_room_for_cheap_ones() {
-    let cap = InflightCap::new(NonZeroU32::new(4).unwrap(), 50);
-    let lists: Vec<_> = (0..2).map(|_| cap.try_acquire(true).unwrap()).collect();
-    let shed = cap.try_acquire(true).unwrap_err();
-    assert!(shed.detail.contains("share"), "{}", shed.detail);
-    // The two slots kept for cheap requests are still free, and a refused expensive request
-    // gave back what it took.
-    let gets: Vec<_> = (0..2).map(|_| cap.try_acquire(false).unwrap()).collect();
-    assert!(cap.try_acquire(false).is_err());
-    assert_eq!((cap.in_flight(), cap.shed_total()), (4, 2));
-    drop(gets);
-    // With the cheap slots free again, still no third expensive request.
-    assert!(cap.try_acquire(true).is_err());
-    drop(lists);
-    assert!(cap.try_acquire(true).is_ok());
-    assert_eq!(cap.in_flight(), 0);
-}
-
-#[test]
 fn with_redis_the_local_fallback_is_the_replicas_share_of_the_budget() {
     let clock = FakeRelativeClock::default();
     let limits = Limits::with_clock(
