@@ -62,7 +62,7 @@ async fn main() {
     std::fs::write(
         &config,
         format!(
-            "server:\n  listen: [\"http://127.0.0.1:{port}\"]\n  adminListen: 127.0.0.1:{admin}\n  shutdownGracePeriod: 1s\nupstream:\n  kubeconfig: {}\nlimits:\n  mode: \"off\"\n  maxInflight: 20000\n",
+            "server:\n  listen: [\"http://127.0.0.1:{port}\"]\n  adminListen: 127.0.0.1:{admin}\n  shutdownGracePeriod: 1s\nupstream:\n  kubeconfig: {}\nlimits:\n  mode: \"off\"\n",
             kubeconfig.display()
         ),
     )

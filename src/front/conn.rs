@@ -782,8 +782,9 @@ async fn read_more(up: &mut Upstream1) -> Result<(), Cut> {
 /// while waiting (an idle watch holds no buffer).
 async fn read_idle<R: AsyncRead + Unpin>(r: &mut R, into: &mut Vec<u8>) -> io::Result<usize> {
     std::future::poll_fn(|cx| {
-        let mut stack = [0u8; IDLE_READ];
-        let mut rb = ReadBuf::new(&mut stack);
+        // Not zeroed: 16 KiB of memset on every read would cost more than the read.
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); IDLE_READ];
+        let mut rb = ReadBuf::uninit(&mut stack);
         match std::pin::Pin::new(&mut *r).poll_read(cx, &mut rb) {
             Poll::Ready(Ok(())) => {
                 into.extend_from_slice(rb.filled());
