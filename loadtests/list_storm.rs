@@ -1,9 +1,9 @@
 //! The Datadog pattern: one controller firing parallel unversioned LISTs of nodes and pods while
 //! 50 ordinary clients work (GET a pod, list their namespace's pods the way kubectl does).
 //!
-//! Three modes, each on a fresh emulator: direct (no kubeguard), through kubeguard in shadow
-//! mode, and in enforce mode (policy rewrites and the per-client limits enforced, `limits.*` at
-//! their shipped defaults). kubeguard is the release binary run as a child process, so the RSS
+//! Four modes, each on a fresh emulator: direct (no kubeguard), through kubeguard in shadow
+//! mode, in enforce mode (policy rewrites and the per-client limits enforced, `limits.*` at
+//! their shipped defaults), and in enforce mode with a cost budget set for this cluster (BUDGET). kubeguard is the release binary run as a child process, so the RSS
 //! sampled from /proc/PID/status every 100 ms is its own. Each mode has two halves: a baseline
 //! (the ordinary clients alone) and the storm (the controller joins). The controller behaves as
 //! client-go does on a 429: it waits `Retry-After` seconds before its next request.
@@ -47,15 +47,52 @@ enum Mode {
     Direct,
     Shadow,
     Enforce,
+    /// Enforce with an operator's cost budget for this cluster (BUDGET).
+    EnforceBudget,
+}
+
+/// The cost budget of the last mode, set for this cluster as an operator would. A unit is one
+/// object read from etcd (or ten served from the watch cache), and the limits charge a request
+/// by what it would read *as sent*, before the policy's rewrite: the controller's unversioned
+/// LIST of 4,000 pods costs 4,000 even though it is then served from the cache, a node LIST
+/// 200, and an ordinary client's unversioned LIST of its namespace 200 (~1,000 units/s at its
+/// pace: a budget of 1,000/s throttled the ordinary clients too). At the shipped defaults
+/// (20,000/s, burst 100,000) the controller may still do 5 pod LISTs/s and a burst of 25.
+const BUDGET: (u32, u32) = (2000, 10000);
+
+fn budget() -> (u32, u32) {
+    std::env::var("LIST_STORM_BUDGET")
+        .ok()
+        .and_then(|b| {
+            let (rate, burst) = b.split_once(',')?;
+            Some((rate.trim().parse().ok()?, burst.trim().parse().ok()?))
+        })
+        .unwrap_or(BUDGET)
 }
 
 impl Mode {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            Mode::Direct => "direct (no kubeguard)",
-            Mode::Shadow => "kubeguard shadow",
-            Mode::Enforce => "kubeguard enforce",
+            Mode::Direct => "direct (no kubeguard)".into(),
+            Mode::Shadow => "kubeguard shadow".into(),
+            Mode::Enforce => "kubeguard enforce (shipped limits)".into(),
+            Mode::EnforceBudget => {
+                let (rate, burst) = budget();
+                format!("kubeguard enforce (costPerSecond {rate}, costBurst {burst})")
+            }
         }
+    }
+
+    /// `LIST_STORM_MODES=direct,shadow,enforce,budget` (the default: all) picks the modes run;
+    /// the "vs direct" columns compare with the first one run.
+    fn selected(self) -> bool {
+        let key = match self {
+            Mode::Direct => "direct",
+            Mode::Shadow => "shadow",
+            Mode::Enforce => "enforce",
+            Mode::EnforceBudget => "budget",
+        };
+        std::env::var("LIST_STORM_MODES").map_or(true, |m| m.split(',').any(|k| k.trim() == key))
     }
 }
 
@@ -173,7 +210,7 @@ async fn start_kubeguard(dir: &Path, mode: Mode, sim_url: &str) -> (tokio::proce
     .unwrap();
     // Shadow: everything forwarded unchanged, decisions only told. Enforce: the policy's LIST
     // rewrite and every per-client limit at its shipped default (config/kubeguard.yaml).
-    let mode = if mode == Mode::Shadow {
+    let name = if mode == Mode::Shadow {
         "shadow"
     } else {
         "enforce"
@@ -182,7 +219,13 @@ async fn start_kubeguard(dir: &Path, mode: Mode, sim_url: &str) -> (tokio::proce
     std::fs::write(
         &config,
         format!(
-            "server:\n  listen: [\"http://127.0.0.1:0\"]\n  adminListen: 127.0.0.1:0\npolicy:\n  mode: {mode}\nlimits:\n  mode: {mode}\n"
+            "server:\n  listen: [\"http://127.0.0.1:0\"]\n  adminListen: 127.0.0.1:0\npolicy:\n  mode: {name}\nlimits:\n  mode: {name}\n{}",
+            if mode == Mode::EnforceBudget {
+                let (rate, burst) = budget();
+                format!("  costPerSecond: {rate}\n  costBurst: {burst}\n")
+            } else {
+                String::new()
+            }
         ),
     )
     .unwrap();
@@ -305,7 +348,7 @@ async fn run_mode(mode: Mode, half: Duration) -> Outcome {
     let mut child = None;
     let base = match mode {
         Mode::Direct => sim.url.clone(),
-        Mode::Shadow | Mode::Enforce => {
+        Mode::Shadow | Mode::Enforce | Mode::EnforceBudget => {
             let (c, url) = start_kubeguard(dir.path(), mode, &sim.url).await;
             child = Some(c);
             url
@@ -374,7 +417,15 @@ async fn main() {
         RSS_CAP / 1048576
     );
     let mut rows = Vec::new();
-    for mode in [Mode::Direct, Mode::Shadow, Mode::Enforce] {
+    for mode in [
+        Mode::Direct,
+        Mode::Shadow,
+        Mode::Enforce,
+        Mode::EnforceBudget,
+    ]
+    .into_iter()
+    .filter(|m| m.selected())
+    {
         let mut o = run_mode(mode, half).await;
         o.baseline.latencies.sort();
         o.storm.latencies.sort();
