@@ -13,7 +13,7 @@
 //! issue 9); 429s to the controller and to the ordinary clients (target: none); kubeguard's
 //! RSS peak against RSS_CAP.
 //!
-//! `cargo build --release --examples && target/release/examples/list_storm [SECONDS_PER_HALF]`
+//! `cargo build --release --bins --examples && target/release/examples/list_storm [SECONDS_PER_HALF]`
 //! (default 10 s; `KUBEGUARD_BIN` overrides where the binary is looked for).
 #![allow(clippy::unwrap_used)]
 
