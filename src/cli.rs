@@ -49,9 +49,9 @@ struct CheckConfigArgs {
 
 #[derive(Args, Debug)]
 struct TopArgs {
-    /// kubeguard's admin listener.
-    #[arg(long, default_value = "http://127.0.0.1:9090")]
-    admin: String,
+    /// kubeguard's admin listener; repeat it (or separate with commas) to sum several replicas.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:9090")]
+    admin: Vec<String>,
     /// Column to sort by, descending.
     #[arg(long, value_enum, default_value = "cost")]
     sort: crate::top::SortBy,

@@ -1,7 +1,10 @@
-//! `kubeguard top`: who costs what, live, from a running kubeguard's admin `/debug/costs`.
+//! `kubeguard top`: who costs what, live, from running kubeguards' admin `/debug/costs`.
 //!
 //! Refreshes each second until Ctrl-C; `--once` prints one table and exits (for scripts).
+//! Replicas keep ledgers of their own (nothing is shared between them): given several
+//! `--admin` endpoints, `top` reads them all and sums each client's rows.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -10,7 +13,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::cost::ledger::{Counters, LedgerSnapshot};
+use crate::cost::ledger::{ClientCosts, Counters, LedgerSnapshot};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,11 +43,18 @@ impl SortBy {
     }
 }
 
-/// Runs `kubeguard top`.
-pub async fn run(admin: &str, sort: SortBy, rows: usize, once: bool) -> Result<(), String> {
+/// Runs `kubeguard top` against one or more replicas' admin listeners.
+pub async fn run(admins: &[String], sort: SortBy, rows: usize, once: bool) -> Result<(), String> {
+    if admins.is_empty() {
+        return Err("--admin: at least one admin listener is needed".into());
+    }
     if once {
-        let snap = fetch(admin).await?;
-        print!("{}", render(&snap, sort, rows));
+        // A script gets the sum of every replica or an error, never a silently partial sum.
+        let (snaps, errors) = fetch_all(admins).await;
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        print!("{}", render(&merge(snaps), sort, rows));
         return Ok(());
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -53,12 +63,83 @@ pub async fn run(admin: &str, sort: SortBy, rows: usize, once: bool) -> Result<(
             _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
-        let screen = match fetch(admin).await {
-            Ok(snap) => render(&snap, sort, rows),
-            Err(e) => format!("kubeguard top: {e}\n"),
-        };
+        let (snaps, errors) = fetch_all(admins).await;
+        let mut screen = String::new();
+        if !snaps.is_empty() {
+            screen.push_str(&render(&merge(snaps), sort, rows));
+        }
+        for e in errors {
+            let _ = writeln!(screen, "kubeguard top: {e} (not in the sums)");
+        }
         // Clear the screen and home the cursor, then draw.
         print!("\x1b[2J\x1b[H{screen}");
+    }
+}
+
+/// Every replica's snapshot, read at once; the ones that failed, as messages.
+async fn fetch_all(admins: &[String]) -> (Vec<LedgerSnapshot>, Vec<String>) {
+    let results = futures_util::future::join_all(admins.iter().map(|a| fetch(a))).await;
+    let (mut snaps, mut errors) = (Vec::new(), Vec::new());
+    for r in results {
+        match r {
+            Ok(s) => snaps.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    (snaps, errors)
+}
+
+/// Several replicas' ledgers as one: each identity's counters (and its verb × resource rows)
+/// added up across replicas, most expensive first. `otherClients` is the sum of the replicas'
+/// folded identities, so an identity folded on two replicas counts twice there.
+pub fn merge(snaps: Vec<LedgerSnapshot>) -> LedgerSnapshot {
+    let mut snaps = snaps.into_iter();
+    let Some(mut out) = snaps.next() else {
+        return LedgerSnapshot::default();
+    };
+    let mut index: HashMap<String, usize> = out
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.identity.clone(), i))
+        .collect();
+    for snap in snaps {
+        out.other.merge(&snap.other);
+        out.other_clients += snap.other_clients;
+        for c in snap.clients {
+            match index.get(&c.identity) {
+                Some(&i) => merge_client(&mut out.clients[i], c),
+                None => {
+                    index.insert(c.identity.clone(), out.clients.len());
+                    out.clients.push(c);
+                }
+            }
+        }
+    }
+    for c in &mut out.clients {
+        c.cost = c.totals.cost();
+        c.by_request
+            .sort_by_key(|r| std::cmp::Reverse(r.counters.cost()));
+    }
+    out.clients.sort_by(|a, b| {
+        b.cost
+            .cmp(&a.cost)
+            .then_with(|| a.identity.cmp(&b.identity))
+    });
+    out
+}
+
+fn merge_client(into: &mut ClientCosts, c: ClientCosts) {
+    into.totals.merge(&c.totals);
+    for r in c.by_request {
+        match into
+            .by_request
+            .iter_mut()
+            .find(|m| m.verb == r.verb && m.resource == r.resource)
+        {
+            Some(m) => m.counters.merge(&r.counters),
+            None => into.by_request.push(r),
+        }
     }
 }
 
@@ -203,5 +284,37 @@ mod tests {
         let one = render(&snap, SortBy::Bytes, 1);
         assert_eq!(one.lines().count(), 4, "{one}");
         assert!(one.contains("other (1 clients)"), "{one}");
+    }
+
+    #[test]
+    fn replicas_are_summed_per_client_and_per_request_kind() {
+        let (a, b) = (Ledger::new(100, 8), Ledger::new(1, 8));
+        let rec = |who: &str, verb, etcd| {
+            let mut r = CostRecord::new(who, verb, "pods");
+            r.etcd_objects_read = etcd;
+            r
+        };
+        a.record(&rec("storm", Verb::List, 4_000));
+        a.record(&rec("dev", Verb::Get, 1));
+        b.record(&rec("storm", Verb::List, 4_000));
+        b.record(&rec("storm", Verb::Get, 1));
+        // b keeps one identity exactly: "dev" is folded into its "other" there.
+        b.record(&rec("dev", Verb::Get, 1));
+        let merged = merge(vec![a.snapshot(None), b.snapshot(None)]);
+        let storm = &merged.clients[0];
+        assert_eq!(storm.identity, "storm");
+        assert_eq!(
+            (storm.totals.requests, storm.totals.etcd_objects_read),
+            (3, 8_001)
+        );
+        assert_eq!(storm.cost, storm.totals.cost());
+        let list = storm.by_request.iter().find(|r| r.verb == "list").unwrap();
+        assert_eq!(list.counters.requests, 2);
+        assert_eq!(storm.by_request.len(), 2);
+        assert_eq!(merged.total().requests, 5);
+        assert_eq!(merged.other_clients, b.snapshot(None).other_clients);
+        assert_eq!(merge(Vec::new()), LedgerSnapshot::default());
+        let one = a.snapshot(None);
+        assert_eq!(merge(vec![one.clone()]).clients, one.clients);
     }
 }
