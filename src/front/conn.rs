@@ -32,8 +32,6 @@ pub struct FrontOptions {
     pub max_header_bytes: usize,
 }
 
-/// Read buffer of an upstream connection for a response head (and a small body with it).
-const UPSTREAM_BUF: usize = 16 * 1024;
 /// Read buffer of an upstream connection for a body that did not come with its head.
 const BODY_BUF: usize = 64 * 1024;
 /// What is read at once from a stream that is mostly idle (a watch): on the stack, so an idle
@@ -576,9 +574,6 @@ async fn read_response_head(
     method: &Method,
 ) -> Result<ResponseHead, HeadError> {
     up.buf.clear();
-    if up.buf.capacity() < UPSTREAM_BUF {
-        up.buf.reserve(UPSTREAM_BUF);
-    }
     let mut got_any = false;
     loop {
         if !up.buf.is_empty() {
@@ -603,10 +598,9 @@ async fn read_response_head(
                 ParsedResponse::Partial => {}
             }
         }
-        if up.buf.capacity() == up.buf.len() {
-            up.buf.reserve(UPSTREAM_BUF);
-        }
-        match up.io.read_buf(&mut up.buf).await {
+        // Through the stack: what is kept is what arrived (a watch's head and first event, a
+        // small answer whole), not a read buffer's worth.
+        match read_idle(&mut up.io, &mut up.buf).await {
             Ok(0) => {
                 return Err(HeadError {
                     why: "the apiserver closed the connection without an answer".into(),
