@@ -536,9 +536,10 @@ impl Proxy {
         }
     }
 
-    /// Decide: the per-client limits, then the guards the policy selects look at the request;
-    /// an enforced refusal answers it here, an enforced rewrite changes its query, shadow
-    /// verdicts only become warnings. `body` is the request body when a guard needed it read.
+    /// Decide: the guards the policy selects look at the request, then the per-client limits
+    /// charge what it will cost; an enforced refusal answers it here, an enforced rewrite changes
+    /// its query, shadow verdicts only become warnings. `body` is the request body when a guard
+    /// needed it read.
     pub(crate) async fn decide(
         &self,
         api: &ApiRequest,
@@ -549,20 +550,6 @@ impl Proxy {
     ) -> Decided {
         let identity: &Identity = &caller.identity;
         let est = self.estimate(api);
-        let (permit, limit_warning) = match self.check_limits(identity, api, &est).await {
-            LimitCheck::Pass(permit) => (permit, None),
-            LimitCheck::Warn(warning) => (None, Some(warning)),
-            LimitCheck::Refuse { throttled, status } => {
-                let mut resp: Response<ProxyBody> = (*status).into_response();
-                resp.extensions_mut().insert(Outcome {
-                    throttled,
-                    blocked: !throttled,
-                    estimate: Estimate::default(),
-                    ..Outcome::default()
-                });
-                return Decided::Answer(resp);
-            }
-        };
         let user_agent = headers
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -611,6 +598,27 @@ impl Proxy {
             outcome.etcd_avoided = est.etcd_objects.saturating_sub(after.etcd_objects);
             outcome.estimate = after;
         }
+        // The per-client limits charge what the request will cost as it goes upstream: a LIST
+        // the policy serves from the watch cache costs that, not the etcd read it replaced. A
+        // request a guard refuses costs nothing and is not charged.
+        let (permit, limit_warning) = if refused.is_some() {
+            (None, None)
+        } else {
+            match self.check_limits(identity, api, &outcome.estimate).await {
+                LimitCheck::Pass(permit) => (permit, None),
+                LimitCheck::Warn(warning) => (None, Some(warning)),
+                LimitCheck::Refuse { throttled, status } => {
+                    let mut resp: Response<ProxyBody> = (*status).into_response();
+                    resp.extensions_mut().insert(Outcome {
+                        throttled,
+                        blocked: !throttled,
+                        estimate: Estimate::default(),
+                        ..Outcome::default()
+                    });
+                    return Decided::Answer(resp);
+                }
+            }
+        };
         let refusal_resp = decisions.refusal().map(refusal);
         let fwd = Forwarding {
             rewrite,

@@ -345,8 +345,9 @@ async fn serve_front<IO, H, F>(
     F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
 {
     let conn = Arc::new(conn_info.clone());
+    // hyper's connection state is boxed: only connections handed over need it.
     crate::front::serve(io, front.proxy, conn, front.opts, front.shutdown, |io| {
-        serve_hyper(io, builder, conn_info, handler, watcher)
+        Box::pin(serve_hyper(io, builder, conn_info, handler, watcher))
     })
     .await
 }

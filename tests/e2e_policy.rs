@@ -638,3 +638,39 @@ async fn sighup_reloads_even_when_the_mtime_did_not_change() {
     kg.shutdown().await;
     sim.shutdown().await;
 }
+
+/// The per-client cost limit charges a LIST what it costs as it goes upstream: served from the
+/// watch cache after an enforced rewrite, it costs a tenth of the etcd read it replaced, and
+/// passes a budget the unrewritten LIST would exceed.
+#[tokio::test]
+async fn the_cost_limit_charges_a_rewritten_list_its_cache_read() {
+    // 60 units of burst, one a second: a LIST of the 40 pods costs 40 from etcd, 4 from cache.
+    let limits = "limits:\n  mode: enforce\n  costPerSecond: 1\n  costBurst: 60\n";
+    for (policy, rewritten) in [("off", false), ("enforce", true)] {
+        let e = env(&format!("  mode: {policy}\n{limits}")).await;
+        // A LIST at resourceVersion=0 (500 assumed objects from cache: 50 units) teaches kubeguard
+        // the collection's size and leaves about 10 units.
+        let first = e.get("/api/v1/pods?resourceVersion=0").await;
+        assert_eq!(
+            first.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&first.body)
+        );
+        assert_eq!(
+            e.kg.policy
+                .learner
+                .collection_size("pods", "*")
+                .map(|c| c.items),
+            Some(40)
+        );
+        let list = e.get("/api/v1/pods").await;
+        if rewritten {
+            assert_eq!(list.status, 200, "{}", String::from_utf8_lossy(&list.body));
+            assert!(decision(&list).contains("rewrite"), "{}", decision(&list));
+        } else {
+            assert_eq!(list.status, 429, "{}", String::from_utf8_lossy(&list.body));
+            assert!(list.headers.contains_key("retry-after"));
+        }
+    }
+}

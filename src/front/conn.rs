@@ -177,9 +177,18 @@ impl Conn {
             Some((p, q)) => (p, Some(q)),
             None => (target.as_str(), None),
         };
-        let a = match proxy
-            .admit_request(&req.method, path, query, &req.headers, &self.conn, start)
-            .await
+        // The pipeline's futures are boxed: their state (identity reviews, the delete guard's
+        // lookups) would otherwise be part of every connection's task for its whole life,
+        // watches included.
+        let a = match Box::pin(proxy.admit_request(
+            &req.method,
+            path,
+            query,
+            &req.headers,
+            &self.conn,
+            start,
+        ))
+        .await
         {
             Ok(a) => a,
             Err(resp) => {
@@ -206,8 +215,7 @@ impl Conn {
             _ => None,
         };
         let unread = if held.is_some() { 0 } else { req.body_len };
-        let p = match proxy
-            .decide_admitted(a, &req.headers, query, held.as_ref(), start)
+        let p = match Box::pin(proxy.decide_admitted(a, &req.headers, query, held.as_ref(), start))
             .await
         {
             Prepared::Answer(resp) => {
@@ -222,9 +230,8 @@ impl Conn {
         if let Some(auth) = req.headers.remove(AUTHORIZATION) {
             extra.insert(AUTHORIZATION, auth);
         }
-        if let Err(resp) = proxy
-            .apply_credentials(&p.caller, &mut extra, &self.conn)
-            .await
+        if let Err(resp) =
+            Box::pin(proxy.apply_credentials(&p.caller, &mut extra, &self.conn)).await
         {
             let resp = proxy.failed_forward(p, resp, start);
             drop(inflight);
@@ -340,10 +347,7 @@ impl Conn {
             let up = match &mut self.up {
                 Some(up) => up,
                 None => self.up.insert(Upstream1 {
-                    io: self
-                        .proxy
-                        .upstream()
-                        .connect_h1()
+                    io: Box::pin(self.proxy.upstream().connect_h1())
                         .await
                         .map_err(Failed::Upstream)?,
                     buf: Vec::new(),
