@@ -274,39 +274,44 @@ async fn serve_connection<H, F>(
     F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
 {
     match tls {
+        // Boxed: a TLS connection's state (rustls, the handshake) is large, and a plain
+        // connection's task would otherwise be as large for nothing.
         Some(acceptor) => {
-            let tls_stream =
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        metrics.tls_handshake_failures.inc();
-                        tracing::debug!(error = %e, "TLS handshake failed");
-                        return;
+            Box::pin(async move {
+                let tls_stream =
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            metrics.tls_handshake_failures.inc();
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            metrics.tls_handshake_failures.inc();
+                            tracing::debug!("TLS handshake timed out");
+                            return;
+                        }
+                    };
+                // Verified by rustls against identity.clientCA when one is configured.
+                conn_info.peer_cert = tls_stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| Arc::from(c.as_ref()));
+                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                match front {
+                    Some(front) if !h2 => {
+                        serve_front(tls_stream, front, conn_info, builder, handler, watcher).await
                     }
-                    Err(_) => {
-                        metrics.tls_handshake_failures.inc();
-                        tracing::debug!("TLS handshake timed out");
-                        return;
-                    }
-                };
-            // Verified by rustls against identity.clientCA when one is configured.
-            conn_info.peer_cert = tls_stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| Arc::from(c.as_ref()));
-            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            match front {
-                Some(front) if !h2 => {
-                    serve_front(tls_stream, front, conn_info, builder, handler, watcher).await
+                    _ => serve_hyper(tls_stream, builder, conn_info, handler, watcher).await,
                 }
-                _ => serve_hyper(tls_stream, builder, conn_info, handler, watcher).await,
-            }
+            })
+            .await
         }
         None => match front {
             Some(front) => serve_front(stream, front, conn_info, builder, handler, watcher).await,
-            None => serve_hyper(stream, builder, conn_info, handler, watcher).await,
+            None => Box::pin(serve_hyper(stream, builder, conn_info, handler, watcher)).await,
         },
     }
 }

@@ -108,8 +108,10 @@ fn fds(kg: &RunningServe, upstream_port: u16) -> Fds {
 /// Waits (at most `limit`) for kubeguard's sockets and the other descriptors to come back to
 /// `baseline` (idle pooled connections close after `poolIdleTimeout`), then asserts it.
 async fn assert_no_leak(kg: &RunningServe, upstream_port: u16, baseline: Fds, limit: Duration) {
-    // A descriptor or two of the runtime's own (a timer, a late signal pipe).
-    const SLACK: usize = 2;
+    // A few descriptors of the process's own that the first test to need them opens once and
+    // keeps (a runtime's timer or signal pipe, lazily opened system files): the tests share one
+    // process and run in any order. A leak per connection or request shows above this.
+    const SLACK: usize = 4;
     let settled = |n: Fds| {
         n.kubeguard_sockets <= baseline.kubeguard_sockets && n.other <= baseline.other + SLACK
     };

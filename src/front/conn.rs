@@ -69,7 +69,18 @@ pub async fn serve<IO, H, F>(
             }
             HeadRead::Close => return,
         };
-        let keep = c.serve_one(&mut io, head).await;
+        let keep = match Box::pin(c.serve_one(&mut io, head)).await {
+            Next::Done(keep) => keep,
+            Next::Stream(st) => {
+                let Streaming {
+                    p,
+                    head,
+                    close,
+                    start,
+                } = *st;
+                c.stream_back(&mut io, p, head, close, start).await
+            }
+        };
         if !keep || shutdown.is_cancelled() {
             let _ = io.shutdown().await;
             return;
@@ -86,6 +97,22 @@ enum HeadRead {
 
 /// What the answer to one request did to the client connection.
 type KeepAlive = bool;
+
+/// Where a request stands once its response head is known.
+enum Next {
+    /// Answered (by kubeguard, or the exchange failed).
+    Done(KeepAlive),
+    /// The upstream's answer is to be streamed back.
+    Stream(Box<Streaming>),
+}
+
+/// An upstream answer ready to stream back.
+struct Streaming {
+    p: Prepared1,
+    head: ResponseHead,
+    close: bool,
+    start: Instant,
+}
 
 struct Conn {
     proxy: Arc<Proxy>,
@@ -160,12 +187,14 @@ impl Conn {
         }
     }
 
-    /// Serves one request whose head is at the start of `self.buf`.
+    /// Serves one request whose head is at the start of `self.buf`, up to the upstream's
+    /// response head. Boxed by the caller: its state is large and short-lived, and a
+    /// connection's task should hold only what streaming an answer needs (a watch lives long).
     async fn serve_one<IO: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut IO,
         mut req: RequestHead,
-    ) -> KeepAlive {
+    ) -> Next {
         let start = Instant::now();
         let proxy = self.proxy.clone();
         let inflight = InflightGuard::new(proxy.metrics());
@@ -193,7 +222,7 @@ impl Conn {
             Ok(a) => a,
             Err(resp) => {
                 drop(inflight);
-                return self.answer(io, resp, head_only, close, req.body_len).await;
+                return Next::Done(self.answer(io, resp, head_only, close, req.body_len).await);
             }
         };
         // A guard that must see the body (the delete guard reads DeleteOptions) gets at most
@@ -205,11 +234,11 @@ impl Conn {
                     let resp = proxy.body_too_large(a, limit, start);
                     // The body is not read: the connection cannot go on.
                     write_own(io, resp, head_only, true).await;
-                    return false;
+                    return Next::Done(false);
                 }
                 match self.read_body(io, req.body_len as usize).await {
                     Some(body) => Some(body),
-                    None => return false,
+                    None => return Next::Done(false),
                 }
             }
             _ => None,
@@ -220,7 +249,7 @@ impl Conn {
         {
             Prepared::Answer(resp) => {
                 drop(inflight);
-                return self.answer(io, resp, head_only, close, unread).await;
+                return Next::Done(self.answer(io, resp, head_only, close, unread).await);
             }
             Prepared::Forward(p) => p,
         };
@@ -235,7 +264,7 @@ impl Conn {
         {
             let resp = proxy.failed_forward(p, resp, start);
             drop(inflight);
-            return self.answer(io, resp, head_only, close, unread).await;
+            return Next::Done(self.answer(io, resp, head_only, close, unread).await);
         }
         extra.insert(AUDIT_ID, p.audit_id.clone());
         let upstream = proxy.upstream();
@@ -271,15 +300,21 @@ impl Conn {
                 drop(inflight);
                 // A body only partly sent upstream cannot be finished: close after the answer.
                 let body_left = unread > 0;
-                return write_own(io, resp, head_only, close || body_left).await && !body_left;
+                let written = write_own(io, resp, head_only, close || body_left).await;
+                return Next::Done(written && !body_left);
             }
             Err(Failed::Client) => {
                 self.up = None;
-                return false;
+                return Next::Done(false);
             }
         };
         drop(inflight);
-        self.stream_back(io, p, resp_head, close, start).await
+        Next::Stream(Box::new(Streaming {
+            p,
+            head: resp_head,
+            close,
+            start,
+        }))
     }
 
     /// Writes an answer of kubeguard's own to a request whose body (`unread` bytes) was not
