@@ -77,8 +77,76 @@ impl Default for UpstreamOptions {
 
 type Connector = HttpsConnector<HttpConnector>;
 
-/// A connection of the HTTP/1.1 front end to the apiserver (plain or TLS), with tokio's I/O traits.
-pub type H1Io = TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>;
+/// A connection of the HTTP/1.1 front end to the apiserver, with tokio's I/O traits. The TLS
+/// state is boxed: a plain connection (a sidecar's) does not carry its size.
+pub enum H1Io {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TokioIo<TokioIo<tokio::net::TcpStream>>>>),
+}
+
+impl tokio::io::AsyncRead for H1Io {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            H1Io::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            H1Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for H1Io {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            H1Io::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            H1Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            H1Io::Plain(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            H1Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            H1Io::Plain(s) => s.is_write_vectored(),
+            H1Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            H1Io::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            H1Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            H1Io::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            H1Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// How long a stamped `Authorization` value of kubeguard's own is reused.
 const OWN_AUTH_REUSE: Duration = Duration::from_secs(1);
@@ -370,7 +438,10 @@ impl Upstream {
         let io = tower::Service::call(&mut self.upgrade_connector.clone(), uri)
             .await
             .map_err(|e| self.connect_error(e.as_ref()))?;
-        Ok(TokioIo::new(io))
+        Ok(match io {
+            hyper_rustls::MaybeHttpsStream::Http(tcp) => H1Io::Plain(tcp.into_inner()),
+            hyper_rustls::MaybeHttpsStream::Https(tls) => H1Io::Tls(Box::new(tls.into_inner())),
+        })
     }
 
     /// `host[:port]` of the server URL, as a request's `Host` header names it.
