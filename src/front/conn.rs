@@ -455,6 +455,8 @@ impl Conn {
         }
         let mut out = resp.out;
         head::write_headers(&mut out, &extra);
+        // What a long-running answer does not need is dropped before it streams.
+        drop(extra);
         let close = close || resp.framing == Framing::Close;
         if resp.framing == Framing::Chunked {
             out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -472,6 +474,7 @@ impl Conn {
             admitted,
             start,
         );
+        drop(resp.content_type);
         proxy.observe_parts(
             Some(&api),
             Some(&caller),
