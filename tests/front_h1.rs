@@ -482,3 +482,55 @@ async fn a_client_leaving_a_watch_ends_the_upstream_watch() {
         .unwrap();
     kg.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_body_over_a_guards_limit_gets_its_413_while_the_client_still_sends() {
+    let script = start_script().await;
+    let (kg, addr) = kubeguard_before(&script).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // The delete guard reads a namespace DELETE's options up to 64 KiB; this body is 3 MiB,
+    // more than kubeguard drops to keep a connection: it answers, then lingers while the client
+    // is still sending, so the client reads the 413 instead of a reset.
+    let body = vec![b'a'; 3 << 20];
+    let head = format!(
+        "DELETE /api/v1/namespaces/prod HTTP/1.1\r\nHost: kg\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (mut rd, mut wr) = s.split();
+    let send = async {
+        let _ = wr.write_all(head.as_bytes()).await;
+        let _ = wr.write_all(&body).await;
+    };
+    let read = async {
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match rd.read(&mut b).await {
+                Ok(n) if n > 0 => got.extend_from_slice(&b[..n]),
+                other => panic!("no answer: {other:?}"),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let (_, answer) =
+        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(send, read) })
+            .await
+            .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        !script
+            .heads
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, h)| h.starts_with("DELETE")),
+        "nothing reached the upstream"
+    );
+    drop(s);
+    kg.shutdown().await;
+}

@@ -206,18 +206,9 @@ impl Conn {
             Some((p, q)) => (p, Some(q)),
             None => (target.as_str(), None),
         };
-        // The pipeline's futures are boxed: their state (identity reviews, the delete guard's
-        // lookups) would otherwise be part of every connection's task for its whole life,
-        // watches included.
-        let a = match Box::pin(proxy.admit_request(
-            &req.method,
-            path,
-            query,
-            &req.headers,
-            &self.conn,
-            start,
-        ))
-        .await
+        let a = match proxy
+            .admit_request(&req.method, path, query, &req.headers, &self.conn, start)
+            .await
         {
             Ok(a) => a,
             Err(resp) => {
@@ -232,9 +223,7 @@ impl Conn {
                 if req.body_len > limit as u64 {
                     drop(inflight);
                     let resp = proxy.body_too_large(a, limit, start);
-                    // The body is not read: the connection cannot go on.
-                    write_own(io, resp, head_only, true).await;
-                    return Next::Done(false);
+                    return Next::Done(self.answer(io, resp, head_only, close, req.body_len).await);
                 }
                 match self.read_body(io, req.body_len as usize).await {
                     Some(body) => Some(body),
@@ -244,7 +233,8 @@ impl Conn {
             _ => None,
         };
         let unread = if held.is_some() { 0 } else { req.body_len };
-        let p = match Box::pin(proxy.decide_admitted(a, &req.headers, query, held.as_ref(), start))
+        let p = match proxy
+            .decide_admitted(a, &req.headers, query, held.as_ref(), start)
             .await
         {
             Prepared::Answer(resp) => {
@@ -259,8 +249,9 @@ impl Conn {
         if let Some(auth) = req.headers.remove(AUTHORIZATION) {
             extra.insert(AUTHORIZATION, auth);
         }
-        if let Err(resp) =
-            Box::pin(proxy.apply_credentials(&p.caller, &mut extra, &self.conn)).await
+        if let Err(resp) = proxy
+            .apply_credentials(&p.caller, &mut extra, &self.conn)
+            .await
         {
             let resp = proxy.failed_forward(p, resp, start);
             drop(inflight);
@@ -328,7 +319,25 @@ impl Conn {
         unread: u64,
     ) -> KeepAlive {
         let skip = unread <= SKIP_BODY_MAX && self.skip_body(io, unread).await;
-        write_own(io, resp, head_only, close || !skip).await && skip
+        let written = write_own(io, resp, head_only, close || !skip).await;
+        if !skip && written {
+            // A client still sending its body would see its connection reset, and lose the
+            // answer, if it closed at once: stop writing, then drop what still comes for a
+            // moment (a lingering close, as nginx does).
+            let _ = io.shutdown().await;
+            let linger = async {
+                let mut dropped = 0u64;
+                while dropped < LINGER_MAX_BYTES {
+                    let mut sink = Vec::new();
+                    match read_idle(io, &mut sink).await {
+                        Ok(n) if n > 0 => dropped += n as u64,
+                        _ => return,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LINGER, linger).await;
+        }
+        written && skip
     }
 
     /// Reads and drops `n` bytes of a request body.
@@ -539,7 +548,10 @@ impl Conn {
 
 /// The most of an unread request body read and dropped to keep a connection after an answer
 /// of kubeguard's own; a larger one closes the connection instead.
-const SKIP_BODY_MAX: u64 = 64 * 1024;
+const SKIP_BODY_MAX: u64 = 1024 * 1024;
+/// How long, and how much, a connection closed after an answer to an unread body still reads.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The body of a request on its way upstream.
 enum RequestBody {
