@@ -159,42 +159,31 @@ impl Proxy {
         conn: Arc<ConnInfo>,
     ) -> Response<ProxyBody> {
         let start = Instant::now();
-        let classified = classify(req.method(), req.uri().path(), req.uri().query());
-        let admitted = match self.admit(classified.as_ref().ok()) {
-            Ok(admitted) => admitted,
-            Err(shed) => return shed.to_status().into_response(),
-        };
         let _inflight = InflightGuard::new(&self.metrics);
-        let audit_id = crate::identity::audit_id(req.headers());
-        let mut caller = None;
-        let (api, mut resp) = match classified {
-            // Identify before anything else: the identity selects policy rules, decides the
-            // upstream credentials, and is what the ledger and the log record.
-            Ok(api) => match self.auth.identify(req.headers(), &conn).await {
-                Ok(c) => {
-                    let resp = self
-                        .decide_and_forward(&api, &c, &audit_id, req, &conn)
-                        .await;
-                    caller = Some(c);
-                    (Some(api), resp)
-                }
-                Err(e) => (Some(api), e.status().into_response()),
-            },
-            Err(e) => {
-                self.count_error("classify");
-                let mut resp: Response<ProxyBody> =
-                    Status::bad_request(e.to_string()).into_response();
-                resp.headers_mut().insert(
-                    crate::policy::engine::DECISION_HEADER.clone(),
-                    HeaderValue::from_static("forward"),
-                );
-                (None, resp)
-            }
+        // Classify, shed, identify (the identity selects policy rules, decides the upstream
+        // credentials, and is what the ledger and the log record).
+        let Admitted {
+            api,
+            caller,
+            admitted,
+            audit_id,
+        } = match self
+            .admit_request(
+                req.method(),
+                req.uri().path(),
+                req.uri().query(),
+                req.headers(),
+                &conn,
+                start,
+            )
+            .await
+        {
+            Ok(a) => a,
+            Err(answer) => return answer,
         };
-        // The apiserver echoes the Audit-ID it was given; kubeguard's own answers carry it too.
-        resp.headers_mut()
-            .entry(AUDIT_ID)
-            .or_insert(audit_id.clone());
+        let mut resp = self
+            .decide_and_forward(&api, &caller, &audit_id, req, &conn)
+            .await;
         // The admission slot is kept until the response body is sent or dropped (for a watch or
         // log stream: until the stream ends), or until an upgrade's bridged connection closes.
         if let ProxyBody::Upstream { meter, .. } = resp.body_mut() {
@@ -204,12 +193,11 @@ impl Proxy {
         {
             ended.clone().hold_until_closed(permit);
         }
-        self.account(api.as_ref(), caller.as_ref(), &mut resp, start);
-        self.observe(api.as_ref(), caller.as_ref(), &audit_id, resp, start)
+        self.conclude(Some(&api), Some(&caller), &audit_id, resp, start)
     }
 
-    /// `handle` up to the decide step, for a request the HTTP/1.1 front end (`front/`) reads
-    /// itself: classify, admit, identify. Answers kubeguard gives itself come back complete
+    /// `handle` up to the decide step (also for a request the HTTP/1.1 front end, `front/`,
+    /// reads itself): classify, admit, identify. Answers kubeguard gives itself come back complete
     /// (Audit-ID, ledger, metrics).
     pub(crate) async fn admit_request(
         &self,
@@ -313,7 +301,8 @@ impl Proxy {
         self.conclude(Some(&p.api), Some(&p.caller), &p.audit_id, resp, start)
     }
 
-    /// The last steps of `handle` for an answer kubeguard wrote itself.
+    /// The last steps of every answer: the Audit-ID (the apiserver echoes the one it was given;
+    /// kubeguard's own answers carry it too), the ledger record, the metrics and log line.
     fn conclude(
         &self,
         api: Option<&ApiRequest>,
@@ -993,7 +982,7 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Headers that describe one hop and never travel further (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+pub(crate) const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),

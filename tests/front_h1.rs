@@ -398,6 +398,13 @@ async fn an_upstream_connection_closed_while_idle_is_replaced_unseen() {
         .collect();
     assert_eq!(conns.len(), 3);
     assert!(conns[0] != conns[1] && conns[1] != conns[2], "{conns:?}");
+    // A write is never sent twice: the kept connection (closed by the upstream after the last
+    // answer) is checked before the POST goes on it, and a new one is opened instead.
+    s.write_all(b"POST /post HTTP/1.1\r\nHost: kg\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    let p = read_answer(&mut s, &mut buf, false).await;
+    assert_eq!((p.code, p.body.as_slice()), (201, &b"hello"[..]));
     // A body that ends when the upstream closes: the client's connection ends with it.
     s.write_all(b"GET /until-close HTTP/1.1\r\nHost: kg\r\n\r\n")
         .await

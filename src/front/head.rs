@@ -182,22 +182,14 @@ fn starts_with_ignore_case(name: &[u8], prefix: &[u8]) -> bool {
     name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), `Host` (the upstream hop names its own) and the
-/// framing headers the front end writes itself.
+/// Hop-by-hop headers (RFC 9110 §7.6.1: the pipeline's one list, `Upgrade` included) and `Host`
+/// (the upstream hop names its own).
 fn is_hop_or_host(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 10] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"host",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+    crate::proxy::HOP_BY_HOP
+        .iter()
+        .map(|n| n.as_str().as_bytes())
+        .chain([&b"upgrade"[..], b"host"])
+        .any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// The request head kubeguard sends upstream.
