@@ -6,12 +6,19 @@
 #
 #   bash loadtests/callgrind.sh              # 20,000 GETs each; prints instructions/request
 #   N=5000 ONLY=kubeguard bash loadtests/callgrind.sh
+#   PROTO=h2 bash loadtests/callgrind.sh     # h2 (prior knowledge, 4 connections x 8 streams)
 #   callgrind_annotate --inclusive=yes target/callgrind/kubeguard.out | head -80
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PERF="${PERF_HARNESS:-$ROOT/../shared/perf}"
 BIN="$PERF/target/release"
 N="${N:-20000}"
+# h1: HTTP/1.1 keep-alive over 4 connections; h2: 4 connections x 8 concurrent streams.
+case "${PROTO:-h1}" in
+  h1) LOAD=(--h1 -c 4) ;;
+  h2) LOAD=(-c 4 -m 8) ;;
+  *) echo "PROTO is h1 or h2" >&2; exit 1 ;;
+esac
 OUT="$ROOT/target/callgrind"
 UP_PORT=18780 KG_PORT=18781 MIN_PORT=18782
 PATH_SMALL=/api/v1/namespaces/default/pods/p1
@@ -52,17 +59,17 @@ measure() {
   local pid=$!
   pids+=("$pid")
   wait_port "$port"
-  h2load --h1 -n 2000 -c 4 "http://127.0.0.1:$port$PATH_SMALL" >/dev/null
+  h2load "${LOAD[@]}" -n 2000 "http://127.0.0.1:$port$PATH_SMALL" >/dev/null
   callgrind_control -i on "$pid" >/dev/null
-  h2load --h1 -n "$N" -c 4 "http://127.0.0.1:$port$PATH_SMALL" | grep -E "^requests:" >&2
+  h2load "${LOAD[@]}" -n "$N" "http://127.0.0.1:$port$PATH_SMALL" | grep -E "^requests:" >&2
   callgrind_control -i off "$pid" >/dev/null
   callgrind_control -d "$pid" >/dev/null
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local total
   # The dump holds exactly the instrumented load (part 1); the file written at exit is empty.
   total=$(awk '/^totals:/ {print $2; exit}' "$OUT/$name.out.1")
-  printf '%-10s %8d instructions/request  (%s over %d requests; %s)\n' \
-    "$name" "$((total / N))" "$total" "$N" "$OUT/$name.out.1"
+  printf '%-10s %s %8d instructions/request  (%s over %d requests; %s)\n' \
+    "$name" "${PROTO:-h1}" "$((total / N))" "$total" "$N" "$OUT/$name.out.1"
 }
 
 if [ "${ONLY:-}" != kubeguard ]; then

@@ -91,6 +91,10 @@ pub struct ServerSection {
     /// connection per client connection, `front/`); `false` serves them with hyper like h2.
     #[serde(default = "default_true")]
     pub http1_front_end: bool,
+    /// Threads that serve client connections, each connection on one of them from start to
+    /// end; default one per core. `0` serves connections on the main runtime's shared threads.
+    #[serde(default)]
+    pub connection_workers: Option<usize>,
 }
 
 fn default_true() -> bool {

@@ -38,3 +38,4 @@ pub mod status;
 pub mod tls;
 pub mod top;
 pub mod upstream;
+pub mod workers;

@@ -27,6 +27,7 @@ use crate::proxy::Proxy;
 use crate::server::{self, ListenError, Listener};
 use crate::tls::{self, CertPair, TlsError};
 use crate::upstream::{Upstream, UpstreamError};
+use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -50,6 +51,8 @@ pub enum ServeError {
     Ledger(#[from] crate::cost::persist::PersistError),
     #[error(transparent)]
     Otlp(#[from] crate::cost::otlp::OtlpError),
+    #[error("cannot start the connection worker threads (server.connectionWorkers): {0}")]
+    Workers(std::io::Error),
 }
 
 /// One bound API listener.
@@ -232,9 +235,22 @@ pub async fn start(
             tls: l.is_tls(),
         })
         .collect();
+    let workers = match config.server.connection_workers {
+        Some(0) => None,
+        Some(n) => Some(Workers::start(n).map_err(ServeError::Workers)?),
+        None => Some(Workers::per_core().map_err(ServeError::Workers)?),
+    };
     for listener in listeners {
-        tracing::info!(addr = %listener.addr, tls = listener.is_tls(), "serving the Kubernetes API");
-        let front = config.server.http1_front_end.then(|| proxy.clone());
+        tracing::info!(
+            addr = %listener.addr,
+            tls = listener.is_tls(),
+            workers = workers.as_ref().map_or(0, |w| w.len()),
+            "serving the Kubernetes API"
+        );
+        let serving = server::Serving {
+            front: config.server.http1_front_end.then(|| proxy.clone()),
+            workers: workers.clone(),
+        };
         let proxy = proxy.clone();
         let handler = move |req, conn| proxy.clone().handle(req, conn);
         tasks.spawn(server::serve(
@@ -242,7 +258,7 @@ pub async fn start(
             config.limits(),
             metrics.clone(),
             handler,
-            front,
+            serving,
             shutdown_rx.clone(),
             grace,
         ));
@@ -255,7 +271,7 @@ pub async fn start(
         config.limits(),
         metrics.clone(),
         admin_handler,
-        None,
+        server::Serving::default(),
         shutdown_rx,
         Duration::from_secs(1),
     ));

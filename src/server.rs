@@ -122,17 +122,31 @@ impl Listener {
     }
 }
 
+/// An accepted connection: registered with the main runtime's reactor, or on its way to a
+/// worker's.
+enum Accepted {
+    Registered(TcpStream),
+    Moving(std::net::TcpStream),
+}
+
+/// How a listener's connections are served.
+#[derive(Clone, Default)]
+pub struct Serving {
+    /// HTTP/1.1 connections are served by the front end (`front/`, the Kubernetes API
+    /// listeners), which hands anything it does not serve itself to hyper and the handler.
+    pub front: Option<Arc<crate::proxy::Proxy>>,
+    /// Each connection runs on one of these threads; without them, on the main runtime.
+    pub workers: Option<Arc<crate::workers::Workers>>,
+}
+
 /// Serves `listener` until `shutdown` flips to true, then stops accepting and drains: open
 /// connections finish their in-flight requests for up to `drain` before they are closed.
-///
-/// With `front` (the Kubernetes API listeners), HTTP/1.1 connections are served by the front end
-/// (`front/`), which hands anything it does not serve itself to hyper and `handler`.
 pub async fn serve<H, F>(
     listener: Listener,
     limits: ServerLimits,
     metrics: Arc<Metrics>,
     handler: H,
-    front: Option<Arc<crate::proxy::Proxy>>,
+    serving: Serving,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) where
@@ -187,13 +201,36 @@ pub async fn serve<H, F>(
         let metrics = metrics.clone();
         let watcher = graceful.watcher();
         let force_close = force_close.clone();
-        let front = front.clone().map(|proxy| Front {
+        let front = serving.front.clone().map(|proxy| Front {
             proxy,
             opts: front_opts.clone(),
             shutdown: front_shutdown.clone(),
         });
-        tracker.spawn(async move {
+        // A worker's connection is registered with the worker's own reactor, so its readiness
+        // wakes that thread directly (through the main runtime's it would cost a cross-thread
+        // wakeup per read).
+        let stream = match &serving.workers {
+            Some(_) => match stream.into_std() {
+                Ok(s) => Accepted::Moving(s),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot move an accepted connection");
+                    continue;
+                }
+            },
+            None => Accepted::Registered(stream),
+        };
+        let task = async move {
             let _slot = slot;
+            let stream = match stream {
+                Accepted::Registered(s) => s,
+                Accepted::Moving(s) => match TcpStream::from_std(s) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot register an accepted connection");
+                        return;
+                    }
+                },
+            };
             metrics.connections_open.inc();
             let conn = serve_connection(
                 stream,
@@ -211,7 +248,11 @@ pub async fn serve<H, F>(
                 }
             }
             metrics.connections_open.dec();
-        });
+        };
+        match &serving.workers {
+            Some(workers) => drop(workers.spawn(&tracker, task)),
+            None => drop(tracker.spawn(task)),
+        }
     }
     drop(listener);
     front_shutdown.cancel();
@@ -249,7 +290,9 @@ where
 {
     let conn_info = Arc::new(conn_info);
     hyper::service::service_fn(move |req| {
-        let fut = handler(req, conn_info.clone());
+        // Boxed once here: the request's future is large (identify, decide, forward), and hyper
+        // moves what it is given into a task of its own per h2 stream.
+        let fut = Box::pin(handler(req, conn_info.clone()));
         async move { Ok::<_, std::convert::Infallible>(fut.await) }
     })
 }

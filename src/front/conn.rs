@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderMap};
 use http::{Method, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::chunked::{self, Decoder};
@@ -59,6 +61,8 @@ pub async fn serve<IO, H, F>(
         up: None,
     };
     let mut deadline = Some(Instant::now() + opts.header_read_timeout);
+    // The response-header timer, kept between requests (see `serve_one`).
+    let mut timer = None;
     loop {
         let head = match c.read_head(&mut io, &opts, deadline, &shutdown).await {
             HeadRead::Ready(head) => head,
@@ -69,15 +73,16 @@ pub async fn serve<IO, H, F>(
             }
             HeadRead::Close => return,
         };
-        let keep = match Box::pin(c.serve_one(&mut io, head)).await {
+        let keep = match Box::pin(c.serve_one(&mut io, head, &mut timer)).await {
             Next::Done(keep) => keep,
             Next::Stream(st) => {
+                // Out of its box, and the box freed, before a stream that may last for hours.
                 let Streaming {
                     p,
                     head,
                     close,
                     start,
-                } = *st;
+                } = unbox(st);
                 c.stream_back(&mut io, p, head, close, start).await
             }
         };
@@ -104,6 +109,16 @@ enum Next {
     Done(KeepAlive),
     /// The upstream's answer is to be streamed back.
     Stream(Box<Streaming>),
+}
+
+/// The value, with its box freed now rather than at the end of the caller's scope (a pattern
+/// that moves out of `*boxed` keeps the allocation until then).
+#[expect(
+    clippy::boxed_local,
+    reason = "taking the box is the point: it is freed on return"
+)]
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
 
 /// An upstream answer ready to stream back.
@@ -194,6 +209,7 @@ impl Conn {
         &mut self,
         io: &mut IO,
         mut req: RequestHead,
+        timer: &mut Option<Pin<Box<Sleep>>>,
     ) -> Next {
         let start = Instant::now();
         let proxy = self.proxy.clone();
@@ -277,9 +293,17 @@ impl Conn {
         let timeout = (!long_running).then_some(proxy.settings().response_header_timeout);
         let exchange = self.exchange(io, &head, &req.method, body);
         let answer = match timeout {
-            Some(t) => tokio::time::timeout(t, exchange)
-                .await
-                .unwrap_or(Err(Failed::Upstream(UpstreamError::Timeout(t)))),
+            Some(t) => {
+                let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(t)));
+                // Moving a kept timer later takes no lock and wakes no driver; a new timer
+                // each request would wake the runtime's driver whenever it is the earliest.
+                timer.as_mut().reset(tokio::time::Instant::now() + t);
+                tokio::select! {
+                    biased;
+                    answer = exchange => answer,
+                    () = timer.as_mut() => Err(Failed::Upstream(UpstreamError::Timeout(t))),
+                }
+            }
             None => exchange.await,
         };
         let resp_head = match answer {
@@ -704,6 +728,7 @@ async fn copy_length<IO: AsyncWrite + Unpin>(
         write_all_vectored(io, &mut [IoSlice::new(&h), IoSlice::new(data)])
             .await
             .map_err(Cut::Client)?;
+        drop(h);
         up.buf.drain(..n);
         left -= n as u64;
         if left == 0 {
@@ -726,6 +751,7 @@ async fn copy_until_close<IO: AsyncWrite + Unpin>(
         write_all_vectored(io, &mut [IoSlice::new(&h), IoSlice::new(&up.buf)])
             .await
             .map_err(Cut::Client)?;
+        drop(h);
         up.buf.clear();
         match read_more(up).await {
             Ok(()) => {}
@@ -783,6 +809,8 @@ async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
             .await
             .map_err(Cut::Client)?;
         drop(slices);
+        // The response head is not kept while the stream waits for its next event.
+        drop(h);
         up.buf.drain(..used);
         if decoder.is_done() {
             return Ok(Ended::Complete);

@@ -1,0 +1,165 @@
+//! Connection workers: a few threads, each running its own single-threaded tokio runtime. A
+//! client connection is served from start to end on one of them (its requests, its upstream
+//! connection, its streams), as nginx and haproxy serve a connection on one worker: no wakeups
+//! that cross threads, no task moving between cores, no contention on a shared run queue.
+//!
+//! The accept loops, the admin listener and the background tasks stay on the main runtime.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The worker threads. Dropping the last handle stops them; tasks still on them are dropped.
+pub struct Workers {
+    workers: Vec<Worker>,
+    stop: CancellationToken,
+}
+
+struct Worker {
+    handle: Handle,
+    /// Connections this worker serves now.
+    open: Arc<AtomicUsize>,
+}
+
+impl Workers {
+    /// Starts `n` worker threads (at least one).
+    pub fn start(n: usize) -> std::io::Result<Arc<Workers>> {
+        let stop = CancellationToken::new();
+        let mut workers = Vec::with_capacity(n.max(1));
+        for i in 0..n.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = runtime.handle().clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("kubeguard-conn-{i}"))
+                // The runtime lives and is dropped on its own thread, never inside another one.
+                .spawn(move || runtime.block_on(stop.cancelled()))?;
+            workers.push(Worker {
+                handle,
+                open: Arc::new(AtomicUsize::new(0)),
+            });
+        }
+        Ok(Arc::new(Workers { workers, stop }))
+    }
+
+    /// One worker per core this process may use.
+    pub fn per_core() -> std::io::Result<Arc<Workers>> {
+        Workers::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// Runs a connection's task on the worker serving the fewest connections, tracked by
+    /// `tracker` (for the drain at shutdown).
+    pub fn spawn<F>(&self, tracker: &TaskTracker, task: F) -> JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let worker = self
+            .workers
+            .iter()
+            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+            .unwrap_or(&self.workers[0]);
+        let open = worker.open.clone();
+        open.fetch_add(1, Ordering::Relaxed);
+        tracker.spawn_on(
+            async move {
+                let _open = OpenConnection(open);
+                task.await
+            },
+            &worker.handle,
+        )
+    }
+
+    /// Connections each worker serves now.
+    pub fn open_connections(&self) -> Vec<usize> {
+        self.workers
+            .iter()
+            .map(|w| w.open.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Counts a connection as open on its worker until its task ends or is dropped.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_go_to_the_least_busy_worker_and_run_there() {
+        let workers = Workers::start(2).unwrap();
+        let tracker = TaskTracker::new();
+        let (hold_tx, hold_rx) = tokio::sync::watch::channel(false);
+        let (name_tx, mut name_rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..4 {
+            let mut hold = hold_rx.clone();
+            let names = name_tx.clone();
+            workers.spawn(&tracker, async move {
+                let name = std::thread::current().name().map(str::to_owned);
+                names.send(name).unwrap();
+                let _ = hold.wait_for(|h| *h).await;
+            });
+        }
+        let mut names = Vec::new();
+        for _ in 0..4 {
+            names.push(name_rx.recv().await.unwrap().unwrap());
+        }
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "kubeguard-conn-0",
+                "kubeguard-conn-0",
+                "kubeguard-conn-1",
+                "kubeguard-conn-1"
+            ]
+        );
+        assert_eq!(workers.open_connections(), [2, 2]);
+        hold_tx.send(true).unwrap();
+        tracker.close();
+        tracker.wait().await;
+        assert_eq!(workers.open_connections(), [0, 0]);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_workers_drops_their_tasks() {
+        let workers = Workers::start(1).unwrap();
+        let tracker = TaskTracker::new();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        workers.spawn(&tracker, async move {
+            let _tx = tx;
+            std::future::pending::<()>().await;
+        });
+        drop(workers);
+        // The task's sender is dropped with its runtime: the receiver sees the end.
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), rx).await;
+        assert!(matches!(ended, Ok(Err(_))));
+    }
+}
