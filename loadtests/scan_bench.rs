@@ -73,11 +73,11 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(20);
-    // 34 MB: every pass reads the body from memory, so this is bounded by memory bandwidth
-    // (~4 GB/s for one core of the 2-core test machine).
+    // 34 MB: more than L2 (2 MiB a core on the test machine), so each pass reads the body
+    // from L3 or memory.
     let big = list(10_000);
     measure("from memory", big.as_bytes(), 10_000, rounds);
-    // 340 KB, in cache: what the proxy sees, scanning each chunk right after it was read.
+    // 340 KB, stays in L2: what the proxy sees, scanning each chunk right after it was read.
     let small = list(100);
     measure("in cache", small.as_bytes(), 100, rounds * 100);
 }
