@@ -5,6 +5,7 @@
 
 pub mod lru;
 pub mod scan;
+mod scan_block;
 
 pub use scan::{BodyKind, ScanSummary, Scanner};
 

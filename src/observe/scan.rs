@@ -11,6 +11,8 @@
 //!
 //! Protobuf (or anything not JSON) is not scanned: its summary says `format: Unknown`.
 
+use super::scan_block::{self, BLOCK, SkipState, Step, skip_block};
+
 /// Nesting deeper than this is not tracked (nothing kubeguard reads lives that deep); the
 /// scanner keeps counting depth so it stays in step.
 const MAX_FRAMES: usize = 8;
@@ -157,6 +159,9 @@ pub struct Scanner {
     event_error: bool,
     event_code_410: bool,
     summary: ScanSummary,
+    /// Tests: skip deep values byte by byte (the reference for the block skip).
+    #[cfg(test)]
+    bytewise: bool,
 }
 
 impl Scanner {
@@ -188,6 +193,17 @@ impl Scanner {
                 format: Some(kind),
                 ..ScanSummary::default()
             },
+            #[cfg(test)]
+            bytewise: false,
+        }
+    }
+
+    /// A scanner that skips deep values byte by byte, as before the block skip.
+    #[cfg(test)]
+    pub(super) fn new_bytewise(kind: BodyKind) -> Self {
+        Scanner {
+            bytewise: true,
+            ..Scanner::new(kind)
         }
     }
 
@@ -229,9 +245,67 @@ impl Scanner {
     }
 
     /// Inside a value nothing is read from (an item of a list, the spec of a watched object):
-    /// only string boundaries and nesting matter, so jump from one structural byte to the next
-    /// until the value ends. Returns the position after the last byte consumed.
+    /// only string boundaries and nesting matter, so the value is skipped 64 bytes at a time
+    /// (see [`scan_block`]) until it ends. Returns the position after the last byte consumed.
     fn skip_deep(&mut self, chunk: &[u8], mut i: usize) -> usize {
+        #[cfg(test)]
+        if self.bytewise {
+            return self.skip_deep_bytewise(chunk, i);
+        }
+        let floor = self.skip_depth;
+        let mut state = self.skip_state();
+        let end = loop {
+            let rest = &chunk[i..];
+            if rest.is_empty() {
+                break i;
+            }
+            let (step, len) = match rest.first_chunk::<BLOCK>() {
+                Some(block) => (
+                    skip_block(&mut state, &scan_block::classify(block), BLOCK, floor),
+                    BLOCK,
+                ),
+                None => {
+                    // A chunk's tail: padded with a byte that means nothing to the skip.
+                    let mut block = [b' '; BLOCK];
+                    block[..rest.len()].copy_from_slice(rest);
+                    let m = scan_block::classify(&block);
+                    (skip_block(&mut state, &m, rest.len(), floor), rest.len())
+                }
+            };
+            match step {
+                Step::Continues => i += len,
+                Step::EndsAt(k) => break i + k + 1,
+                Step::Bytewise => {
+                    self.set_skip_state(state);
+                    i = self.skip_deep_bytewise(&chunk[..i + len], i);
+                    state = self.skip_state();
+                    if state.depth <= floor {
+                        break i;
+                    }
+                }
+            }
+        };
+        self.set_skip_state(state);
+        end
+    }
+
+    fn skip_state(&self) -> SkipState {
+        SkipState {
+            in_string: self.in_string,
+            escape: self.escape,
+            depth: self.depth,
+        }
+    }
+
+    fn set_skip_state(&mut self, s: SkipState) {
+        self.in_string = s.in_string;
+        self.escape = s.escape;
+        self.depth = s.depth;
+    }
+
+    /// The skip byte by byte: for blocks the masks cannot read (a backslash outside a string),
+    /// and the reference the block skip is tested against.
+    fn skip_deep_bytewise(&mut self, chunk: &[u8], mut i: usize) -> usize {
         while i < chunk.len() && self.depth > self.skip_depth {
             if self.in_string {
                 if self.escape {
