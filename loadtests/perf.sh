@@ -5,6 +5,7 @@
 #
 #   bash loadtests/perf.sh                                  # all scenarios (~10 min after the first build)
 #   SCENARIOS="s1 s3" PROXIES="direct haproxy" bash loadtests/perf.sh
+#   KUBEGUARD_CONFIG=my.yaml SCENARIOS=s4 bash loadtests/perf.sh   # kubeguard with a config file
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PERF="${PERF_HARNESS:-$ROOT/../shared/perf}"
@@ -17,7 +18,8 @@ export PROXY_NAME=kubeguard PROXY_PORT="${PROXY_PORT:-18681}" PROXY_TLS_PORT="${
 # the harness's kubeconfig. RUST_LOG=warn: no per-request logging in the measurement.
 export PROXY_CMD="env RUST_LOG=warn $ROOT/target/release/kubeguard serve \
   --listen http://127.0.0.1:\$PROXY_PORT --listen https://127.0.0.1:\$PROXY_TLS_PORT \
-  --tls-cert \$TLS_CERT --tls-key \$TLS_KEY --kubeconfig \$KUBECONFIG_HTTP --admin-listen 127.0.0.1:0"
+  --tls-cert \$TLS_CERT --tls-key \$TLS_KEY --kubeconfig \$KUBECONFIG_HTTP --admin-listen 127.0.0.1:0\
+  ${KUBEGUARD_CONFIG:+ --config $(realpath "$KUBEGUARD_CONFIG")}"
 # The harness runs only the proxies named in PROXIES; kubeguard is always one of them.
 export PROXIES="${PROXIES:-direct nginx haproxy kubectl minproxy} kubeguard"
 exec bash "$PERF/run.sh"

@@ -209,18 +209,20 @@ pub async fn serve<H, F>(
         // A worker's connection is registered with the worker's own reactor, so its readiness
         // wakes that thread directly (through the main runtime's it would cost a cross-thread
         // wakeup per read).
-        let stream = match &serving.workers {
-            Some(_) => match stream.into_std() {
-                Ok(s) => Accepted::Moving(s),
+        let (stream, worker) = match &serving.workers {
+            Some(workers) => match stream.into_std() {
+                Ok(s) => (Accepted::Moving(s), Some(workers.assign())),
                 Err(e) => {
                     tracing::debug!(error = %e, "cannot move an accepted connection");
                     continue;
                 }
             },
-            None => Accepted::Registered(stream),
+            None => (Accepted::Registered(stream), None),
         };
+        let (runtime, open) = worker.map(|w| (w.runtime, w.open)).unzip();
         let task = async move {
             let _slot = slot;
+            let _open = open;
             let stream = match stream {
                 Accepted::Registered(s) => s,
                 Accepted::Moving(s) => match TcpStream::from_std(s) {
@@ -232,7 +234,9 @@ pub async fn serve<H, F>(
                 },
             };
             metrics.connections_open.inc();
-            let conn = serve_connection(
+            // Pinned where it is: moved into `select!` it would take its size twice in this
+            // task (the connection's whole state lives here).
+            let conn = std::pin::pin!(serve_connection(
                 stream,
                 tls,
                 handshake_timeout,
@@ -240,7 +244,7 @@ pub async fn serve<H, F>(
                 (conn_info, handler, front),
                 watcher,
                 &metrics,
-            );
+            ));
             tokio::select! {
                 _ = conn => {}
                 _ = force_close.cancelled() => {
@@ -249,8 +253,8 @@ pub async fn serve<H, F>(
             }
             metrics.connections_open.dec();
         };
-        match &serving.workers {
-            Some(workers) => drop(workers.spawn(&tracker, task)),
+        match runtime {
+            Some(runtime) => drop(tracker.spawn_on(task, &runtime)),
             None => drop(tracker.spawn(task)),
         }
     }

@@ -62,25 +62,35 @@ impl Workers {
         self.workers.is_empty()
     }
 
+    /// The worker serving the fewest connections, for a new one: the connection's task runs on
+    /// `runtime` and holds `open` until it ends. (The caller's task holds the guard itself: a
+    /// wrapping future that awaited the task would store it twice.)
+    pub fn assign(&self) -> Assignment {
+        let worker = self
+            .workers
+            .iter()
+            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+            .unwrap_or(&self.workers[0]);
+        worker.open.fetch_add(1, Ordering::Relaxed);
+        Assignment {
+            runtime: worker.handle.clone(),
+            open: OpenConnection(worker.open.clone()),
+        }
+    }
+
     /// Runs a connection's task on the worker serving the fewest connections, tracked by
     /// `tracker` (for the drain at shutdown).
     pub fn spawn<F>(&self, tracker: &TaskTracker, task: F) -> JoinHandle<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let worker = self
-            .workers
-            .iter()
-            .min_by_key(|w| w.open.load(Ordering::Relaxed))
-            .unwrap_or(&self.workers[0]);
-        let open = worker.open.clone();
-        open.fetch_add(1, Ordering::Relaxed);
+        let Assignment { runtime, open } = self.assign();
         tracker.spawn_on(
             async move {
-                let _open = OpenConnection(open);
+                let _open = open;
                 task.await
             },
-            &worker.handle,
+            &runtime,
         )
     }
 
@@ -99,8 +109,14 @@ impl Drop for Workers {
     }
 }
 
+/// Where a new connection runs.
+pub struct Assignment {
+    pub runtime: Handle,
+    pub open: OpenConnection,
+}
+
 /// Counts a connection as open on its worker until its task ends or is dropped.
-struct OpenConnection(Arc<AtomicUsize>);
+pub struct OpenConnection(Arc<AtomicUsize>);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {

@@ -516,11 +516,13 @@ impl Conn {
             meter.route(),
             start,
         );
+        let long_running = api.is_long_running();
+        // The meter has what the end of the answer needs; a watch holds nothing more.
+        drop((api, caller, audit_id));
         let Some(up) = self.up.as_mut() else {
             return false;
         };
         up.buf.drain(..resp.len);
-        let long_running = api.is_long_running();
         let body = match resp.framing {
             Framing::None => write_all_vectored(io, &mut [IoSlice::new(&out)])
                 .await
