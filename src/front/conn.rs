@@ -34,8 +34,11 @@ pub struct FrontOptions {
     pub max_header_bytes: usize,
 }
 
-/// Read buffer of an upstream connection for a body that did not come with its head.
+/// Read buffer of an upstream connection for a body that did not come with its head, at first.
 const BODY_BUF: usize = 64 * 1024;
+/// Reads that fill the buffer double it up to this (a large LIST then moves in a few hundred
+/// KiB per system call on each side instead of 64 KiB, as hyper's adaptive reads do).
+const BODY_BUF_MAX: usize = 512 * 1024;
 /// What is read at once from a stream that is mostly idle (a watch): on the stack, so an idle
 /// watch holds no read buffer.
 const IDLE_READ: usize = 16 * 1024;
@@ -142,6 +145,8 @@ struct Conn {
 struct Upstream1 {
     io: H1Io,
     buf: Vec<u8>,
+    /// What the next body read asks for (`BODY_BUF` up to `BODY_BUF_MAX`).
+    read_size: usize,
 }
 
 impl Conn {
@@ -419,6 +424,7 @@ impl Conn {
                         .await
                         .map_err(Failed::Upstream)?,
                     buf: Vec::new(),
+                    read_size: BODY_BUF,
                 }),
             };
             let sent = match &body {
@@ -543,6 +549,7 @@ impl Conn {
                 } else {
                     // An idle upstream connection holds no buffer either.
                     up.buf = Vec::new();
+                    up.read_size = BODY_BUF;
                 }
                 !close
             }
@@ -725,12 +732,13 @@ async fn copy_length<IO: AsyncWrite + Unpin>(
             .len()
             .min(usize::try_from(left).unwrap_or(usize::MAX));
         let data = &up.buf[..n];
-        meter.data(data);
         let h = head.take().unwrap_or_default();
         write_all_vectored(io, &mut [IoSlice::new(&h), IoSlice::new(data)])
             .await
             .map_err(Cut::Client)?;
         drop(h);
+        // Scanned once written: the client reads these bytes meanwhile.
+        meter.data(&up.buf[..n]);
         up.buf.drain(..n);
         left -= n as u64;
         if left == 0 {
@@ -748,12 +756,12 @@ async fn copy_until_close<IO: AsyncWrite + Unpin>(
 ) -> Result<Ended, Cut> {
     let mut head = Some(head);
     loop {
-        meter.data(&up.buf);
         let h = head.take().unwrap_or_default();
         write_all_vectored(io, &mut [IoSlice::new(&h), IoSlice::new(&up.buf)])
             .await
             .map_err(Cut::Client)?;
         drop(h);
+        meter.data(&up.buf);
         up.buf.clear();
         match read_more(up).await {
             Ok(()) => {}
@@ -790,7 +798,6 @@ async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
         frames.clear();
         let mut size_at = Vec::with_capacity(ranges.len());
         for r in &ranges {
-            meter.data(&up.buf[r.clone()]);
             let mut line = [0u8; 18];
             let from = frames.len();
             frames.extend_from_slice(chunked::size_line(r.len(), &mut line));
@@ -813,6 +820,10 @@ async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
         drop(slices);
         // The response head is not kept while the stream waits for its next event.
         drop(h);
+        // Scanned once written: the client reads these bytes meanwhile.
+        for r in &ranges {
+            meter.data(&up.buf[r.clone()]);
+        }
         up.buf.drain(..used);
         if decoder.is_done() {
             return Ok(Ended::Complete);
@@ -846,12 +857,18 @@ async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
 /// Reads more of a body into the (empty or partly used) upstream buffer; the end of the
 /// connection here is a cut.
 async fn read_more(up: &mut Upstream1) -> Result<(), Cut> {
-    if up.buf.capacity() - up.buf.len() < BODY_BUF / 2 {
-        up.buf.reserve(BODY_BUF);
+    if up.buf.capacity() - up.buf.len() < up.read_size / 2 {
+        up.buf.reserve(up.read_size);
     }
+    let room = up.buf.capacity() - up.buf.len();
     match up.io.read_buf(&mut up.buf).await {
         Ok(0) => Err(Cut::Upstream(io::ErrorKind::UnexpectedEof.into())),
-        Ok(_) => Ok(()),
+        Ok(n) => {
+            if n == room {
+                up.read_size = (up.read_size * 2).min(BODY_BUF_MAX);
+            }
+            Ok(())
+        }
         Err(e) => Err(Cut::Upstream(e)),
     }
 }
