@@ -40,6 +40,10 @@ struct ClientLimiter<C: Clock> {
     requests: Direct<C>,
     cost: Direct<C>,
     expensive: Arc<AtomicU32>,
+    /// What a client over its request-rate and cost limits is told, written the first time: a
+    /// client past a limit hears it on every request (each one, in shadow mode).
+    over_request_rate: std::sync::OnceLock<String>,
+    over_cost: std::sync::OnceLock<String>,
 }
 
 /// A request past the exemptions and the concurrency cap, before the rate limits.
@@ -112,7 +116,11 @@ impl Refusal {
             Refusal::Throttle(t) => &t.detail,
             Refusal::Refuse { detail, .. } => detail,
         };
-        format!("kubeguard (shadow): would refuse: {detail}")
+        const PREFIX: &str = "kubeguard (shadow): would refuse: ";
+        let mut warning = String::with_capacity(PREFIX.len() + detail.len());
+        warning.push_str(PREFIX);
+        warning.push_str(detail);
+        warning
     }
 }
 
@@ -214,6 +222,8 @@ impl<C: Clock + Clone> Limits<C> {
             requests: RateLimiter::direct_with_clock(self.request_quota, self.clock.clone()),
             cost: RateLimiter::direct_with_clock(self.cost_quota, self.clock.clone()),
             expensive: Arc::new(AtomicU32::new(0)),
+            over_request_rate: std::sync::OnceLock::new(),
+            over_cost: std::sync::OnceLock::new(),
         });
         shard.put(user.into(), c.clone());
         c
@@ -321,26 +331,24 @@ impl<C: Clock + Clone> Limits<C> {
         let client = &admitted.client;
         if let Err(not_until) = client.requests.check() {
             let wait = not_until.wait_time_from(self.clock.now());
-            return Err(self.throttle(who, "requestRate", wait));
+            let detail = client
+                .over_request_rate
+                .get_or_init(|| over_limit_detail(who, "requestRate"));
+            return Err(throttle_with(detail.clone(), "requestRate", wait));
         }
         let units = admitted.units.min(self.local_cost_burst);
         if let Ok(Err(not_until)) = client.cost.check_n(units) {
             let wait = not_until.wait_time_from(self.clock.now());
-            return Err(self.throttle(who, "costRate", wait));
+            let detail = client
+                .over_cost
+                .get_or_init(|| over_limit_detail(who, "costRate"));
+            return Err(throttle_with(detail.clone(), "costRate", wait));
         }
         Ok(())
     }
 
     fn throttle(&self, who: &Identity, limit: &'static str, wait: Duration) -> Refusal {
-        let what = match limit {
-            "requestRate" => "request rate",
-            _ => "cost budget (objects read per second)",
-        };
-        Refusal::Throttle(Throttle {
-            retry_after_secs: retry_after(wait),
-            limit,
-            detail: format!("user {:?} is over its {what} limit", who.user),
-        })
+        throttle_with(over_limit_detail(who, limit), limit, wait)
     }
 
     /// LISTs of many objects, watches and open streams hold apiserver resources for long.
@@ -370,6 +378,23 @@ impl<C: Clock + Clone> Limits<C> {
             ),
         })
     }
+}
+
+/// What a client over `limit` (`requestRate` or `costRate`) is told.
+fn over_limit_detail(who: &Identity, limit: &'static str) -> String {
+    let what = match limit {
+        "requestRate" => "request rate",
+        _ => "cost budget (objects read per second)",
+    };
+    format!("user {:?} is over its {what} limit", who.user)
+}
+
+fn throttle_with(detail: String, limit: &'static str, wait: Duration) -> Refusal {
+    Refusal::Throttle(Throttle {
+        retry_after_secs: retry_after(wait),
+        limit,
+        detail,
+    })
 }
 
 /// Whole seconds, rounded up, at least 1 (k8s-facts §2: clients retry only on an integer).
