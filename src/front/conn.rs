@@ -732,13 +732,20 @@ async fn copy_length<IO: AsyncWrite + Unpin>(
             .len()
             .min(usize::try_from(left).unwrap_or(usize::MAX));
         let data = &up.buf[..n];
+        // Scanned once written, so the client reads these bytes meanwhile; the last ones before,
+        // so what the answer teaches is recorded by the time the client has all of it.
+        let last = n as u64 == left;
+        if last {
+            meter.data(data);
+        }
         let h = head.take().unwrap_or_default();
         write_all_vectored(io, &mut [IoSlice::new(&h), IoSlice::new(data)])
             .await
             .map_err(Cut::Client)?;
         drop(h);
-        // Scanned once written: the client reads these bytes meanwhile.
-        meter.data(&up.buf[..n]);
+        if !last {
+            meter.data(&up.buf[..n]);
+        }
         up.buf.drain(..n);
         left -= n as u64;
         if left == 0 {
@@ -797,7 +804,13 @@ async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
             .map_err(|e| Cut::Upstream(io::Error::new(io::ErrorKind::InvalidData, e)))?;
         frames.clear();
         let mut size_at = Vec::with_capacity(ranges.len());
+        // Scanned once written, so the client reads these bytes meanwhile; the last ones before,
+        // so what the answer teaches is recorded by the time the client has all of it.
+        let last = decoder.is_done();
         for r in &ranges {
+            if last {
+                meter.data(&up.buf[r.clone()]);
+            }
             let mut line = [0u8; 18];
             let from = frames.len();
             frames.extend_from_slice(chunked::size_line(r.len(), &mut line));
@@ -820,9 +833,10 @@ async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
         drop(slices);
         // The response head is not kept while the stream waits for its next event.
         drop(h);
-        // Scanned once written: the client reads these bytes meanwhile.
-        for r in &ranges {
-            meter.data(&up.buf[r.clone()]);
+        if !last {
+            for r in &ranges {
+                meter.data(&up.buf[r.clone()]);
+            }
         }
         up.buf.drain(..used);
         if decoder.is_done() {
