@@ -11,6 +11,10 @@
 //!   pooled client would starve every short request queued behind them;
 //! - `upgrade`: a fresh HTTP/1.1 connection per exec/attach/port-forward, never pooled, so a
 //!   refused upgrade leaves no authenticated connection behind (CVE-2018-1002105, k8s-facts §4).
+//!
+//! `pooled` and `streaming` are one pool per connection worker (`workers.rs`), so a request and
+//! the upstream connection it goes out on are served by the same thread. The HTTP/1.1 front end
+//! (`front/`) does not use them: each of its client connections has an upstream connection of its own.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -159,8 +163,11 @@ pub struct Upstream {
     authority: Authority,
     /// Path prefix of the server URL (e.g. Rancher's `/k8s/clusters/c-xxxx`), without a trailing `/`.
     prefix: String,
-    pooled: Client<Connector, UpstreamBody>,
-    streaming: Client<Connector, UpstreamBody>,
+    /// One client (one pool) per connection worker and one for other threads
+    /// (`workers::slot`): a pooled connection's task runs where it was opened, and a request
+    /// from another thread would wake that thread to be sent.
+    pooled: Arc<[Client<Connector, UpstreamBody>]>,
+    streaming: Arc<[Client<Connector, UpstreamBody>]>,
     upgrade_connector: Connector,
     /// Adds kubeguard's own `Authorization` (token, refreshed exec/OIDC token) to a request.
     stamper: Option<Stamper>,
@@ -261,8 +268,13 @@ impl Upstream {
             .http2_adaptive_window(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .http2_keep_alive_while_idle(false);
-        let pooled = client.build(h2_connector);
-        let streaming = client.build(h1_connector.clone());
+        let slots = crate::workers::slots_per_core();
+        let pooled = (0..slots)
+            .map(|_| client.build(h2_connector.clone()))
+            .collect();
+        let streaming = (0..slots)
+            .map(|_| client.build(h1_connector.clone()))
+            .collect();
 
         let stamper = config.auth_layer()?.map(|layer| {
             // The auth layer wraps an HTTP service; this one answers with the header it was given.
@@ -367,11 +379,12 @@ impl Upstream {
         long_running: bool,
         timeout: Option<Duration>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let client = if long_running {
+        let clients = if long_running {
             &self.streaming
         } else {
             &self.pooled
         };
+        let client = &clients[crate::workers::slot(clients.len())];
         let fut = client.request(req);
         let result = match timeout {
             Some(t) => tokio::time::timeout(t, fut)

@@ -14,6 +14,26 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+thread_local! {
+    /// 1 + the index of the worker this thread is, 0 on any other thread.
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Which of `n` per-thread resources (upstream connection pools, say) the current thread uses:
+/// each worker its own (modulo `n`), every other thread the last one. `n` must be at least 1.
+pub fn slot(n: usize) -> usize {
+    match WORKER.get() {
+        0 => n - 1,
+        w => (w - 1) % n.max(1),
+    }
+}
+
+/// The number of slots for [`slot`] that gives each worker of a per-core layout its own and
+/// the other threads one more.
+pub fn slots_per_core() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) + 1
+}
+
 /// The worker threads. Dropping the last handle stops them; tasks still on them are dropped.
 pub struct Workers {
     workers: Vec<Worker>,
@@ -40,7 +60,10 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("kubeguard-conn-{i}"))
                 // The runtime lives and is dropped on its own thread, never inside another one.
-                .spawn(move || runtime.block_on(stop.cancelled()))?;
+                .spawn(move || {
+                    WORKER.set(i + 1);
+                    runtime.block_on(stop.cancelled())
+                })?;
             workers.push(Worker {
                 handle,
                 open: Arc::new(AtomicUsize::new(0)),
@@ -158,6 +181,20 @@ mod tests {
             ]
         );
         assert_eq!(workers.open_connections(), [2, 2]);
+        // Each worker has its own slot; other threads share the last one.
+        let (slot_tx, mut slot_rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..2 {
+            let slots = slot_tx.clone();
+            let mut hold = hold_rx.clone();
+            workers.spawn(&tracker, async move {
+                slots.send(slot(3)).unwrap();
+                let _ = hold.wait_for(|h| *h).await;
+            });
+        }
+        let mut slots = vec![slot_rx.recv().await.unwrap(), slot_rx.recv().await.unwrap()];
+        slots.sort();
+        assert_eq!(slots, [0, 1]);
+        assert_eq!(slot(3), 2);
         hold_tx.send(true).unwrap();
         tracker.close();
         tracker.wait().await;
