@@ -1262,6 +1262,15 @@ impl Meter {
 
 impl Drop for Meter {
     fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+impl Meter {
+    /// Records what the answer cost and taught (bytes, ledger record, learner): when it is
+    /// dropped, or earlier, before its last bytes are written, so that all of it is recorded by
+    /// the time the client has the whole answer. Bytes that pass after it are still counted.
+    pub(crate) fn settle(&mut self) {
         if self.bytes > 0 {
             self.route.response_bytes.inc_by(self.bytes);
         }
@@ -1293,6 +1302,7 @@ impl Drop for Meter {
             job.engine
                 .learn(&job.user, &job.api, job.scanner.summary(), job.complete);
         }
+        self.bytes = 0;
     }
 }
 

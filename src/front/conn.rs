@@ -530,10 +530,15 @@ impl Conn {
         };
         up.buf.drain(..resp.len);
         let body = match resp.framing {
-            Framing::None => write_all_vectored(io, &mut [IoSlice::new(&out)])
-                .await
-                .map(|()| Ended::Complete)
-                .map_err(Cut::Client),
+            Framing::None => {
+                // Recorded before the client has the answer (see `Meter::settle`).
+                meter.ended();
+                meter.settle();
+                write_all_vectored(io, &mut [IoSlice::new(&out)])
+                    .await
+                    .map(|()| Ended::Complete)
+                    .map_err(Cut::Client)
+            }
             Framing::Length(n) => copy_length(io, up, &mut meter, out, n).await,
             Framing::Chunked => {
                 let watched = long_running.then_some(&mut self.buf);
@@ -737,6 +742,8 @@ async fn copy_length<IO: AsyncWrite + Unpin>(
         let last = n as u64 == left;
         if last {
             meter.data(data);
+            meter.ended();
+            meter.settle();
         }
         let h = head.take().unwrap_or_default();
         write_all_vectored(io, &mut [IoSlice::new(&h), IoSlice::new(data)])
@@ -815,6 +822,10 @@ async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
             let from = frames.len();
             frames.extend_from_slice(chunked::size_line(r.len(), &mut line));
             size_at.push(from..frames.len());
+        }
+        if last {
+            meter.ended();
+            meter.settle();
         }
         let h = head.take().unwrap_or_default();
         let mut slices = Vec::with_capacity(2 + 3 * ranges.len());
