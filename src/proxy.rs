@@ -1344,17 +1344,16 @@ impl Body for ProxyBody {
                                 job.scanner.feed(data);
                             }
                         }
-                        // The server may stop polling once the body says it has ended.
-                        if body.is_end_stream()
-                            && let Some(job) = &mut meter.scan
-                        {
-                            job.complete = true;
+                        // The server may stop polling once the body says it has ended;
+                        // recorded before this last frame reaches the client (`Meter::settle`).
+                        if body.is_end_stream() {
+                            meter.ended();
+                            meter.settle();
                         }
                     }
                     Poll::Ready(None) => {
-                        if let Some(job) = &mut meter.scan {
-                            job.complete = true;
-                        }
+                        meter.ended();
+                        meter.settle();
                     }
                     Poll::Ready(Some(Err(e))) if meter.end_cleanly => {
                         tracing::debug!(error = %e, "upstream cut a stream; ending it cleanly");
