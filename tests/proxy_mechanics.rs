@@ -271,6 +271,45 @@ async fn slow_upstream_is_a_504_status() {
     kg.shutdown().await;
 }
 
+/// The front end keeps one response-header timer per connection and moves it for each request:
+/// a connection idle for longer than the timeout still gets its next answer, and a stalled
+/// request later on the same connection still times out.
+#[tokio::test]
+async fn the_response_header_timeout_holds_for_every_request_of_a_kept_connection() {
+    let (up, _tx) = start_upstream().await;
+    let kg = start_kubeguard(
+        &format!("http://{}", up.addr),
+        "upstream:\n  responseHeaderTimeout: 300ms\n",
+    )
+    .await;
+    // One HTTP/1.1 connection, kept between requests (the front end serves it).
+    let c = client(&kg, false);
+    let get = |path: &str| {
+        c.request(
+            Request::get(format!("{}{path}", tls_url(&kg)))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+    };
+    let first = get("/api/v1/echo").await.unwrap();
+    assert_eq!(first.status(), 200);
+    body_bytes(first.into_body()).await;
+    // Idle past the first request's deadline: the kept timer must not fire on the next one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = get("/api/v1/echo").await.unwrap();
+    assert_eq!(second.status(), 200);
+    body_bytes(second.into_body()).await;
+    let started = std::time::Instant::now();
+    let slow = get("/api/v1/slow").await.unwrap();
+    assert_eq!(slow.status(), 504);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "504 after {took:?}; the timeout is 300 ms"
+    );
+    kg.shutdown().await;
+}
+
 #[tokio::test]
 async fn malformed_path_is_a_400_status_and_serving_goes_on() {
     let (up, _tx) = start_upstream().await;
