@@ -5,14 +5,11 @@
 //!
 //! The accept loops, the admin listener and the background tasks stay on the main runtime.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 thread_local! {
     /// 1 + the index of the worker this thread is, 0 on any other thread.
@@ -101,22 +98,6 @@ impl Workers {
         }
     }
 
-    /// Runs a connection's task on the worker serving the fewest connections, tracked by
-    /// `tracker` (for the drain at shutdown).
-    pub fn spawn<F>(&self, tracker: &TaskTracker, task: F) -> JoinHandle<()>
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let Assignment { runtime, open } = self.assign();
-        tracker.spawn_on(
-            async move {
-                let _open = open;
-                task.await
-            },
-            &runtime,
-        )
-    }
-
     /// Connections each worker serves now.
     pub fn open_connections(&self) -> Vec<usize> {
         self.workers
@@ -150,6 +131,22 @@ impl Drop for OpenConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_util::task::TaskTracker;
+
+    /// As the accept loop runs a connection: on its worker, holding the worker's count.
+    fn spawn<F>(workers: &Workers, tracker: &TaskTracker, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let Assignment { runtime, open } = workers.assign();
+        tracker.spawn_on(
+            async move {
+                let _open = open;
+                task.await
+            },
+            &runtime,
+        );
+    }
 
     #[tokio::test]
     async fn connections_go_to_the_least_busy_worker_and_run_there() {
@@ -160,7 +157,7 @@ mod tests {
         for _ in 0..4 {
             let mut hold = hold_rx.clone();
             let names = name_tx.clone();
-            workers.spawn(&tracker, async move {
+            spawn(&workers, &tracker, async move {
                 let name = std::thread::current().name().map(str::to_owned);
                 names.send(name).unwrap();
                 let _ = hold.wait_for(|h| *h).await;
@@ -186,7 +183,7 @@ mod tests {
         for _ in 0..2 {
             let slots = slot_tx.clone();
             let mut hold = hold_rx.clone();
-            workers.spawn(&tracker, async move {
+            spawn(&workers, &tracker, async move {
                 slots.send(slot(3)).unwrap();
                 let _ = hold.wait_for(|h| *h).await;
             });
@@ -206,7 +203,7 @@ mod tests {
         let workers = Workers::start(1).unwrap();
         let tracker = TaskTracker::new();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        workers.spawn(&tracker, async move {
+        spawn(&workers, &tracker, async move {
             let _tx = tx;
             std::future::pending::<()>().await;
         });
