@@ -78,16 +78,7 @@ pub async fn serve<IO, H, F>(
         };
         let keep = match Box::pin(c.serve_one(&mut io, head, &mut timer)).await {
             Next::Done(keep) => keep,
-            Next::Stream(st) => {
-                // Out of its box, and the box freed, before a stream that may last for hours.
-                let Streaming {
-                    p,
-                    head,
-                    close,
-                    start,
-                } = unbox(st);
-                c.stream_back(&mut io, p, head, close, start).await
-            }
+            Next::Stream(st) => c.stream_back(&mut io, st).await,
         };
         if !keep || shutdown.is_cancelled() {
             let _ = io.shutdown().await;
@@ -111,25 +102,22 @@ enum Next {
     /// Answered (by kubeguard, or the exchange failed).
     Done(KeepAlive),
     /// The upstream's answer is to be streamed back.
-    Stream(Box<Streaming>),
+    Stream(Streaming),
 }
 
-/// The value, with its box freed now rather than at the end of the caller's scope (a pattern
-/// that moves out of `*boxed` keeps the allocation until then).
-#[expect(
-    clippy::boxed_local,
-    reason = "taking the box is the point: it is freed on return"
-)]
-fn unbox<T>(boxed: Box<T>) -> T {
-    *boxed
-}
-
-/// An upstream answer ready to stream back.
+/// An upstream answer ready to stream back: only what streaming its body needs.
 struct Streaming {
-    p: Prepared1,
-    head: ResponseHead,
+    /// The response head for the client, written with the first body bytes.
+    out: Vec<u8>,
+    meter: Meter,
+    framing: Framing,
+    /// Bytes of the upstream's response head, at the start of the upstream buffer.
+    head_len: usize,
+    /// The upstream closes its connection after this answer.
+    upstream_close: bool,
+    /// The client connection closes after this answer.
     close: bool,
-    start: Instant,
+    long_running: bool,
 }
 
 struct Conn {
@@ -329,12 +317,7 @@ impl Conn {
             }
         };
         drop(inflight);
-        Next::Stream(Box::new(Streaming {
-            p,
-            head: resp_head,
-            close,
-            start,
-        }))
+        Next::Stream(self.start_stream(p, resp_head, close, start))
     }
 
     /// Writes an answer of kubeguard's own to a request whose body (`unread` bytes) was not
@@ -464,16 +447,17 @@ impl Conn {
         }
     }
 
-    /// Streams the upstream's answer to the client, as its framing says, through the meter.
-    async fn stream_back<IO: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut IO,
+    /// The head of the upstream's answer as the client gets it, and the meter its body goes
+    /// through. Done before anything is awaited, so the request's state (its classification,
+    /// caller, decision; ~1 KiB) is not part of the state a stream keeps while it waits.
+    fn start_stream(
+        &self,
         p: Prepared1,
         resp: ResponseHead,
         close: bool,
         start: Instant,
-    ) -> KeepAlive {
-        let proxy = self.proxy.clone();
+    ) -> Streaming {
+        let proxy = &self.proxy;
         let Prepared1 {
             api,
             caller,
@@ -494,8 +478,6 @@ impl Conn {
         }
         let mut out = resp.out;
         head::write_headers(&mut out, &extra);
-        // What a long-running answer does not need is dropped before it streams.
-        drop(extra);
         let close = close || resp.framing == Framing::Close;
         if resp.framing == Framing::Chunked {
             out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -504,7 +486,7 @@ impl Conn {
             out.extend_from_slice(b"connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        let mut meter = proxy.upstream_meter(
+        let meter = proxy.upstream_meter(
             &api,
             &caller,
             resp.status,
@@ -513,7 +495,6 @@ impl Conn {
             admitted,
             start,
         );
-        drop(resp.content_type);
         proxy.observe_parts(
             Some(&api),
             Some(&caller),
@@ -522,14 +503,37 @@ impl Conn {
             meter.route(),
             start,
         );
-        let long_running = api.is_long_running();
-        // The meter has what the end of the answer needs; a watch holds nothing more.
-        drop((api, caller, audit_id));
+        Streaming {
+            out,
+            meter,
+            framing: resp.framing,
+            head_len: resp.len,
+            upstream_close: resp.close,
+            close,
+            long_running: api.is_long_running(),
+        }
+    }
+
+    /// Streams the upstream's answer to the client, as its framing says, through the meter.
+    async fn stream_back<IO: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut IO,
+        st: Streaming,
+    ) -> KeepAlive {
+        let Streaming {
+            out,
+            mut meter,
+            framing,
+            head_len,
+            upstream_close,
+            close,
+            long_running,
+        } = st;
         let Some(up) = self.up.as_mut() else {
             return false;
         };
-        up.buf.drain(..resp.len);
-        let body = match resp.framing {
+        up.buf.drain(..head_len);
+        let body = match framing {
             Framing::None => {
                 // Recorded before the client has the answer (see `Meter::settle`).
                 meter.ended();
@@ -549,7 +553,7 @@ impl Conn {
         match body {
             Ok(Ended::Complete) => {
                 meter.ended();
-                if resp.close || resp.framing == Framing::Close || !up.buf.is_empty() {
+                if upstream_close || framing == Framing::Close || !up.buf.is_empty() {
                     self.up = None;
                 } else {
                     // An idle upstream connection holds no buffer either.
@@ -564,7 +568,7 @@ impl Conn {
             }
             Err(Cut::Upstream(e)) => {
                 self.up = None;
-                if meter.ends_cleanly() && resp.framing == Framing::Chunked {
+                if meter.ends_cleanly() && framing == Framing::Chunked {
                     tracing::debug!(error = %e, "upstream cut a watch; ending it cleanly");
                     write_all_vectored(io, &mut [IoSlice::new(b"0\r\n\r\n")])
                         .await
