@@ -1147,7 +1147,7 @@ enum LimitCheck {
     /// Within its limits (holding its expensive-request slot, if it took one).
     Pass(Option<Permit>),
     /// Over a limit in shadow mode: forwarded, with this warning.
-    Warn(String),
+    Warn(HeaderValue),
     /// Over a limit, enforced: answered with this Status (429, or 403 for an unchunked LIST).
     Refuse {
         throttled: bool,
@@ -1199,8 +1199,8 @@ pub(crate) struct Forwarding {
     decisions: crate::guards::Decisions,
     /// The per-client expensive-request slot, held until the answer's body ends.
     permit: Option<Permit>,
-    /// A shadow-mode limit warning.
-    limit_warning: Option<String>,
+    /// A shadow-mode limit warning (the header value, made once per client and limit).
+    limit_warning: Option<HeaderValue>,
     outcome: Outcome,
 }
 
@@ -1215,10 +1215,8 @@ impl Forwarding {
         headers: &mut HeaderMap,
     ) {
         engine.respond(identity, Some(api), &self.decisions, status, headers);
-        if let Some(w) = &self.limit_warning
-            && let Ok(v) = HeaderValue::try_from(crate::policy::engine::warning(w))
-        {
-            headers.append(header::WARNING, v);
+        if let Some(w) = &self.limit_warning {
+            headers.append(header::WARNING, w.clone());
         }
     }
 }

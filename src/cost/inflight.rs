@@ -145,7 +145,8 @@ impl InflightCap {
                             "overloaded: {} watches, log streams and exec sessions are open, the \
                              limit; retry shortly",
                             self.max_long_running
-                        ),
+                        )
+                        .into(),
                     });
                 }
             }
@@ -186,7 +187,7 @@ impl InflightCap {
         Throttle {
             retry_after_secs: SHORT_RETRY_AFTER_SECS,
             limit: "inflight",
-            detail,
+            detail: detail.into(),
         }
     }
 

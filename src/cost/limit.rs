@@ -19,7 +19,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use lru::LruCache;
 
 use super::estimate::Estimate;
@@ -42,8 +42,8 @@ struct ClientLimiter<C: Clock> {
     expensive: Arc<AtomicU32>,
     /// What a client over its request-rate and cost limits is told, written the first time: a
     /// client past a limit hears it on every request (each one, in shadow mode).
-    over_request_rate: std::sync::OnceLock<String>,
-    over_cost: std::sync::OnceLock<String>,
+    over_request_rate: std::sync::OnceLock<Detail>,
+    over_cost: std::sync::OnceLock<Detail>,
 }
 
 /// A request past the exemptions and the concurrency cap, before the rate limits.
@@ -62,7 +62,47 @@ pub struct Throttle {
     /// Which limit: `requestRate`, `costRate`, `concurrentExpensive`, `inflight`.
     pub limit: &'static str,
     /// A sentence naming the client and the limit.
-    pub detail: String,
+    pub detail: Detail,
+}
+
+/// A sentence naming the client and the limit it is over, with the `Warning: 299` value a
+/// client in shadow mode is told (k8s-facts §3), made once: a client over a limit hears it on
+/// every request, and the same sentence is kept per client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Detail(Arc<(String, HeaderValue)>);
+
+impl From<String> for Detail {
+    fn from(text: String) -> Self {
+        const PREFIX: &str = "kubeguard (shadow): would refuse: ";
+        let mut shadow = String::with_capacity(PREFIX.len() + text.len());
+        shadow.push_str(PREFIX);
+        shadow.push_str(&text);
+        // Always a valid value: `warning` leaves only printable ASCII.
+        let warning = HeaderValue::try_from(crate::policy::engine::warning(&shadow))
+            .unwrap_or_else(|_| {
+                HeaderValue::from_static("299 - \"kubeguard (shadow): would refuse\"")
+            });
+        Detail(Arc::new((text, warning)))
+    }
+}
+
+impl std::ops::Deref for Detail {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0.0
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl std::fmt::Debug for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
 }
 
 /// Why a request may not go on.
@@ -72,7 +112,7 @@ pub enum Refusal {
     Throttle(Throttle),
     /// Refused whatever the timing (an unchunked LIST of a large collection): the client must
     /// change the request.
-    Refuse { limit: &'static str, detail: String },
+    Refuse { limit: &'static str, detail: Detail },
 }
 
 impl Throttle {
@@ -110,17 +150,12 @@ impl Refusal {
         }
     }
 
-    /// The `Warning: 299` text in shadow mode (k8s-facts §3: kubectl prints it).
-    pub fn warning(&self) -> String {
-        let detail = match self {
-            Refusal::Throttle(t) => &t.detail,
-            Refusal::Refuse { detail, .. } => detail,
-        };
-        const PREFIX: &str = "kubeguard (shadow): would refuse: ";
-        let mut warning = String::with_capacity(PREFIX.len() + detail.len());
-        warning.push_str(PREFIX);
-        warning.push_str(detail);
-        warning
+    /// The `Warning: 299` header value in shadow mode (k8s-facts §3: kubectl prints it).
+    pub fn warning(&self) -> HeaderValue {
+        match self {
+            Refusal::Throttle(t) => t.detail.0.1.clone(),
+            Refusal::Refuse { detail, .. } => detail.0.1.clone(),
+        }
     }
 }
 
@@ -304,7 +339,8 @@ impl<C: Clock + Clone> Limits<C> {
                         "user {:?} already has {} expensive requests (large LISTs, watches, \
                          exec and log streams) running, the limit",
                         who.user, self.max_expensive
-                    ),
+                    )
+                    .into(),
                 }));
             }
             Permit {
@@ -375,21 +411,22 @@ impl<C: Clock + Clone> Limits<C> {
                  response (more than {max}); page it with limit (kubectl --chunk-size=500)",
                 who.user,
                 api.resource_label()
-            ),
+            )
+            .into(),
         })
     }
 }
 
 /// What a client over `limit` (`requestRate` or `costRate`) is told.
-fn over_limit_detail(who: &Identity, limit: &'static str) -> String {
+fn over_limit_detail(who: &Identity, limit: &'static str) -> Detail {
     let what = match limit {
         "requestRate" => "request rate",
         _ => "cost budget (objects read per second)",
     };
-    format!("user {:?} is over its {what} limit", who.user)
+    format!("user {:?} is over its {what} limit", who.user).into()
 }
 
-fn throttle_with(detail: String, limit: &'static str, wait: Duration) -> Refusal {
+fn throttle_with(detail: Detail, limit: &'static str, wait: Duration) -> Refusal {
     Refusal::Throttle(Throttle {
         retry_after_secs: retry_after(wait),
         limit,

@@ -96,7 +96,13 @@ fn unchunked_lists_of_large_collections_can_be_refused() {
         panic!("unchunked LIST of 10000 pods");
     };
     assert_eq!(r.to_status().code, 403);
-    assert!(r.warning().contains("--chunk-size"), "{}", r.warning());
+    let warning = r.warning();
+    let warning = warning.to_str().expect("a warning is ASCII");
+    assert!(
+        warning.starts_with("299 - \"kubeguard (shadow): would refuse: "),
+        "{warning}"
+    );
+    assert!(warning.contains("--chunk-size"), "{warning}");
     let (paged, est) = req(Method::GET, "/api/v1/pods", Some("limit=500"));
     assert!(limits.check(&who, &paged, &est).is_ok());
 }
