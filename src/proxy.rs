@@ -715,11 +715,17 @@ impl Proxy {
         }
         let long_running = api.is_long_running();
         let timeout = (!long_running).then_some(self.settings.response_header_timeout);
-        match self
-            .upstream
-            .send(upstream_req, long_running, timeout)
-            .await
-        {
+        let sent = match self.upstream.idle_h1() {
+            Some(idle) => crate::front::pooled::send(&self.upstream, idle, upstream_req, timeout)
+                .await
+                .map(|r| r.map(|b| UpstreamIn::Raw(Box::new(b)))),
+            None => self
+                .upstream
+                .send(upstream_req, long_running, timeout)
+                .await
+                .map(|r| r.map(UpstreamIn::Hyper)),
+        };
+        match sent {
             Ok(resp) => self.stream_back(api, &caller.identity, resp),
             Err(e) => self.upstream_failure(e),
         }
@@ -784,7 +790,7 @@ impl Proxy {
             Err(e) => return self.upstream_failure(e),
         };
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            let mut out = self.passthrough_response(None, resp, None);
+            let mut out = self.passthrough_response(None, resp.map(UpstreamIn::Hyper), None);
             out.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return out;
@@ -824,7 +830,7 @@ impl Proxy {
         &self,
         api: &ApiRequest,
         identity: &Identity,
-        resp: Response<Incoming>,
+        resp: Response<UpstreamIn>,
     ) -> Response<ProxyBody> {
         let content_type = resp
             .headers()
@@ -837,7 +843,7 @@ impl Proxy {
     fn passthrough_response(
         &self,
         api: Option<&ApiRequest>,
-        resp: Response<Incoming>,
+        resp: Response<UpstreamIn>,
         scan: Option<Box<ScanJob>>,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = resp.into_parts();
@@ -1307,9 +1313,47 @@ impl Meter {
 /// The body of every response kubeguard sends: the upstream's, streamed frame by frame, or
 /// one kubeguard wrote itself (a `Status`).
 pub enum ProxyBody {
-    Upstream { body: Incoming, meter: Meter },
+    Upstream { body: UpstreamIn, meter: Meter },
     Own(Full<Bytes>),
 }
+
+/// An upstream answer's body: from hyper's client, or read by kubeguard itself from an HTTP/1.1
+/// connection it keeps (`front/pooled.rs`).
+pub enum UpstreamIn {
+    Hyper(Incoming),
+    Raw(Box<crate::front::pooled::RawBody>),
+}
+
+impl Body for UpstreamIn {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamIn::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpstreamIn::Raw(b) => Pin::new(&mut **b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamIn::Hyper(b) => b.is_end_stream(),
+            UpstreamIn::Raw(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamIn::Hyper(b) => b.size_hint(),
+            UpstreamIn::Raw(b) => b.size_hint(),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ProxyBody {
     pub fn empty() -> Self {
@@ -1325,12 +1369,12 @@ impl From<Bytes> for ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ProxyBody::Upstream { body, meter } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);

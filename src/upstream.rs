@@ -169,6 +169,10 @@ pub struct Upstream {
     pooled: Arc<[Client<Connector, UpstreamBody>]>,
     streaming: Arc<[Client<Connector, UpstreamBody>]>,
     upgrade_connector: Connector,
+    /// Kept HTTP/1.1 connections for the requests hyper serves, when the upstream speaks only
+    /// HTTP/1.1 (a plain-HTTP server URL; `front/pooled.rs`). An HTTPS upstream is reached
+    /// through `pooled`, which speaks h2 where the apiserver offers it.
+    idle_h1: Option<Arc<crate::front::pooled::IdlePool>>,
     /// Adds kubeguard's own `Authorization` (token, refreshed exec/OIDC token) to a request.
     stamper: Option<Stamper>,
     /// The last `Authorization` value the stamper produced, and when.
@@ -288,6 +292,7 @@ impl Upstream {
             BoxCloneSyncService::new(layer.layer(identity))
         });
 
+        let plain = scheme == Scheme::HTTP;
         Ok(Upstream {
             scheme,
             authority,
@@ -295,6 +300,12 @@ impl Upstream {
             pooled,
             streaming,
             upgrade_connector: h1_connector,
+            idle_h1: plain.then(|| {
+                Arc::new(crate::front::pooled::IdlePool::new(
+                    opts.pool_max_idle_per_host,
+                    opts.pool_idle_timeout,
+                ))
+            }),
             stamper,
             own_auth: Arc::new(arc_swap::ArcSwapOption::empty()),
             has_client_cert,
@@ -455,6 +466,12 @@ impl Upstream {
             hyper_rustls::MaybeHttpsStream::Http(tcp) => H1Io::Plain(tcp.into_inner()),
             hyper_rustls::MaybeHttpsStream::Https(tls) => H1Io::Tls(Box::new(tls.into_inner())),
         })
+    }
+
+    /// Kept HTTP/1.1 connections for the requests hyper serves, when the upstream is reached
+    /// over plain HTTP (see `front/pooled.rs`).
+    pub fn idle_h1(&self) -> Option<&Arc<crate::front::pooled::IdlePool>> {
+        self.idle_h1.as_ref()
     }
 
     /// `host[:port]` of the server URL, as a request's `Host` header names it.

@@ -648,7 +648,7 @@ async fn stream_body<IO: AsyncRead + Unpin>(
 }
 
 /// Whether a kept upstream connection was closed (or sent something unasked) while idle.
-fn looks_closed(io: &mut H1Io) -> bool {
+pub(super) fn looks_closed(io: &mut H1Io) -> bool {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     let mut byte = [0u8; 1];
     let mut rb = ReadBuf::new(&mut byte);

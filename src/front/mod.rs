@@ -12,6 +12,7 @@
 pub mod chunked;
 mod conn;
 pub mod head;
+pub mod pooled;
 mod prepend;
 
 pub use conn::{FrontOptions, serve};

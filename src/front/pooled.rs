@@ -1,0 +1,531 @@
+//! HTTP/1.1 to an upstream that speaks only HTTP/1.1 (a plain-HTTP server URL), for the
+//! requests hyper serves (h2 streams, connections handed over by the front end): the front end's
+//! way of talking to the upstream (heads written and parsed in place, bodies passed on as they
+//! arrive, without copies) on idle connections kept per connection worker, in place of hyper's
+//! client, its pool and its connection task.
+//!
+//! An HTTPS upstream keeps hyper's client, which speaks h2 to the apiserver where it is offered:
+//! one connection carries many streams.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::AsyncWriteExt;
+
+use super::chunked::Decoder;
+use super::head::{self, Framing, ParsedResponse};
+use crate::upstream::{H1Io, Upstream, UpstreamBody, UpstreamError};
+
+/// Largest response head accepted from the upstream (as the front end's).
+const MAX_HEAD: usize = 1 << 20;
+/// First read of a response; a body read that fills its buffer doubles the next, up to the max.
+const READ_MIN: usize = 16 * 1024;
+const READ_MAX: usize = 512 * 1024;
+
+/// Idle upstream connections, one list per connection worker (`workers::slot`): a connection is
+/// used by the thread that opened it, never woken from another.
+pub struct IdlePool {
+    slots: Box<[Mutex<Vec<Idle>>]>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+struct Idle {
+    io: H1Io,
+    since: Instant,
+}
+
+impl IdlePool {
+    /// `max_idle` connections kept per worker, each for at most `idle_timeout`.
+    pub fn new(max_idle: usize, idle_timeout: Duration) -> Self {
+        let slots = (0..crate::workers::slots_per_core())
+            .map(|_| Mutex::new(Vec::new()))
+            .collect();
+        IdlePool {
+            slots,
+            max_idle,
+            idle_timeout,
+        }
+    }
+
+    fn slot(&self) -> &Mutex<Vec<Idle>> {
+        &self.slots[crate::workers::slot(self.slots.len())]
+    }
+
+    /// The most recently used idle connection that is still open and not too old.
+    fn take(&self) -> Option<H1Io> {
+        let mut idle = self.slot().lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(mut c) = idle.pop() {
+            if c.since.elapsed() < self.idle_timeout && !super::conn::looks_closed(&mut c.io) {
+                return Some(c.io);
+            }
+        }
+        None
+    }
+
+    fn put(&self, io: H1Io) {
+        let mut idle = self.slot().lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() >= self.max_idle {
+            // The oldest goes.
+            idle.remove(0);
+        }
+        idle.push(Idle {
+            io,
+            since: Instant::now(),
+        });
+    }
+
+    /// Idle connections kept now, over all workers (for tests).
+    pub fn idle(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+}
+
+/// Sends `req` (its URI absolute, its headers prepared for the upstream) on a kept connection or
+/// a new one, and returns the upstream's answer once its head has arrived; the body follows as
+/// it arrives. Waits for the head at most `timeout` when given.
+pub async fn send(
+    upstream: &Upstream,
+    pool: &Arc<IdlePool>,
+    req: http::Request<UpstreamBody>,
+    timeout: Option<Duration>,
+) -> Result<Response<RawBody>, UpstreamError> {
+    let exchange = exchange(upstream, pool, req);
+    match timeout {
+        Some(t) => tokio::time::timeout(t, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout(t))?,
+        None => exchange.await,
+    }
+}
+
+/// How the request body travels.
+enum Outgoing {
+    None,
+    Whole(Bytes),
+    /// Passed on frame by frame; `Some(n)`: the client declared its length.
+    Stream(hyper::body::Incoming, Option<u64>),
+}
+
+async fn exchange(
+    upstream: &Upstream,
+    pool: &Arc<IdlePool>,
+    req: http::Request<UpstreamBody>,
+) -> Result<Response<RawBody>, UpstreamError> {
+    let (parts, body) = req.into_parts();
+    let outgoing = match body {
+        http_body_util::Either::Right(full) => {
+            Outgoing::Whole(crate::proxy::full_bytes(&full).unwrap_or_default())
+        }
+        http_body_util::Either::Left(incoming) if incoming.is_end_stream() => Outgoing::None,
+        http_body_util::Either::Left(incoming) => {
+            let n = incoming.size_hint().exact();
+            Outgoing::Stream(incoming, n)
+        }
+    };
+    let head = request_head(upstream, &parts, &outgoing);
+    // A GET or HEAD without a body is sent again on a new connection when a kept one fails
+    // before any answer (the apiserver closed it while idle); anything else is not.
+    let idempotent = matches!(outgoing, Outgoing::None)
+        && (parts.method == Method::GET || parts.method == Method::HEAD);
+    // Only a request without a body is sent again, so what is left to send on a retry is none.
+    let mut outgoing = Some(outgoing);
+    loop {
+        let (mut io, fresh) = match pool.take() {
+            Some(io) => (io, false),
+            None => (upstream.connect_h1().await?, true),
+        };
+        let sent = match outgoing.take().unwrap_or(Outgoing::None) {
+            Outgoing::None => io.write_all(&head).await,
+            Outgoing::Whole(bytes) => {
+                let mut bufs = [io::IoSlice::new(&head), io::IoSlice::new(&bytes)];
+                write_all_vectored(&mut io, &mut bufs).await
+            }
+            Outgoing::Stream(incoming, n) => {
+                stream_body(&mut io, &head, incoming, n.is_none()).await
+            }
+        };
+        let retried = |why: String, answered: bool| {
+            if fresh || !idempotent || answered {
+                Err(UpstreamError::Request(why))
+            } else {
+                Ok(())
+            }
+        };
+        match sent {
+            Err(e) => retried(e.to_string(), false)?,
+            Ok(()) => match read_head(&mut io, &parts.method).await {
+                Ok((head, buf)) => return Ok(answer(head, buf, io, pool)),
+                Err((why, answered)) => retried(why, answered)?,
+            },
+        }
+    }
+}
+
+/// The request line, `Host`, the prepared headers and the body's framing.
+fn request_head(upstream: &Upstream, parts: &http::request::Parts, body: &Outgoing) -> Vec<u8> {
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut out = Vec::with_capacity(128 + target.len() + 48 * parts.headers.len());
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(upstream.authority().as_str().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        // The body's framing is this hop's own (an h2 client's content-length is re-stated).
+        if name == HOST || name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let mut len = [0u8; 20];
+    match body {
+        Outgoing::None => {
+            // A write without a body still says so (as hyper's client does).
+            if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+                out.extend_from_slice(b"content-length: 0\r\n");
+            }
+        }
+        Outgoing::Whole(bytes) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(decimal(bytes.len() as u64, &mut len));
+            out.extend_from_slice(b"\r\n");
+        }
+        Outgoing::Stream(_, Some(n)) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(decimal(*n, &mut len));
+            out.extend_from_slice(b"\r\n");
+        }
+        Outgoing::Stream(_, None) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Writes the head, then the client's body frame by frame as it arrives (chunked when its
+/// length was not declared).
+async fn stream_body(
+    io: &mut H1Io,
+    head: &[u8],
+    mut body: hyper::body::Incoming,
+    chunked: bool,
+) -> io::Result<()> {
+    use http_body_util::BodyExt;
+    io.write_all(head).await?;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
+        let Ok(data) = frame.into_data() else {
+            // Trailers are not passed on.
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            let mut line = [0u8; 18];
+            let size = super::chunked::size_line(data.len(), &mut line);
+            let mut bufs = [
+                io::IoSlice::new(size),
+                io::IoSlice::new(&data),
+                io::IoSlice::new(b"\r\n"),
+            ];
+            write_all_vectored(io, &mut bufs).await?;
+        } else {
+            io.write_all(&data).await?;
+        }
+    }
+    if chunked {
+        io.write_all(b"0\r\n\r\n").await?;
+    }
+    Ok(())
+}
+
+async fn write_all_vectored(io: &mut H1Io, mut bufs: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    io::IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        let n = io.write_vectored(bufs).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        io::IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(())
+}
+
+/// Reads the response head (skipping 1xx answers); the bytes after it stay in the buffer.
+/// Err: why, and whether any of an answer had arrived.
+async fn read_head(
+    io: &mut H1Io,
+    method: &Method,
+) -> Result<(head::ResponseHead, BytesMut), (String, bool)> {
+    let mut buf = BytesMut::with_capacity(READ_MIN);
+    let mut answered = false;
+    loop {
+        if !buf.is_empty() {
+            match head::parse_response(&buf, method) {
+                ParsedResponse::Head(h) => return Ok((h, buf)),
+                ParsedResponse::Informational(n) => {
+                    buf.advance(n);
+                    continue;
+                }
+                ParsedResponse::Invalid(why) => {
+                    return Err((format!("invalid response from the apiserver: {why}"), true));
+                }
+                ParsedResponse::Partial if buf.len() >= MAX_HEAD => {
+                    return Err((
+                        "response head from the apiserver larger than 1 MiB".into(),
+                        true,
+                    ));
+                }
+                ParsedResponse::Partial => {}
+            }
+        }
+        if buf.capacity() - buf.len() < READ_MIN / 2 {
+            buf.reserve(READ_MIN);
+        }
+        match tokio::io::AsyncReadExt::read_buf(io, &mut buf).await {
+            Ok(0) => {
+                return Err((
+                    "the apiserver closed the connection without an answer".into(),
+                    answered,
+                ));
+            }
+            Ok(_) => answered = true,
+            Err(e) => return Err((e.to_string(), answered)),
+        }
+    }
+}
+
+/// The answer as hyper's server sends it on: status, the upstream's headers (the hop-by-hop ones
+/// are taken out by the caller, as for hyper's client) and the body as it arrives.
+fn answer(
+    head: head::ResponseHead,
+    mut buf: BytesMut,
+    io: H1Io,
+    pool: &Arc<IdlePool>,
+) -> Response<RawBody> {
+    let headers = header_map(&buf[..head.len]);
+    buf.advance(head.len);
+    let state = match head.framing {
+        Framing::None => State::Done,
+        Framing::Length(0) => State::Done,
+        Framing::Length(n) => State::Length(n),
+        Framing::Chunked => State::Chunked(Decoder::new()),
+        Framing::Close => State::Close,
+    };
+    let mut body = RawBody {
+        io: Some(io),
+        buf,
+        read_size: READ_MIN,
+        state,
+        pending: VecDeque::new(),
+        keep: !head.close && head.framing != Framing::Close,
+        pool: pool.clone(),
+        ranges: Vec::new(),
+    };
+    if matches!(body.state, State::Done) {
+        body.finish();
+    }
+    let mut resp = Response::new(body);
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// Every header of a response head (already parsed once: it is well-formed).
+fn header_map(head: &[u8]) -> HeaderMap {
+    let mut fields = [httparse::EMPTY_HEADER; 256];
+    let mut resp = httparse::Response::new(&mut fields);
+    let mut map = HeaderMap::new();
+    if !matches!(resp.parse(head), Ok(httparse::Status::Complete(_))) {
+        return map;
+    }
+    for h in resp.headers.iter() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+enum State {
+    Length(u64),
+    Chunked(Decoder),
+    /// Until the upstream closes the connection.
+    Close,
+    Done,
+}
+
+/// An upstream answer's body, read from its connection as the client's side asks for it; the
+/// connection goes back to its worker's idle list once the body has ended (not when it is cut
+/// or dropped part-way: then it is closed).
+pub struct RawBody {
+    io: Option<H1Io>,
+    /// Bytes read and not yet passed on.
+    buf: BytesMut,
+    read_size: usize,
+    state: State,
+    /// Data of a chunked body decoded and not yet passed on.
+    pending: VecDeque<Bytes>,
+    /// The connection may be kept once the body has ended.
+    keep: bool,
+    pool: Arc<IdlePool>,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl RawBody {
+    /// The body has ended as its framing says: the connection is kept when it may be.
+    fn finish(&mut self) {
+        self.state = State::Done;
+        if let Some(io) = self.io.take()
+            && self.keep
+            && self.buf.is_empty()
+        {
+            self.pool.put(io);
+        }
+        self.buf = BytesMut::new();
+    }
+
+    fn cut(&mut self, e: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.state = State::Done;
+        self.io = None;
+        self.buf = BytesMut::new();
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl Body for RawBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(data) = this.pending.pop_front() {
+                if this.pending.is_empty()
+                    && let State::Chunked(d) = &this.state
+                    && d.is_done()
+                {
+                    this.finish();
+                }
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            if !this.buf.is_empty() {
+                match &mut this.state {
+                    State::Length(left) => {
+                        let n = this
+                            .buf
+                            .len()
+                            .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                        *left -= n as u64;
+                        let data = this.buf.split_to(n).freeze();
+                        if *left == 0 {
+                            this.finish();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    State::Chunked(decoder) => {
+                        this.ranges.clear();
+                        let used = match decoder.decode(&this.buf, &mut this.ranges) {
+                            Ok(used) => used,
+                            Err(e) => {
+                                return this.cut(io::Error::new(io::ErrorKind::InvalidData, e));
+                            }
+                        };
+                        let done = decoder.is_done();
+                        let decoded = this.buf.split_to(used).freeze();
+                        this.pending
+                            .extend(this.ranges.iter().map(|r| decoded.slice(r.clone())));
+                        if done && this.pending.is_empty() {
+                            this.finish();
+                            return Poll::Ready(None);
+                        }
+                        if !this.pending.is_empty() {
+                            continue;
+                        }
+                    }
+                    State::Close => {
+                        let data = this.buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    State::Done => {
+                        // Bytes past the end: the connection is not reused.
+                        this.buf = BytesMut::new();
+                        return Poll::Ready(None);
+                    }
+                }
+            }
+            if matches!(this.state, State::Done) {
+                return Poll::Ready(None);
+            }
+            let Some(io) = this.io.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if this.buf.capacity() - this.buf.len() < this.read_size / 2 {
+                this.buf.reserve(this.read_size);
+            }
+            let room = this.buf.capacity() - this.buf.len();
+            match tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut this.buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return this.cut(e),
+                Poll::Ready(Ok(0)) => {
+                    if matches!(this.state, State::Close) {
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    return this.cut(io::ErrorKind::UnexpectedEof.into());
+                }
+                Poll::Ready(Ok(n)) => {
+                    if n == room {
+                        this.read_size = (this.read_size * 2).min(READ_MAX);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done) && self.pending.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            State::Length(n) => SizeHint::with_exact(n),
+            State::Done if self.pending.is_empty() => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
