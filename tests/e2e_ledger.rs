@@ -190,3 +190,46 @@ where
     }
     None
 }
+
+#[tokio::test]
+async fn in_shadow_mode_a_client_over_its_request_rate_is_served_and_warned() {
+    let sim = sim().await;
+    // Two requests of burst, then one per second: the third of a quick series is over.
+    let kg = common::start_kubeguard(
+        &sim.url,
+        "limits:\n  mode: shadow\n  requestsPerSecond: 1\n  requestBurst: 2\n",
+    )
+    .await;
+    let url = common::tls_url(&kg);
+    let expected = format!(
+        "299 - \"kubeguard (shadow): would refuse: user '{}' is over its request rate limit\"",
+        user_of("eager-token")
+    );
+    // Through the HTTP/1.1 front end and through hyper (h2), each with its own identity.
+    for (h2, token) in [(false, "eager-token"), (true, "eager-token-h2")] {
+        let c = common::client(&kg, h2);
+        let target = format!("{url}/api/v1/namespaces/default");
+        let mut warnings = Vec::new();
+        for _ in 0..5 {
+            let (code, headers, _) = get_as(&c, &target, token).await;
+            assert_eq!(code, 200, "shadow mode serves every request");
+            warnings.extend(
+                headers
+                    .get_all("warning")
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_string()),
+            );
+        }
+        assert!(
+            warnings.len() >= 2,
+            "h2={h2}: the requests past the burst are warned: {warnings:?}"
+        );
+        let expected = expected.replace(&user_of("eager-token"), &user_of(token));
+        assert!(
+            warnings.iter().all(|w| *w == expected),
+            "h2={h2}: {warnings:?}, expected {expected}"
+        );
+    }
+    kg.shutdown().await;
+    sim.shutdown().await;
+}
