@@ -11,6 +11,7 @@
 
 pub mod chunked;
 mod conn;
+pub mod framing;
 pub mod head;
 pub mod pooled;
 mod prepend;

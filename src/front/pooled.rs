@@ -21,7 +21,8 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
 
 use super::chunked::Decoder;
-use super::head::{self, Framing, ParsedResponse};
+use super::framing::{self, BodyFraming, StatusKind};
+use super::head::{self, Framing};
 use crate::upstream::{H1Io, Upstream, UpstreamBody, UpstreamError};
 
 /// Largest response head accepted from the upstream (as the front end's).
@@ -279,32 +280,86 @@ async fn write_all_vectored(io: &mut H1Io, mut bufs: &mut [io::IoSlice<'_>]) -> 
     Ok(())
 }
 
+/// A response head, parsed once: what hyper's server sends on, and how the body is delimited.
+struct Head {
+    /// Bytes of the head, up to and including its final CRLF.
+    len: usize,
+    status: http::StatusCode,
+    headers: HeaderMap,
+    framing: BodyFraming,
+}
+
+enum Parsed {
+    Partial,
+    /// A 1xx other than 101 of this many bytes: skipped, the real answer follows.
+    Informational(usize),
+    Head(Head),
+}
+
+/// Parses a response head at the start of `buf`, for a request made with `method`.
+fn parse_head(buf: &[u8], method: &Method) -> Result<Parsed, &'static str> {
+    let mut fields = [const { std::mem::MaybeUninit::uninit() }; head::MAX_HEADERS * 2];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut fields,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(_) => return Err("malformed response head"),
+    };
+    let status = match framing::status(resp.code)? {
+        StatusKind::Informational => return Ok(Parsed::Informational(len)),
+        StatusKind::Final(status) => status,
+    };
+    // The headers `Connection` names are taken out with the other hop-by-hop ones by the caller
+    // (`Proxy::passthrough_response`), as for hyper's client.
+    let framing = framing::body_framing(resp.version, status, method, resp.headers, |_| {})?;
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        // With chunked coding a Content-Length is wrong and never travels (RFC 9112 §6.3).
+        if framing.chunked && h.name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    Ok(Parsed::Head(Head {
+        len,
+        status,
+        headers,
+        framing,
+    }))
+}
+
 /// Reads the response head (skipping 1xx answers); the bytes after it stay in the buffer.
 /// Err: why, and whether any of an answer had arrived.
-async fn read_head(
-    io: &mut H1Io,
-    method: &Method,
-) -> Result<(head::ResponseHead, BytesMut), (String, bool)> {
+async fn read_head(io: &mut H1Io, method: &Method) -> Result<(Head, BytesMut), (String, bool)> {
     let mut buf = BytesMut::with_capacity(READ_MIN);
     let mut answered = false;
     loop {
         if !buf.is_empty() {
-            match head::parse_response(&buf, method) {
-                ParsedResponse::Head(h) => return Ok((h, buf)),
-                ParsedResponse::Informational(n) => {
+            match parse_head(&buf, method) {
+                Ok(Parsed::Head(h)) => return Ok((h, buf)),
+                Ok(Parsed::Informational(n)) => {
                     buf.advance(n);
                     continue;
                 }
-                ParsedResponse::Invalid(why) => {
+                Err(why) => {
                     return Err((format!("invalid response from the apiserver: {why}"), true));
                 }
-                ParsedResponse::Partial if buf.len() >= MAX_HEAD => {
+                Ok(Parsed::Partial) if buf.len() >= MAX_HEAD => {
                     return Err((
                         "response head from the apiserver larger than 1 MiB".into(),
                         true,
                     ));
                 }
-                ParsedResponse::Partial => {}
+                Ok(Parsed::Partial) => {}
             }
         }
         if buf.capacity() - buf.len() < READ_MIN / 2 {
@@ -325,17 +380,11 @@ async fn read_head(
 
 /// The answer as hyper's server sends it on: status, the upstream's headers (the hop-by-hop ones
 /// are taken out by the caller, as for hyper's client) and the body as it arrives.
-fn answer(
-    head: head::ResponseHead,
-    mut buf: BytesMut,
-    io: H1Io,
-    pool: &Arc<IdlePool>,
-) -> Response<RawBody> {
-    let headers = header_map(&buf[..head.len]);
+fn answer(head: Head, mut buf: BytesMut, io: H1Io, pool: &Arc<IdlePool>) -> Response<RawBody> {
     buf.advance(head.len);
-    let state = match head.framing {
-        Framing::None => State::Done,
-        Framing::Length(0) => State::Done,
+    let framing = head.framing.framing;
+    let state = match framing {
+        Framing::None | Framing::Length(0) => State::Done,
         Framing::Length(n) => State::Length(n),
         Framing::Chunked => State::Chunked(Decoder::new()),
         Framing::Close => State::Close,
@@ -346,7 +395,7 @@ fn answer(
         read_size: READ_MIN,
         state,
         pending: VecDeque::new(),
-        keep: !head.close && head.framing != Framing::Close,
+        keep: !head.framing.close && framing != Framing::Close,
         pool: pool.clone(),
         ranges: Vec::new(),
     };
@@ -355,27 +404,8 @@ fn answer(
     }
     let mut resp = Response::new(body);
     *resp.status_mut() = head.status;
-    *resp.headers_mut() = headers;
+    *resp.headers_mut() = head.headers;
     resp
-}
-
-/// Every header of a response head (already parsed once: it is well-formed).
-fn header_map(head: &[u8]) -> HeaderMap {
-    let mut fields = [httparse::EMPTY_HEADER; 256];
-    let mut resp = httparse::Response::new(&mut fields);
-    let mut map = HeaderMap::new();
-    if !matches!(resp.parse(head), Ok(httparse::Status::Complete(_))) {
-        return map;
-    }
-    for h in resp.headers.iter() {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_bytes(h.value),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
 }
 
 enum State {
@@ -527,5 +557,49 @@ impl Body for RawBody {
             State::Done if self.pending.is_empty() => SizeHint::with_exact(0),
             _ => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_is_parsed_once_into_what_hyper_sends_on() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAudit-Id: a1\r\n\
+            Transfer-Encoding: chunked\r\nContent-Length: 99\r\nX-Multi: 1\r\nX-Multi: 2\r\n\r\n5\r\nhello";
+        let Ok(Parsed::Head(h)) = parse_head(raw, &Method::GET) else {
+            panic!("a complete head");
+        };
+        assert_eq!(&raw[h.len..], b"5\r\nhello");
+        assert_eq!(h.status, 200);
+        assert_eq!(h.framing.framing, Framing::Chunked);
+        assert!(!h.framing.close);
+        assert_eq!(h.headers["content-type"], "application/json");
+        assert_eq!(h.headers["audit-id"], "a1");
+        // A Content-Length beside chunked coding is wrong and does not travel.
+        assert!(!h.headers.contains_key("content-length"));
+        let multi: Vec<_> = h.headers.get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["1", "2"]);
+
+        assert!(matches!(
+            parse_head(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n",
+                &Method::GET
+            ),
+            Ok(Parsed::Informational(25))
+        ));
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", &Method::GET),
+            Ok(Parsed::Partial)
+        ));
+        assert_eq!(
+            parse_head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", &Method::GET).err(),
+            Some("101 to a request without Upgrade")
+        );
+        assert_eq!(
+            parse_head(b"HTTX/1.1 200\r\n\r\n", &Method::GET).err(),
+            Some("malformed response head")
+        );
     }
 }
