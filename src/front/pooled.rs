@@ -34,7 +34,8 @@ const READ_MAX: usize = 512 * 1024;
 /// Idle upstream connections, one list per connection worker (`workers::slot`): a connection is
 /// used by the thread that opened it, never woken from another.
 pub struct IdlePool {
-    slots: Box<[Mutex<Vec<Idle>>]>,
+    /// Oldest first: the most recently used connection is taken, the oldest are let go.
+    slots: Box<[Mutex<VecDeque<Idle>>]>,
     max_idle: usize,
     idle_timeout: Duration,
 }
@@ -48,7 +49,7 @@ impl IdlePool {
     /// `max_idle` connections kept per worker, each for at most `idle_timeout`.
     pub fn new(max_idle: usize, idle_timeout: Duration) -> Self {
         let slots = (0..crate::workers::slots_per_core())
-            .map(|_| Mutex::new(Vec::new()))
+            .map(|_| Mutex::new(VecDeque::new()))
             .collect();
         IdlePool {
             slots,
@@ -57,14 +58,14 @@ impl IdlePool {
         }
     }
 
-    fn slot(&self) -> &Mutex<Vec<Idle>> {
+    fn slot(&self) -> &Mutex<VecDeque<Idle>> {
         &self.slots[crate::workers::slot(self.slots.len())]
     }
 
     /// The most recently used idle connection that is still open and not too old.
     fn take(&self) -> Option<H1Io> {
         let mut idle = self.slot().lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(mut c) = idle.pop() {
+        while let Some(mut c) = idle.pop_back() {
             if c.since.elapsed() < self.idle_timeout && !super::conn::looks_closed(&mut c.io) {
                 return Some(c.io);
             }
@@ -74,11 +75,18 @@ impl IdlePool {
 
     fn put(&self, io: H1Io) {
         let mut idle = self.slot().lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() >= self.max_idle {
-            // The oldest goes.
-            idle.remove(0);
+        // The oldest go: past the limit, or idle too long (so a burst's connections are not
+        // kept for ever once traffic falls back).
+        while let Some(oldest) = idle.front() {
+            if idle.len() < self.max_idle && oldest.since.elapsed() < self.idle_timeout {
+                break;
+            }
+            idle.pop_front();
         }
-        idle.push(Idle {
+        if self.max_idle == 0 {
+            return;
+        }
+        idle.push_back(Idle {
             io,
             since: Instant::now(),
         });
@@ -563,6 +571,64 @@ impl Body for RawBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `n` connected client sockets (the server ends are returned too, to keep them open).
+    async fn sockets(n: usize) -> (Vec<H1Io>, Vec<tokio::net::TcpStream>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (mut clients, mut servers) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            clients.push(H1Io::Plain(
+                tokio::net::TcpStream::connect(addr).await.unwrap(),
+            ));
+            servers.push(listener.accept().await.unwrap().0);
+        }
+        (clients, servers)
+    }
+
+    fn port(io: &H1Io) -> u16 {
+        match io {
+            H1Io::Plain(s) => s.local_addr().unwrap().port(),
+            H1Io::Tls(_) => unreachable!(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pool_keeps_the_newest_up_to_its_limit_and_lets_closed_or_old_ones_go() {
+        let pool = IdlePool::new(2, Duration::from_secs(60));
+        let (clients, mut servers) = sockets(3).await;
+        let ports: Vec<u16> = clients.iter().map(port).collect();
+        for c in clients {
+            pool.put(c);
+        }
+        assert_eq!(pool.idle(), 2, "the oldest went past the limit");
+        // The most recently used first.
+        assert_eq!(pool.take().map(|io| port(&io)), Some(ports[2]));
+        // One the upstream closed while idle is not handed out, once the reactor has seen the
+        // close (`yield_now` resumes this task only after the I/O driver has been polled).
+        drop(servers.remove(1));
+        tokio::task::yield_now().await;
+        assert!(pool.take().is_none(), "closed connection handed out");
+        assert_eq!(pool.idle(), 0);
+
+        // Past the idle timeout, a connection is neither handed out nor kept.
+        let pool = IdlePool::new(8, Duration::ZERO);
+        let (clients, _servers) = sockets(2).await;
+        for c in clients {
+            pool.put(c);
+        }
+        assert_eq!(
+            pool.idle(),
+            1,
+            "the expired one was let go when the next came"
+        );
+        assert!(pool.take().is_none());
+        // A pool of none keeps none.
+        let pool = IdlePool::new(0, Duration::from_secs(60));
+        let (clients, _servers) = sockets(1).await;
+        pool.put(clients.into_iter().next().unwrap());
+        assert_eq!(pool.idle(), 0);
+    }
 
     #[test]
     fn a_head_is_parsed_once_into_what_hyper_sends_on() {
