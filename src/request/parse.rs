@@ -96,11 +96,7 @@ impl<'a> Segments<'a> {
             kept: [""; MAX_SEGMENTS],
             len: 0,
         };
-        let trimmed = path.trim_matches('/');
-        if trimmed.is_empty() {
-            return Ok(segments);
-        }
-        for segment in trimmed.split('/') {
+        for segment in split_slashes(path) {
             // Stricter than the apiserver: `namespaces//pods` would read as a cluster-wide list
             // there, and `..` is never a valid name; both only hide what a request addresses.
             if segment.is_empty() {
@@ -125,6 +121,32 @@ impl<'a> Segments<'a> {
     fn kept(&self) -> &[&'a str] {
         &self.kept[..self.len]
     }
+}
+
+/// `path.trim_matches('/').split('/')`, nothing for an empty rest: by bytes (a `/` is one byte
+/// in UTF-8, so every cut is on a character boundary), which for paths this short costs a
+/// fraction of `str::split`'s character searcher.
+fn split_slashes(path: &str) -> impl Iterator<Item = &str> {
+    let bytes = path.as_bytes();
+    let start = bytes.iter().position(|&b| b != b'/').unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b'/')
+        .map_or(start, |i| i + 1);
+    let mut rest = (start < end).then(|| &path[start..end]);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        match s.bytes().position(|b| b == b'/') {
+            Some(i) => {
+                rest = Some(&s[i + 1..]);
+                Some(&s[..i])
+            }
+            None => {
+                rest = None;
+                Some(s)
+            }
+        }
+    })
 }
 
 /// The part of an API path after its prefix, group and version.
@@ -573,5 +595,45 @@ fn hex(b: u8) -> Option<u8> {
         b'a'..=b'f' => Some(b - b'a' + 10),
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::split_slashes;
+
+    /// The byte splitter against what it replaced, `trim_matches('/')` then `split('/')`.
+    #[test]
+    fn split_slashes_agrees_with_str_split() {
+        let cases = [
+            "",
+            "/",
+            "//",
+            "///",
+            "a",
+            "/a",
+            "a/",
+            "/a/",
+            "//a//",
+            "/a/b",
+            "/a//b/",
+            "a/b/c",
+            "/api/v1/namespaces/default/pods/p1",
+            "/apis/apps/v1/",
+            "/é/ü//ß/",
+            "/%2F/x",
+            "/a/./..",
+            "////x////y////",
+        ];
+        for path in cases {
+            let trimmed = path.trim_matches('/');
+            let old: Vec<&str> = if trimmed.is_empty() {
+                Vec::new()
+            } else {
+                trimmed.split('/').collect()
+            };
+            let new: Vec<&str> = split_slashes(path).collect();
+            assert_eq!(new, old, "{path:?}");
+        }
     }
 }
