@@ -3,6 +3,7 @@
 //! hop-by-hop headers and the identity headers a client may not send change (RFC 9110 §7.6.1,
 //! k8s-facts §4); every other header travels as the bytes it came as.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
@@ -44,9 +45,14 @@ pub enum Parsed {
 
 /// Parses a request head at the start of `buf`.
 pub fn parse_request(buf: &[u8]) -> Parsed {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    let len = match req.parse(buf) {
+    // Not zeroed first (2 KiB): the parser writes each field it returns.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut req,
+        buf,
+        &mut fields,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::NotMine,
@@ -77,8 +83,8 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     let mut body_len: Option<u64> = None;
     let mut named: Vec<&[u8]> = Vec::new();
     for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
+        let field = Field::of(h.name.as_bytes());
+        if field == Field::Connection {
             for token in h.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -89,7 +95,7 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
                     named.push(token);
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if field == Field::ContentLength {
             // One plain decimal length; anything else is hyper's to refuse (request smuggling
             // hides in repeated or odd lengths, RFC 9112 §6.3).
             let v = h.value.trim_ascii();
@@ -101,10 +107,10 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
                 return Parsed::NotMine;
             }
             body_len = Some(v.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')));
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
-            || name.eq_ignore_ascii_case(b"upgrade")
-            || name.eq_ignore_ascii_case(b"expect")
-        {
+        } else if matches!(
+            field,
+            Field::TransferEncoding | Field::Upgrade | Field::Expect
+        ) {
             return Parsed::NotMine;
         }
     }
@@ -114,36 +120,38 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     let mut forward = Vec::with_capacity(len);
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        if named.iter().any(|n| n.eq_ignore_ascii_case(name)) || is_hop_or_host(name) {
+        let field = Field::of(name);
+        if named.iter().any(|n| n.eq_ignore_ascii_case(name)) || field.is_hop_or_host() {
             continue;
         }
-        if name.eq_ignore_ascii_case(b"authorization") {
-            if !insert(&mut headers, AUTHORIZATION, h.value) {
+        match field {
+            Field::Authorization => {
+                if !insert(&mut headers, AUTHORIZATION, h.value) {
+                    return Parsed::NotMine;
+                }
+                continue;
+            }
+            Field::AuditId => {
+                if !insert(&mut headers, crate::proxy::AUDIT_ID, h.value) {
+                    return Parsed::NotMine;
+                }
+                continue;
+            }
+            Field::Impersonate => {
+                // Read by the identity step, never forwarded (k8s-facts §4).
+                let Ok(n) = HeaderName::from_bytes(name) else {
+                    return Parsed::NotMine;
+                };
+                if !insert(&mut headers, n, h.value) {
+                    return Parsed::NotMine;
+                }
+                continue;
+            }
+            Field::XRemote => continue,
+            Field::UserAgent if !insert(&mut headers, USER_AGENT, h.value) => {
                 return Parsed::NotMine;
             }
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"audit-id") {
-            if !insert(&mut headers, crate::proxy::AUDIT_ID, h.value) {
-                return Parsed::NotMine;
-            }
-            continue;
-        }
-        if starts_with_ignore_case(name, b"impersonate-") {
-            // Read by the identity step, never forwarded (k8s-facts §4).
-            let Ok(n) = HeaderName::from_bytes(name) else {
-                return Parsed::NotMine;
-            };
-            if !insert(&mut headers, n, h.value) {
-                return Parsed::NotMine;
-            }
-            continue;
-        }
-        if starts_with_ignore_case(name, b"x-remote-") {
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"user-agent") && !insert(&mut headers, USER_AGENT, h.value) {
-            return Parsed::NotMine;
+            _ => {}
         }
         forward.extend_from_slice(name);
         forward.extend_from_slice(b": ");
@@ -175,7 +183,84 @@ fn insert(headers: &mut HeaderMap, name: HeaderName, value: &[u8]) -> bool {
 /// Bytes of an origin-form target the front end passes on as they are: RFC 3986's unreserved,
 /// sub-delims, `:@/?%`. Anything else (spaces, quotes, non-ASCII, `#`) is left to hyper's rules.
 fn plain_target_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
+    PLAIN_TARGET[usize::from(b)]
+}
+
+/// [`plain_target_byte`] as a table: one load per byte of the target.
+const PLAIN_TARGET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~!$&'()*+,;=:@/?%";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// The header fields the front end looks at, told apart by length first: one comparison per
+/// field instead of one per name it might be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    Connection,
+    ContentLength,
+    TransferEncoding,
+    Upgrade,
+    Expect,
+    Host,
+    /// Another hop-by-hop field (`Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`,
+    /// `Proxy-Authorization`, `TE`, `Trailer`).
+    Hop,
+    Authorization,
+    AuditId,
+    UserAgent,
+    ContentType,
+    /// `Impersonate-*`.
+    Impersonate,
+    /// `X-Remote-*`.
+    XRemote,
+    Other,
+}
+
+impl Field {
+    fn of(name: &[u8]) -> Field {
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        match name.len() {
+            2 if is(b"te") => Field::Hop,
+            4 if is(b"host") => Field::Host,
+            6 if is(b"expect") => Field::Expect,
+            7 if is(b"upgrade") => Field::Upgrade,
+            7 if is(b"trailer") => Field::Hop,
+            8 if is(b"audit-id") => Field::AuditId,
+            10 if is(b"connection") => Field::Connection,
+            10 if is(b"keep-alive") => Field::Hop,
+            10 if is(b"user-agent") => Field::UserAgent,
+            12 if is(b"content-type") => Field::ContentType,
+            13 if is(b"authorization") => Field::Authorization,
+            14 if is(b"content-length") => Field::ContentLength,
+            16 if is(b"proxy-connection") => Field::Hop,
+            17 if is(b"transfer-encoding") => Field::TransferEncoding,
+            18 if is(b"proxy-authenticate") => Field::Hop,
+            19 if is(b"proxy-authorization") => Field::Hop,
+            _ if starts_with_ignore_case(name, b"impersonate-") => Field::Impersonate,
+            _ if starts_with_ignore_case(name, b"x-remote-") => Field::XRemote,
+            _ => Field::Other,
+        }
+    }
+
+    /// [`is_hop_or_host`] of the field's name.
+    fn is_hop_or_host(self) -> bool {
+        matches!(
+            self,
+            Field::Connection | Field::TransferEncoding | Field::Upgrade | Field::Host | Field::Hop
+        )
+    }
 }
 
 fn starts_with_ignore_case(name: &[u8], prefix: &[u8]) -> bool {
@@ -183,7 +268,8 @@ fn starts_with_ignore_case(name: &[u8], prefix: &[u8]) -> bool {
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1: the pipeline's one list, `Upgrade` included) and `Host`
-/// (the upstream hop names its own).
+/// (the upstream hop names its own). The reference [`Field::is_hop_or_host`] is tested against.
+#[cfg(test)]
 fn is_hop_or_host(name: &[u8]) -> bool {
     crate::proxy::HOP_BY_HOP
         .iter()
@@ -269,9 +355,14 @@ pub enum ParsedResponse {
 
 /// Parses a response head at the start of `buf`, for a request made with `method`.
 pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS * 2];
-    let mut resp = httparse::Response::new(&mut fields);
-    let len = match resp.parse(buf) {
+    // Not zeroed first (4 KiB): the parser writes each field it returns.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS * 2];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut fields,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return ParsedResponse::Partial,
         Err(_) => return ParsedResponse::Invalid("malformed response head"),
@@ -293,8 +384,8 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
     let mut length: Option<u64> = None;
     let mut named: Vec<&[u8]> = Vec::new();
     for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
+        let field = Field::of(h.name.as_bytes());
+        if field == Field::Connection {
             for token in h.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -307,13 +398,13 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
                     named.push(token);
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if field == Field::TransferEncoding {
             let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
             if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                 return ParsedResponse::Invalid("transfer coding other than chunked");
             }
             chunked = true;
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if field == Field::ContentLength {
             for v in h.value.split(|&b| b == b',') {
                 let Some(n) = std::str::from_utf8(v.trim_ascii())
                     .ok()
@@ -348,19 +439,20 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
     let mut has_audit_id = false;
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
-        if is_hop_or_host(name) && !name.eq_ignore_ascii_case(b"host") {
+        let field = Field::of(name);
+        if field.is_hop_or_host() && field != Field::Host {
             continue;
         }
         if named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
             continue;
         }
         // With chunked coding a Content-Length is wrong and never travels (RFC 9112 §6.3).
-        if chunked && name.eq_ignore_ascii_case(b"content-length") {
+        if chunked && field == Field::ContentLength {
             continue;
         }
-        if name.eq_ignore_ascii_case(b"content-type") {
+        if field == Field::ContentType {
             content_type = std::str::from_utf8(h.value).ok().map(str::to_owned);
-        } else if name.eq_ignore_ascii_case(b"audit-id") {
+        } else if field == Field::AuditId {
             has_audit_id = true;
         }
         out.extend_from_slice(name);
@@ -471,6 +563,100 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "GET /k8s/c1/api?x=2 HTTP/1.1\r\nhost: 10.0.0.1:6443\r\nAccept: */*\r\naudit-id: id-1\r\n\r\n"
         );
+    }
+
+    /// `Field` against the name comparisons it replaced, for every name it knows in three
+    /// spellings, near misses, and the prefixes.
+    #[test]
+    fn fields_are_told_apart_as_by_name() {
+        let known = [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "host",
+            "content-length",
+            "expect",
+            "authorization",
+            "audit-id",
+            "user-agent",
+            "content-type",
+            "impersonate-user",
+            "impersonate-",
+            "impersonate",
+            "x-remote-user",
+            "x-remote-",
+            "x-remote",
+            "accept",
+            "te2",
+            "hosts",
+            "content-lengths",
+            "contenttype-",
+            "connectio",
+            "proxy-authorizatio",
+            "a",
+            "",
+        ];
+        for name in known {
+            let upper = name.to_ascii_uppercase();
+            let mixed: String = name
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            for n in [name, upper.as_str(), mixed.as_str()] {
+                let b = n.as_bytes();
+                let f = Field::of(b);
+                assert_eq!(f.is_hop_or_host(), is_hop_or_host(b), "{n}");
+                let by_name = |w: &str| b.eq_ignore_ascii_case(w.as_bytes());
+                assert_eq!(f == Field::Connection, by_name("connection"), "{n}");
+                assert_eq!(f == Field::ContentLength, by_name("content-length"), "{n}");
+                assert_eq!(
+                    f == Field::TransferEncoding,
+                    by_name("transfer-encoding"),
+                    "{n}"
+                );
+                assert_eq!(f == Field::Upgrade, by_name("upgrade"), "{n}");
+                assert_eq!(f == Field::Expect, by_name("expect"), "{n}");
+                assert_eq!(f == Field::Host, by_name("host"), "{n}");
+                assert_eq!(f == Field::Authorization, by_name("authorization"), "{n}");
+                assert_eq!(f == Field::AuditId, by_name("audit-id"), "{n}");
+                assert_eq!(f == Field::UserAgent, by_name("user-agent"), "{n}");
+                assert_eq!(f == Field::ContentType, by_name("content-type"), "{n}");
+                assert_eq!(
+                    f == Field::Impersonate,
+                    starts_with_ignore_case(b, b"impersonate-"),
+                    "{n}"
+                );
+                assert_eq!(
+                    f == Field::XRemote,
+                    starts_with_ignore_case(b, b"x-remote-"),
+                    "{n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_target_byte_table_is_the_rule() {
+        for b in 0..=255u8 {
+            assert_eq!(
+                plain_target_byte(b),
+                b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b),
+                "{b}"
+            );
+        }
     }
 
     fn head(raw: &[u8], method: &Method) -> ResponseHead {
