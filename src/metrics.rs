@@ -81,11 +81,15 @@ pub struct Metrics {
     pub policy_reloads: Family<ResultLabels, Counter>,
     /// Per resource label, the metric handles of each verb seen with it (bounded by
     /// [`MAX_RESOURCE_LABELS`]).
-    routes: RwLock<HashMap<String, Vec<Arc<Route>>>>,
+    routes: RwLock<RouteMap>,
     /// Handles into `decisions`, by labels.
     decision_counters: RwLock<Vec<(DecisionLabels, Counter)>>,
     other_resources: AtomicU64,
 }
+
+/// Route handles by resource label, looked up on every request: a randomly seeded fast hasher
+/// (the labels come from request paths).
+type RouteMap = HashMap<String, Vec<Arc<Route>>, foldhash::fast::RandomState>;
 
 /// The metric handles one (verb, resource) records into, resolved once and shared, so a
 /// request takes one map lookup instead of one hashed label lookup per metric.
@@ -209,7 +213,7 @@ impl Metrics {
             upstream_errors,
             upgrades,
             identity,
-            routes: RwLock::new(HashMap::new()),
+            routes: RwLock::new(RouteMap::default()),
             decision_counters: RwLock::new(Vec::new()),
             other_resources: AtomicU64::new(0),
         }
@@ -219,7 +223,7 @@ impl Metrics {
     /// resources, new ones share the `other` label, so a client walking random paths cannot
     /// grow the registry.
     pub fn route(&self, verb: &'static str, resource: &str) -> Arc<Route> {
-        let find = |routes: &HashMap<String, Vec<Arc<Route>>>, resource: &str| {
+        let find = |routes: &RouteMap, resource: &str| {
             routes
                 .get(resource)
                 .and_then(|v| v.iter().find(|r| r.verb == verb).cloned())

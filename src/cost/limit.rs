@@ -9,12 +9,13 @@
 //! `Status` with reason `TooManyRequests` (client-go retries only on an integer: k8s-facts §2).
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
@@ -229,7 +230,7 @@ impl<C: Clock + Clone> Limits<C> {
             exempt_users: cfg.exempt_users.iter().cloned().collect(),
             exempt_groups: cfg.exempt_groups.iter().cloned().collect(),
             clock,
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(LruCache::new(per_shard)))
                 .collect(),

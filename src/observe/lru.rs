@@ -9,7 +9,7 @@ const SHARDS: usize = 16;
 
 pub struct ShardedLru<K, V> {
     shards: Vec<Mutex<lru::LruCache<K, V>>>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl<K: Hash + Eq, V: Clone> ShardedLru<K, V> {
@@ -21,7 +21,7 @@ impl<K: Hash + Eq, V: Clone> ShardedLru<K, V> {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(lru::LruCache::new(per_shard)))
                 .collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 
