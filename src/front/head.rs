@@ -82,8 +82,11 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     let mut close = false;
     let mut body_len: Option<u64> = None;
     let mut named: Vec<&[u8]> = Vec::new();
-    for h in req.headers.iter() {
+    // Each field's kind, found once for both passes.
+    let mut kinds = [Field::Other; MAX_HEADERS];
+    for (h, kind) in req.headers.iter().zip(kinds.iter_mut()) {
         let field = Field::of(h.name.as_bytes());
+        *kind = field;
         if field == Field::Connection {
             for token in h.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
@@ -118,9 +121,8 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     // Second pass: what the pipeline reads, and what travels.
     let mut headers = HeaderMap::new();
     let mut forward = Vec::with_capacity(len);
-    for h in req.headers.iter() {
+    for (h, &field) in req.headers.iter().zip(kinds.iter()) {
         let name = h.name.as_bytes();
-        let field = Field::of(name);
         if named.iter().any(|n| n.eq_ignore_ascii_case(name)) || field.is_hop_or_host() {
             continue;
         }
@@ -230,26 +232,30 @@ enum Field {
 
 impl Field {
     fn of(name: &[u8]) -> Field {
+        let Some(first) = name.first() else {
+            return Field::Other;
+        };
         let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
-        match name.len() {
-            2 if is(b"te") => Field::Hop,
-            4 if is(b"host") => Field::Host,
-            6 if is(b"expect") => Field::Expect,
-            7 if is(b"upgrade") => Field::Upgrade,
-            7 if is(b"trailer") => Field::Hop,
-            8 if is(b"audit-id") => Field::AuditId,
-            10 if is(b"connection") => Field::Connection,
-            10 if is(b"keep-alive") => Field::Hop,
-            10 if is(b"user-agent") => Field::UserAgent,
-            12 if is(b"content-type") => Field::ContentType,
-            13 if is(b"authorization") => Field::Authorization,
-            14 if is(b"content-length") => Field::ContentLength,
-            16 if is(b"proxy-connection") => Field::Hop,
-            17 if is(b"transfer-encoding") => Field::TransferEncoding,
-            18 if is(b"proxy-authenticate") => Field::Hop,
-            19 if is(b"proxy-authorization") => Field::Hop,
-            _ if starts_with_ignore_case(name, b"impersonate-") => Field::Impersonate,
-            _ if starts_with_ignore_case(name, b"x-remote-") => Field::XRemote,
+        // Length and first letter pick the one name a field can be; only that is compared.
+        match (name.len(), first.to_ascii_lowercase()) {
+            (2, b't') if is(b"te") => Field::Hop,
+            (4, b'h') if is(b"host") => Field::Host,
+            (6, b'e') if is(b"expect") => Field::Expect,
+            (7, b'u') if is(b"upgrade") => Field::Upgrade,
+            (7, b't') if is(b"trailer") => Field::Hop,
+            (8, b'a') if is(b"audit-id") => Field::AuditId,
+            (10, b'c') if is(b"connection") => Field::Connection,
+            (10, b'k') if is(b"keep-alive") => Field::Hop,
+            (10, b'u') if is(b"user-agent") => Field::UserAgent,
+            (12, b'c') if is(b"content-type") => Field::ContentType,
+            (13, b'a') if is(b"authorization") => Field::Authorization,
+            (14, b'c') if is(b"content-length") => Field::ContentLength,
+            (16, b'p') if is(b"proxy-connection") => Field::Hop,
+            (17, b't') if is(b"transfer-encoding") => Field::TransferEncoding,
+            (18, b'p') if is(b"proxy-authenticate") => Field::Hop,
+            (19, b'p') if is(b"proxy-authorization") => Field::Hop,
+            (12.., b'i') if starts_with_ignore_case(name, b"impersonate-") => Field::Impersonate,
+            (9.., b'x') if starts_with_ignore_case(name, b"x-remote-") => Field::XRemote,
             _ => Field::Other,
         }
     }
@@ -261,6 +267,21 @@ impl Field {
             Field::Connection | Field::TransferEncoding | Field::Upgrade | Field::Host | Field::Hop
         )
     }
+}
+
+/// `str::parse::<u64>` of bytes (an optional `+`, then at least one digit, no overflow), without
+/// checking UTF-8 first: anything else is not a number either way.
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    let digits = b.strip_prefix(b"+").unwrap_or(b);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 fn starts_with_ignore_case(name: &[u8], prefix: &[u8]) -> bool {
@@ -383,8 +404,11 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
     let mut chunked = false;
     let mut length: Option<u64> = None;
     let mut named: Vec<&[u8]> = Vec::new();
-    for h in resp.headers.iter() {
+    // Each field's kind, found once for both passes.
+    let mut kinds = [Field::Other; MAX_HEADERS * 2];
+    for (h, kind) in resp.headers.iter().zip(kinds.iter_mut()) {
         let field = Field::of(h.name.as_bytes());
+        *kind = field;
         if field == Field::Connection {
             for token in h.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
@@ -406,10 +430,7 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
             chunked = true;
         } else if field == Field::ContentLength {
             for v in h.value.split(|&b| b == b',') {
-                let Some(n) = std::str::from_utf8(v.trim_ascii())
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                else {
+                let Some(n) = parse_u64(v.trim_ascii()) else {
                     return ParsedResponse::Invalid("bad Content-Length");
                 };
                 if length.is_some_and(|l| l != n) {
@@ -437,9 +458,8 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
     out.extend_from_slice(b"\r\n");
     let mut content_type = None;
     let mut has_audit_id = false;
-    for h in resp.headers.iter() {
+    for (h, &field) in resp.headers.iter().zip(kinds.iter()) {
         let name = h.name.as_bytes();
-        let field = Field::of(name);
         if field.is_hop_or_host() && field != Field::Host {
             continue;
         }
@@ -645,6 +665,38 @@ mod tests {
                     "{n}"
                 );
             }
+        }
+    }
+
+    /// `parse_u64` against what it replaced, `from_utf8` then `str::parse::<u64>`.
+    #[test]
+    fn content_lengths_read_as_str_parse_reads_them() {
+        for v in [
+            &b""[..],
+            b"0",
+            b"7",
+            b"+7",
+            b"++7",
+            b"+",
+            b"-0",
+            b"-7",
+            b"007",
+            b"12a",
+            b" 12",
+            b"1 2",
+            b"3018",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"99999999999999999999",
+            b"+18446744073709551615",
+            b"\xff1",
+            b"\xc3\xa91",
+            "\u{0661}".as_bytes(),
+        ] {
+            let old = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
+            assert_eq!(parse_u64(v), old, "{:?}", String::from_utf8_lossy(v));
         }
     }
 
