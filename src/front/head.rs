@@ -450,7 +450,9 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
         (false, false, None) => Framing::Close,
     };
 
-    let mut out = Vec::with_capacity(len + 128);
+    // Room for what is added before it is sent (decision and warning headers): a shadow-mode
+    // limit warning alone is ~150 bytes, and growing the head would copy it.
+    let mut out = Vec::with_capacity(len + 512);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
