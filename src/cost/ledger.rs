@@ -171,7 +171,8 @@ impl ByRequest {
 }
 
 struct Shard {
-    clients: LruCache<Box<str>, ClientEntry>,
+    /// `String` keys (not `Box<str>`): a `&str` finds, or makes, an entry in one lookup.
+    clients: LruCache<String, ClientEntry>,
     capacity: usize,
     other: Counters,
     /// Identities folded into `other` so far.
@@ -181,17 +182,12 @@ struct Shard {
 impl Shard {
     /// The entry of `identity`, making room by folding a cheap, stale identity into "other".
     fn entry(&mut self, identity: &str) -> &mut ClientEntry {
-        if !self.clients.contains(identity) {
-            if self.clients.len() >= self.capacity {
-                self.fold_one();
-            }
-            self.clients.push(identity.into(), ClientEntry::default());
+        if self.clients.len() >= self.capacity && !self.clients.contains(identity) {
+            self.fold_one();
         }
-        // Just inserted or present: `get_mut` also marks it most recently used.
-        match self.clients.get_mut(identity) {
-            Some(e) => e,
-            None => unreachable!("entry was just inserted"),
-        }
+        // Also marks it most recently used.
+        self.clients
+            .get_or_insert_mut_ref(identity, ClientEntry::default)
     }
 
     fn fold_one(&mut self) {
