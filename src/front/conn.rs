@@ -476,6 +476,7 @@ impl Conn {
         if !resp.has_audit_id {
             extra.insert(AUDIT_ID, audit_id.clone());
         }
+        let content_type = resp.content_type(self.up.as_ref().map_or(&[], |up| &up.buf));
         let mut out = resp.out;
         head::write_headers(&mut out, &extra);
         let close = close || resp.framing == Framing::Close;
@@ -490,7 +491,7 @@ impl Conn {
             &api,
             &caller,
             resp.status,
-            resp.content_type.as_deref(),
+            content_type,
             fwd,
             admitted,
             start,

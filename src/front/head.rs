@@ -357,11 +357,20 @@ pub struct ResponseHead {
     pub framing: Framing,
     /// The upstream will close the connection after this response.
     pub close: bool,
-    /// The upstream's `Content-Type`, if any.
-    pub content_type: Option<String>,
+    /// Where the upstream's last `Content-Type` value is in the buffer the head was parsed
+    /// from: read with [`ResponseHead::content_type`], nothing copied.
+    content_type: Option<Range<usize>>,
     pub has_audit_id: bool,
     /// The status line and the headers that travel, without the final CRLF.
     pub out: Vec<u8>,
+}
+
+impl ResponseHead {
+    /// The upstream's `Content-Type`, if any (and UTF-8), from `buf`: the buffer the head was
+    /// parsed from.
+    pub fn content_type<'a>(&self, buf: &'a [u8]) -> Option<&'a str> {
+        std::str::from_utf8(buf.get(self.content_type.clone()?)?).ok()
+    }
 }
 
 /// What a buffer of upstream bytes holds.
@@ -473,7 +482,8 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
             continue;
         }
         if field == Field::ContentType {
-            content_type = std::str::from_utf8(h.value).ok().map(str::to_owned);
+            let at = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+            content_type = Some(at..at + h.value.len());
         } else if field == Field::AuditId {
             has_audit_id = true;
         }
@@ -722,13 +732,25 @@ mod tests {
 
     #[test]
     fn response_framing_follows_rfc_9112() {
-        let chunked = head(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
-              Content-Length: 9\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nAudit-Id: a\r\n\r\n5\r\n",
-            &Method::GET,
-        );
+        let raw: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+              Content-Length: 9\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nAudit-Id: a\r\n\r\n5\r\n";
+        let chunked = head(raw, &Method::GET);
         assert_eq!(chunked.framing, Framing::Chunked);
-        assert_eq!(chunked.content_type.as_deref(), Some("application/json"));
+        assert_eq!(chunked.content_type(raw), Some("application/json"));
+        // The last one counts, and one that is not UTF-8 is none.
+        for (raw, want) in [
+            (
+                &b"HTTP/1.1 200 OK\r\ncontent-type: a/b\r\ncontent-type: c/d\r\n\r\n"[..],
+                Some("c/d"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-type: a/b\r\ncontent-type: \xff\r\n\r\n",
+                None,
+            ),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", None),
+        ] {
+            assert_eq!(head(raw, &Method::GET).content_type(raw), want);
+        }
         assert!(chunked.has_audit_id && !chunked.close);
         assert_eq!(
             String::from_utf8(chunked.out).unwrap(),
