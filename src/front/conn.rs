@@ -209,7 +209,12 @@ impl Conn {
         let inflight = InflightGuard::new(proxy.metrics());
         let close = req.close;
         let head_only = req.method == Method::HEAD;
-        let target = String::from_utf8_lossy(&self.buf[req.target.clone()]).into_owned();
+        // Always ASCII (`head::parse_request`): the UTF-8 check's fast path, not a lossy walk.
+        let raw = &self.buf[req.target.clone()];
+        let target = match std::str::from_utf8(raw) {
+            Ok(t) => t.to_owned(),
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        };
         self.buf.drain(..req.len);
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p, Some(q)),

@@ -235,7 +235,7 @@ impl Field {
         let Some(first) = name.first() else {
             return Field::Other;
         };
-        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        let is = |n: &[u8]| same_name(name, n);
         // Length and first letter pick the one name a field can be; only that is compared.
         match (name.len(), first.to_ascii_lowercase()) {
             (2, b't') if is(b"te") => Field::Hop,
@@ -282,6 +282,17 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
         }
         n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
     })
+}
+
+/// `name.eq_ignore_ascii_case(lower)` for a lower-case `lower`, without stopping at the first
+/// difference: a loop the compiler unrolls and vectorises for the short, fixed names compared.
+fn same_name(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0u8, |diff, (a, b)| diff | (a.to_ascii_lowercase() ^ b))
+            == 0
 }
 
 fn starts_with_ignore_case(name: &[u8], prefix: &[u8]) -> bool {
@@ -709,6 +720,25 @@ mod tests {
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok());
             assert_eq!(parse_u64(v), old, "{:?}", String::from_utf8_lossy(v));
+        }
+    }
+
+    /// `same_name` against `eq_ignore_ascii_case` over every byte in every position of a name.
+    #[test]
+    fn same_name_is_eq_ignore_ascii_case() {
+        for lower in [&b"content-type"[..], b"te", b"x"] {
+            for at in 0..lower.len() {
+                for b in 0..=255u8 {
+                    let mut name = lower.to_vec();
+                    name[at] = b;
+                    assert_eq!(
+                        same_name(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{name:?}"
+                    );
+                }
+            }
+            assert!(!same_name(&lower[1..], lower));
         }
     }
 
