@@ -123,7 +123,9 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     let mut forward = Vec::with_capacity(len);
     for (h, &field) in req.headers.iter().zip(kinds.iter()) {
         let name = h.name.as_bytes();
-        if named.iter().any(|n| n.eq_ignore_ascii_case(name)) || field.is_hop_or_host() {
+        if field.is_hop_or_host()
+            || (!named.is_empty() && named.iter().any(|n| n.eq_ignore_ascii_case(name)))
+        {
             continue;
         }
         match field {
@@ -485,7 +487,7 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
         if field.is_hop_or_host() && field != Field::Host {
             continue;
         }
-        if named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        if !named.is_empty() && named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
             continue;
         }
         // With chunked coding a Content-Length is wrong and never travels (RFC 9112 §6.3).
