@@ -482,7 +482,7 @@ pub fn add_impersonation(identity: &Identity, headers: &mut HeaderMap) -> Result
 /// apiserver takes it as the audit ID and kubeguard's records join its audit log (k8s-facts §4).
 pub fn audit_id(headers: &HeaderMap) -> HeaderValue {
     headers
-        .get("audit-id")
+        .get(&crate::proxy::AUDIT_ID)
         .filter(|v| {
             let b = v.as_bytes();
             (1..=128).contains(&b.len())
