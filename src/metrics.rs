@@ -96,7 +96,7 @@ pub struct Metrics {
 
 /// Route handles by resource label, looked up on every request: a randomly seeded fast hasher
 /// (the labels come from request paths).
-type RouteMap = HashMap<String, Vec<Arc<Route>>, foldhash::fast::RandomState>;
+type RouteMap = HashMap<String, Vec<Arc<Route>>, crate::observe::lru::RandomState>;
 
 /// The metric handles one (verb, resource) records into, resolved once and shared, so a
 /// request takes one map lookup instead of one hashed label lookup per metric.
@@ -220,7 +220,7 @@ impl Metrics {
             upstream_errors,
             upgrades,
             identity,
-            routes: RwLock::new(RouteMap::default()),
+            routes: RwLock::new(RouteMap::with_hasher(crate::observe::lru::random_state())),
             decision_counters: RwLock::new(Vec::new()),
             other_resources: AtomicU64::new(0),
         }

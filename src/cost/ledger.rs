@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
-use foldhash::fast::RandomState;
+use crate::observe::lru::{RandomState, random_state};
 
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
@@ -118,11 +118,19 @@ struct ClientEntry {
 
 /// An identity's counters per verb × resource: by resource, then by verb (a resource sees few
 /// verbs), so a request's counters are found by the `&str` it has, with nothing allocated.
-#[derive(Default)]
 struct ByRequest {
     resources: HashMap<Box<str>, Vec<(&'static str, Counters)>, RandomState>,
     /// Verb × resource pairs held.
     len: usize,
+}
+
+impl Default for ByRequest {
+    fn default() -> Self {
+        ByRequest {
+            resources: HashMap::with_hasher(random_state()),
+            len: 0,
+        }
+    }
 }
 
 impl ByRequest {
@@ -276,7 +284,7 @@ impl Ledger {
             .collect();
         Ledger {
             shards,
-            hasher: RandomState::default(),
+            hasher: random_state(),
             max_keys_per_client: max_keys_per_client.max(1),
             traces: std::sync::OnceLock::new(),
         }

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use foldhash::fast::RandomState;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
@@ -27,6 +26,7 @@ use super::estimate::Estimate;
 use super::limits_config::{LimitMode, LimitsSection};
 use super::redis_limit::{Rate, SharedLimits, SharedVerdict};
 use crate::identity::Identity;
+use crate::observe::lru::{RandomState, random_state};
 use crate::request::{ApiRequest, Verb};
 use crate::status::{Status, StatusDetails};
 
@@ -230,7 +230,7 @@ impl<C: Clock + Clone> Limits<C> {
             exempt_users: cfg.exempt_users.iter().cloned().collect(),
             exempt_groups: cfg.exempt_groups.iter().cloned().collect(),
             clock,
-            hasher: RandomState::default(),
+            hasher: random_state(),
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(LruCache::new(per_shard)))
                 .collect(),
