@@ -52,6 +52,13 @@ pub struct DecisionLabels {
     pub mode: &'static str,
 }
 
+/// `a == b` for labels of `&'static str`s: the same literal is usually at one address, so the
+/// pointers are compared first and the text only when they differ.
+fn same_labels(a: &DecisionLabels, b: &DecisionLabels) -> bool {
+    let same = |x: &str, y: &str| std::ptr::eq(x, y) || x == y;
+    same(a.guard, b.guard) && same(a.verdict, b.verdict) && same(a.mode, b.mode)
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     /// `ok`, `error`.
@@ -81,11 +88,15 @@ pub struct Metrics {
     pub policy_reloads: Family<ResultLabels, Counter>,
     /// Per resource label, the metric handles of each verb seen with it (bounded by
     /// [`MAX_RESOURCE_LABELS`]).
-    routes: RwLock<HashMap<String, Vec<Arc<Route>>>>,
+    routes: RwLock<RouteMap>,
     /// Handles into `decisions`, by labels.
     decision_counters: RwLock<Vec<(DecisionLabels, Counter)>>,
     other_resources: AtomicU64,
 }
+
+/// Route handles by resource label, looked up on every request: a randomly seeded fast hasher
+/// (the labels come from request paths).
+type RouteMap = HashMap<String, Vec<Arc<Route>>, crate::observe::lru::RandomState>;
 
 /// The metric handles one (verb, resource) records into, resolved once and shared, so a
 /// request takes one map lookup instead of one hashed label lookup per metric.
@@ -209,7 +220,7 @@ impl Metrics {
             upstream_errors,
             upgrades,
             identity,
-            routes: RwLock::new(HashMap::new()),
+            routes: RwLock::new(RouteMap::with_hasher(crate::observe::lru::random_state())),
             decision_counters: RwLock::new(Vec::new()),
             other_resources: AtomicU64::new(0),
         }
@@ -219,7 +230,7 @@ impl Metrics {
     /// resources, new ones share the `other` label, so a client walking random paths cannot
     /// grow the registry.
     pub fn route(&self, verb: &'static str, resource: &str) -> Arc<Route> {
-        let find = |routes: &HashMap<String, Vec<Arc<Route>>>, resource: &str| {
+        let find = |routes: &RouteMap, resource: &str| {
             routes
                 .get(resource)
                 .and_then(|v| v.iter().find(|r| r.verb == verb).cloned())
@@ -272,24 +283,22 @@ impl Metrics {
             verdict,
             mode,
         };
-        let found = self
-            .decision_counters
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|(l, _)| *l == labels)
-            .map(|(_, c)| c.clone());
-        let counter = match found {
-            Some(c) => c,
-            None => {
-                let c = self.decisions.get_or_create_owned(&labels);
-                self.decision_counters
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((labels, c.clone()));
-                c
+        {
+            let counters = self
+                .decision_counters
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            // Counted in place: no handle cloned and dropped for a counter already listed.
+            if let Some((_, c)) = counters.iter().find(|(l, _)| same_labels(l, &labels)) {
+                c.inc();
+                return;
             }
-        };
+        }
+        let counter = self.decisions.get_or_create_owned(&labels);
+        self.decision_counters
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((labels, counter.clone()));
         counter.inc();
     }
 
@@ -338,6 +347,23 @@ mod tests {
         assert_eq!(&*m.route("get", "fresh").resource, "other");
         assert_eq!(m.routes.read().unwrap().len(), MAX_RESOURCE_LABELS + 1);
         assert!(Arc::ptr_eq(&m.route("get", "r7"), &m.route("get", "r7")));
+    }
+
+    #[test]
+    fn decisions_are_counted_per_label_set_whatever_the_strings_address() {
+        let m = Metrics::new();
+        // The same text at another address (not the literal's) counts into the same counter.
+        let guard: &'static str = Box::leak(String::from("listRewrite").into_boxed_str());
+        m.count_decision("listRewrite", "forward", "shadow");
+        m.count_decision(guard, "forward", "shadow");
+        m.count_decision("listRewrite", "rewrite", "shadow");
+        let text = m.encode();
+        for line in [
+            r#"kubeguard_decisions_total{guard="listRewrite",verdict="forward",mode="shadow"} 2"#,
+            r#"kubeguard_decisions_total{guard="listRewrite",verdict="rewrite",mode="shadow"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //! mutex held for a few hash-map operations; there is no global lock.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
+
+use crate::observe::lru::{RandomState, random_state};
 
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
@@ -111,11 +113,74 @@ impl Counters {
 #[derive(Default)]
 struct ClientEntry {
     totals: Counters,
-    by_request: HashMap<(&'static str, Box<str>), Counters>,
+    by_request: ByRequest,
+}
+
+/// An identity's counters per verb × resource: by resource, then by verb (a resource sees few
+/// verbs), so a request's counters are found by the `&str` it has, with nothing allocated.
+struct ByRequest {
+    resources: HashMap<Box<str>, Vec<(&'static str, Counters)>, RandomState>,
+    /// Verb × resource pairs held.
+    len: usize,
+}
+
+impl Default for ByRequest {
+    fn default() -> Self {
+        ByRequest {
+            resources: HashMap::with_hasher(random_state()),
+            len: 0,
+        }
+    }
+}
+
+impl ByRequest {
+    /// The counters of `verb` × `resource`, or of `other/other` when `max_keys` pairs are held
+    /// already and this one is not among them.
+    fn counters(&mut self, verb: &'static str, resource: &str, max_keys: usize) -> &mut Counters {
+        let found = self
+            .resources
+            .get(resource)
+            .and_then(|verbs| verbs.iter().position(|(v, _)| *v == verb));
+        match found {
+            Some(i) => match self.resources.get_mut(resource) {
+                Some(verbs) => &mut verbs[i].1,
+                None => unreachable!("just found"),
+            },
+            None if self.len < max_keys => self.add(verb, resource),
+            None => self.add(OTHER, OTHER),
+        }
+    }
+
+    /// The counters of `verb` × `resource`, made when new.
+    fn add(&mut self, verb: &'static str, resource: &str) -> &mut Counters {
+        if !self.resources.contains_key(resource) {
+            self.resources.insert(resource.into(), Vec::new());
+        }
+        let verbs = self
+            .resources
+            .get_mut(resource)
+            .unwrap_or_else(|| unreachable!("just inserted"));
+        let i = match verbs.iter().position(|(v, _)| *v == verb) {
+            Some(i) => i,
+            None => {
+                verbs.push((verb, Counters::default()));
+                self.len += 1;
+                verbs.len() - 1
+            }
+        };
+        &mut verbs[i].1
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'static str, &str, &Counters)> {
+        self.resources
+            .iter()
+            .flat_map(|(r, verbs)| verbs.iter().map(move |(v, c)| (*v, &**r, c)))
+    }
 }
 
 struct Shard {
-    clients: LruCache<Box<str>, ClientEntry>,
+    /// `String` keys (not `Box<str>`): a `&str` finds, or makes, an entry in one lookup.
+    clients: LruCache<String, ClientEntry>,
     capacity: usize,
     other: Counters,
     /// Identities folded into `other` so far.
@@ -125,17 +190,12 @@ struct Shard {
 impl Shard {
     /// The entry of `identity`, making room by folding a cheap, stale identity into "other".
     fn entry(&mut self, identity: &str) -> &mut ClientEntry {
-        if !self.clients.contains(identity) {
-            if self.clients.len() >= self.capacity {
-                self.fold_one();
-            }
-            self.clients.push(identity.into(), ClientEntry::default());
+        if self.clients.len() >= self.capacity && !self.clients.contains(identity) {
+            self.fold_one();
         }
-        // Just inserted or present: `get_mut` also marks it most recently used.
-        match self.clients.get_mut(identity) {
-            Some(e) => e,
-            None => unreachable!("entry was just inserted"),
-        }
+        // Also marks it most recently used.
+        self.clients
+            .get_or_insert_mut_ref(identity, ClientEntry::default)
     }
 
     fn fold_one(&mut self) {
@@ -224,7 +284,7 @@ impl Ledger {
             .collect();
         Ledger {
             shards,
-            hasher: RandomState::new(),
+            hasher: random_state(),
             max_keys_per_client: max_keys_per_client.max(1),
             traces: std::sync::OnceLock::new(),
         }
@@ -255,16 +315,10 @@ impl Ledger {
         let mut shard = self.shard(&r.identity);
         let entry = shard.entry(&r.identity);
         entry.totals.add_record(r);
-        let key = (r.verb, Box::<str>::from(r.resource.as_str()));
-        let counters = if entry.by_request.len() < max_keys || entry.by_request.contains_key(&key) {
-            entry.by_request.entry(key).or_default()
-        } else {
-            entry
-                .by_request
-                .entry((OTHER, Box::from(OTHER)))
-                .or_default()
-        };
-        counters.add_record(r);
+        entry
+            .by_request
+            .counters(r.verb, &r.resource, max_keys)
+            .add_record(r);
     }
 
     /// Identities kept exactly right now.
@@ -287,8 +341,8 @@ impl Ledger {
                 let mut by_request: Vec<RequestCosts> = e
                     .by_request
                     .iter()
-                    .map(|((verb, resource), c)| RequestCosts {
-                        verb: (*verb).to_string(),
+                    .map(|(verb, resource, c)| RequestCosts {
+                        verb: verb.to_string(),
                         resource: resource.to_string(),
                         counters: c.clone(),
                     })
@@ -326,17 +380,10 @@ impl Ledger {
             let entry = shard.entry(&c.identity);
             entry.totals.merge(&c.totals);
             for rc in &c.by_request {
-                let key = (
-                    static_verb(&rc.verb),
-                    Box::<str>::from(rc.resource.as_str()),
-                );
-                let key =
-                    if entry.by_request.len() < max_keys || entry.by_request.contains_key(&key) {
-                        key
-                    } else {
-                        (OTHER, Box::from(OTHER))
-                    };
-                entry.by_request.entry(key).or_default().merge(&rc.counters);
+                entry
+                    .by_request
+                    .counters(static_verb(&rc.verb), &rc.resource, max_keys)
+                    .merge(&rc.counters);
             }
         }
         let mut first = self.shards[0].lock().unwrap_or_else(|e| e.into_inner());

@@ -9,7 +9,7 @@
 //! `Status` with reason `TooManyRequests` (client-go retries only on an integer: k8s-facts §2).
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,7 @@ use super::estimate::Estimate;
 use super::limits_config::{LimitMode, LimitsSection};
 use super::redis_limit::{Rate, SharedLimits, SharedVerdict};
 use crate::identity::Identity;
+use crate::observe::lru::{RandomState, random_state};
 use crate::request::{ApiRequest, Verb};
 use crate::status::{Status, StatusDetails};
 
@@ -229,7 +230,7 @@ impl<C: Clock + Clone> Limits<C> {
             exempt_users: cfg.exempt_users.iter().cloned().collect(),
             exempt_groups: cfg.exempt_groups.iter().cloned().collect(),
             clock,
-            hasher: RandomState::new(),
+            hasher: random_state(),
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(LruCache::new(per_shard)))
                 .collect(),

@@ -209,7 +209,12 @@ impl Conn {
         let inflight = InflightGuard::new(proxy.metrics());
         let close = req.close;
         let head_only = req.method == Method::HEAD;
-        let target = String::from_utf8_lossy(&self.buf[req.target.clone()]).into_owned();
+        // Always ASCII (`head::parse_request`): the UTF-8 check's fast path, not a lossy walk.
+        let raw = &self.buf[req.target.clone()];
+        let target = match std::str::from_utf8(raw) {
+            Ok(t) => t.to_owned(),
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        };
         self.buf.drain(..req.len);
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
@@ -476,6 +481,7 @@ impl Conn {
         if !resp.has_audit_id {
             extra.insert(AUDIT_ID, audit_id.clone());
         }
+        let content_type = resp.content_type(self.up.as_ref().map_or(&[], |up| &up.buf));
         let mut out = resp.out;
         head::write_headers(&mut out, &extra);
         let close = close || resp.framing == Framing::Close;
@@ -490,7 +496,7 @@ impl Conn {
             &api,
             &caller,
             resp.status,
-            resp.content_type.as_deref(),
+            content_type,
             fwd,
             admitted,
             start,

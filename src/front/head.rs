@@ -3,6 +3,7 @@
 //! hop-by-hop headers and the identity headers a client may not send change (RFC 9110 §7.6.1,
 //! k8s-facts §4); every other header travels as the bytes it came as.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
@@ -44,9 +45,14 @@ pub enum Parsed {
 
 /// Parses a request head at the start of `buf`.
 pub fn parse_request(buf: &[u8]) -> Parsed {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    let len = match req.parse(buf) {
+    // Not zeroed first (2 KiB): the parser writes each field it returns.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut req,
+        buf,
+        &mut fields,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::NotMine,
@@ -76,9 +82,12 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     let mut close = false;
     let mut body_len: Option<u64> = None;
     let mut named: Vec<&[u8]> = Vec::new();
-    for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
+    // Each field's kind, found once for both passes.
+    let mut kinds = [Field::Other; MAX_HEADERS];
+    for (h, kind) in req.headers.iter().zip(kinds.iter_mut()) {
+        let field = Field::of(h.name.as_bytes());
+        *kind = field;
+        if field == Field::Connection {
             for token in h.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -89,7 +98,7 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
                     named.push(token);
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if field == Field::ContentLength {
             // One plain decimal length; anything else is hyper's to refuse (request smuggling
             // hides in repeated or odd lengths, RFC 9112 §6.3).
             let v = h.value.trim_ascii();
@@ -101,10 +110,10 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
                 return Parsed::NotMine;
             }
             body_len = Some(v.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')));
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
-            || name.eq_ignore_ascii_case(b"upgrade")
-            || name.eq_ignore_ascii_case(b"expect")
-        {
+        } else if matches!(
+            field,
+            Field::TransferEncoding | Field::Upgrade | Field::Expect
+        ) {
             return Parsed::NotMine;
         }
     }
@@ -112,38 +121,41 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     // Second pass: what the pipeline reads, and what travels.
     let mut headers = HeaderMap::new();
     let mut forward = Vec::with_capacity(len);
-    for h in req.headers.iter() {
+    for (h, &field) in req.headers.iter().zip(kinds.iter()) {
         let name = h.name.as_bytes();
-        if named.iter().any(|n| n.eq_ignore_ascii_case(name)) || is_hop_or_host(name) {
+        if field.is_hop_or_host()
+            || (!named.is_empty() && named.iter().any(|n| n.eq_ignore_ascii_case(name)))
+        {
             continue;
         }
-        if name.eq_ignore_ascii_case(b"authorization") {
-            if !insert(&mut headers, AUTHORIZATION, h.value) {
+        match field {
+            Field::Authorization => {
+                if !insert(&mut headers, AUTHORIZATION, h.value) {
+                    return Parsed::NotMine;
+                }
+                continue;
+            }
+            Field::AuditId => {
+                if !insert(&mut headers, crate::proxy::AUDIT_ID, h.value) {
+                    return Parsed::NotMine;
+                }
+                continue;
+            }
+            Field::Impersonate => {
+                // Read by the identity step, never forwarded (k8s-facts §4).
+                let Ok(n) = HeaderName::from_bytes(name) else {
+                    return Parsed::NotMine;
+                };
+                if !insert(&mut headers, n, h.value) {
+                    return Parsed::NotMine;
+                }
+                continue;
+            }
+            Field::XRemote => continue,
+            Field::UserAgent if !insert(&mut headers, USER_AGENT, h.value) => {
                 return Parsed::NotMine;
             }
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"audit-id") {
-            if !insert(&mut headers, crate::proxy::AUDIT_ID, h.value) {
-                return Parsed::NotMine;
-            }
-            continue;
-        }
-        if starts_with_ignore_case(name, b"impersonate-") {
-            // Read by the identity step, never forwarded (k8s-facts §4).
-            let Ok(n) = HeaderName::from_bytes(name) else {
-                return Parsed::NotMine;
-            };
-            if !insert(&mut headers, n, h.value) {
-                return Parsed::NotMine;
-            }
-            continue;
-        }
-        if starts_with_ignore_case(name, b"x-remote-") {
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"user-agent") && !insert(&mut headers, USER_AGENT, h.value) {
-            return Parsed::NotMine;
+            _ => {}
         }
         forward.extend_from_slice(name);
         forward.extend_from_slice(b": ");
@@ -175,7 +187,114 @@ fn insert(headers: &mut HeaderMap, name: HeaderName, value: &[u8]) -> bool {
 /// Bytes of an origin-form target the front end passes on as they are: RFC 3986's unreserved,
 /// sub-delims, `:@/?%`. Anything else (spaces, quotes, non-ASCII, `#`) is left to hyper's rules.
 fn plain_target_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
+    PLAIN_TARGET[usize::from(b)]
+}
+
+/// [`plain_target_byte`] as a table: one load per byte of the target.
+const PLAIN_TARGET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~!$&'()*+,;=:@/?%";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// The header fields the front end looks at, told apart by length first: one comparison per
+/// field instead of one per name it might be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    Connection,
+    ContentLength,
+    TransferEncoding,
+    Upgrade,
+    Expect,
+    Host,
+    /// Another hop-by-hop field (`Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`,
+    /// `Proxy-Authorization`, `TE`, `Trailer`).
+    Hop,
+    Authorization,
+    AuditId,
+    UserAgent,
+    ContentType,
+    /// `Impersonate-*`.
+    Impersonate,
+    /// `X-Remote-*`.
+    XRemote,
+    Other,
+}
+
+impl Field {
+    fn of(name: &[u8]) -> Field {
+        let Some(first) = name.first() else {
+            return Field::Other;
+        };
+        let is = |n: &[u8]| same_name(name, n);
+        // Length and first letter pick the one name a field can be; only that is compared.
+        match (name.len(), first.to_ascii_lowercase()) {
+            (2, b't') if is(b"te") => Field::Hop,
+            (4, b'h') if is(b"host") => Field::Host,
+            (6, b'e') if is(b"expect") => Field::Expect,
+            (7, b'u') if is(b"upgrade") => Field::Upgrade,
+            (7, b't') if is(b"trailer") => Field::Hop,
+            (8, b'a') if is(b"audit-id") => Field::AuditId,
+            (10, b'c') if is(b"connection") => Field::Connection,
+            (10, b'k') if is(b"keep-alive") => Field::Hop,
+            (10, b'u') if is(b"user-agent") => Field::UserAgent,
+            (12, b'c') if is(b"content-type") => Field::ContentType,
+            (13, b'a') if is(b"authorization") => Field::Authorization,
+            (14, b'c') if is(b"content-length") => Field::ContentLength,
+            (16, b'p') if is(b"proxy-connection") => Field::Hop,
+            (17, b't') if is(b"transfer-encoding") => Field::TransferEncoding,
+            (18, b'p') if is(b"proxy-authenticate") => Field::Hop,
+            (19, b'p') if is(b"proxy-authorization") => Field::Hop,
+            (12.., b'i') if starts_with_ignore_case(name, b"impersonate-") => Field::Impersonate,
+            (9.., b'x') if starts_with_ignore_case(name, b"x-remote-") => Field::XRemote,
+            _ => Field::Other,
+        }
+    }
+
+    /// [`is_hop_or_host`] of the field's name.
+    fn is_hop_or_host(self) -> bool {
+        matches!(
+            self,
+            Field::Connection | Field::TransferEncoding | Field::Upgrade | Field::Host | Field::Hop
+        )
+    }
+}
+
+/// `str::parse::<u64>` of bytes (an optional `+`, then at least one digit, no overflow), without
+/// checking UTF-8 first: anything else is not a number either way.
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    let digits = b.strip_prefix(b"+").unwrap_or(b);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// `name.eq_ignore_ascii_case(lower)` for a lower-case `lower`, without stopping at the first
+/// difference: a loop the compiler unrolls and vectorises for the short, fixed names compared.
+fn same_name(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0u8, |diff, (a, b)| diff | (a.to_ascii_lowercase() ^ b))
+            == 0
 }
 
 fn starts_with_ignore_case(name: &[u8], prefix: &[u8]) -> bool {
@@ -183,7 +302,8 @@ fn starts_with_ignore_case(name: &[u8], prefix: &[u8]) -> bool {
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1: the pipeline's one list, `Upgrade` included) and `Host`
-/// (the upstream hop names its own).
+/// (the upstream hop names its own). The reference [`Field::is_hop_or_host`] is tested against.
+#[cfg(test)]
 fn is_hop_or_host(name: &[u8]) -> bool {
     crate::proxy::HOP_BY_HOP
         .iter()
@@ -250,11 +370,20 @@ pub struct ResponseHead {
     pub framing: Framing,
     /// The upstream will close the connection after this response.
     pub close: bool,
-    /// The upstream's `Content-Type`, if any.
-    pub content_type: Option<String>,
+    /// Where the upstream's last `Content-Type` value is in the buffer the head was parsed
+    /// from: read with [`ResponseHead::content_type`], nothing copied.
+    content_type: Option<Range<usize>>,
     pub has_audit_id: bool,
     /// The status line and the headers that travel, without the final CRLF.
     pub out: Vec<u8>,
+}
+
+impl ResponseHead {
+    /// The upstream's `Content-Type`, if any (and UTF-8), from `buf`: the buffer the head was
+    /// parsed from.
+    pub fn content_type<'a>(&self, buf: &'a [u8]) -> Option<&'a str> {
+        std::str::from_utf8(buf.get(self.content_type.clone()?)?).ok()
+    }
 }
 
 /// What a buffer of upstream bytes holds.
@@ -269,9 +398,14 @@ pub enum ParsedResponse {
 
 /// Parses a response head at the start of `buf`, for a request made with `method`.
 pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS * 2];
-    let mut resp = httparse::Response::new(&mut fields);
-    let len = match resp.parse(buf) {
+    // Not zeroed first (4 KiB): the parser writes each field it returns.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS * 2];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut fields,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return ParsedResponse::Partial,
         Err(_) => return ParsedResponse::Invalid("malformed response head"),
@@ -292,9 +426,12 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
     let mut chunked = false;
     let mut length: Option<u64> = None;
     let mut named: Vec<&[u8]> = Vec::new();
-    for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
+    // Each field's kind, found once for both passes.
+    let mut kinds = [Field::Other; MAX_HEADERS * 2];
+    for (h, kind) in resp.headers.iter().zip(kinds.iter_mut()) {
+        let field = Field::of(h.name.as_bytes());
+        *kind = field;
+        if field == Field::Connection {
             for token in h.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -307,18 +444,15 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
                     named.push(token);
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if field == Field::TransferEncoding {
             let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
             if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                 return ParsedResponse::Invalid("transfer coding other than chunked");
             }
             chunked = true;
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if field == Field::ContentLength {
             for v in h.value.split(|&b| b == b',') {
-                let Some(n) = std::str::from_utf8(v.trim_ascii())
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                else {
+                let Some(n) = parse_u64(v.trim_ascii()) else {
                     return ParsedResponse::Invalid("bad Content-Length");
                 };
                 if length.is_some_and(|l| l != n) {
@@ -338,7 +472,9 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
         (false, false, None) => Framing::Close,
     };
 
-    let mut out = Vec::with_capacity(len + 128);
+    // Room for what is added before it is sent (decision and warning headers): a shadow-mode
+    // limit warning alone is ~150 bytes, and growing the head would copy it.
+    let mut out = Vec::with_capacity(len + 512);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -346,21 +482,22 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
     out.extend_from_slice(b"\r\n");
     let mut content_type = None;
     let mut has_audit_id = false;
-    for h in resp.headers.iter() {
+    for (h, &field) in resp.headers.iter().zip(kinds.iter()) {
         let name = h.name.as_bytes();
-        if is_hop_or_host(name) && !name.eq_ignore_ascii_case(b"host") {
+        if field.is_hop_or_host() && field != Field::Host {
             continue;
         }
-        if named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        if !named.is_empty() && named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
             continue;
         }
         // With chunked coding a Content-Length is wrong and never travels (RFC 9112 §6.3).
-        if chunked && name.eq_ignore_ascii_case(b"content-length") {
+        if chunked && field == Field::ContentLength {
             continue;
         }
-        if name.eq_ignore_ascii_case(b"content-type") {
-            content_type = std::str::from_utf8(h.value).ok().map(str::to_owned);
-        } else if name.eq_ignore_ascii_case(b"audit-id") {
+        if field == Field::ContentType {
+            let at = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+            content_type = Some(at..at + h.value.len());
+        } else if field == Field::AuditId {
             has_audit_id = true;
         }
         out.extend_from_slice(name);
@@ -473,6 +610,151 @@ mod tests {
         );
     }
 
+    /// `Field` against the name comparisons it replaced, for every name it knows in three
+    /// spellings, near misses, and the prefixes.
+    #[test]
+    fn fields_are_told_apart_as_by_name() {
+        let known = [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "host",
+            "content-length",
+            "expect",
+            "authorization",
+            "audit-id",
+            "user-agent",
+            "content-type",
+            "impersonate-user",
+            "impersonate-",
+            "impersonate",
+            "x-remote-user",
+            "x-remote-",
+            "x-remote",
+            "accept",
+            "te2",
+            "hosts",
+            "content-lengths",
+            "contenttype-",
+            "connectio",
+            "proxy-authorizatio",
+            "a",
+            "",
+        ];
+        for name in known {
+            let upper = name.to_ascii_uppercase();
+            let mixed: String = name
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            for n in [name, upper.as_str(), mixed.as_str()] {
+                let b = n.as_bytes();
+                let f = Field::of(b);
+                assert_eq!(f.is_hop_or_host(), is_hop_or_host(b), "{n}");
+                let by_name = |w: &str| b.eq_ignore_ascii_case(w.as_bytes());
+                assert_eq!(f == Field::Connection, by_name("connection"), "{n}");
+                assert_eq!(f == Field::ContentLength, by_name("content-length"), "{n}");
+                assert_eq!(
+                    f == Field::TransferEncoding,
+                    by_name("transfer-encoding"),
+                    "{n}"
+                );
+                assert_eq!(f == Field::Upgrade, by_name("upgrade"), "{n}");
+                assert_eq!(f == Field::Expect, by_name("expect"), "{n}");
+                assert_eq!(f == Field::Host, by_name("host"), "{n}");
+                assert_eq!(f == Field::Authorization, by_name("authorization"), "{n}");
+                assert_eq!(f == Field::AuditId, by_name("audit-id"), "{n}");
+                assert_eq!(f == Field::UserAgent, by_name("user-agent"), "{n}");
+                assert_eq!(f == Field::ContentType, by_name("content-type"), "{n}");
+                assert_eq!(
+                    f == Field::Impersonate,
+                    starts_with_ignore_case(b, b"impersonate-"),
+                    "{n}"
+                );
+                assert_eq!(
+                    f == Field::XRemote,
+                    starts_with_ignore_case(b, b"x-remote-"),
+                    "{n}"
+                );
+            }
+        }
+    }
+
+    /// `parse_u64` against what it replaced, `from_utf8` then `str::parse::<u64>`.
+    #[test]
+    fn content_lengths_read_as_str_parse_reads_them() {
+        for v in [
+            &b""[..],
+            b"0",
+            b"7",
+            b"+7",
+            b"++7",
+            b"+",
+            b"-0",
+            b"-7",
+            b"007",
+            b"12a",
+            b" 12",
+            b"1 2",
+            b"3018",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"99999999999999999999",
+            b"+18446744073709551615",
+            b"\xff1",
+            b"\xc3\xa91",
+            "\u{0661}".as_bytes(),
+        ] {
+            let old = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
+            assert_eq!(parse_u64(v), old, "{:?}", String::from_utf8_lossy(v));
+        }
+    }
+
+    /// `same_name` against `eq_ignore_ascii_case` over every byte in every position of a name.
+    #[test]
+    fn same_name_is_eq_ignore_ascii_case() {
+        for lower in [&b"content-type"[..], b"te", b"x"] {
+            for at in 0..lower.len() {
+                for b in 0..=255u8 {
+                    let mut name = lower.to_vec();
+                    name[at] = b;
+                    assert_eq!(
+                        same_name(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{name:?}"
+                    );
+                }
+            }
+            assert!(!same_name(&lower[1..], lower));
+        }
+    }
+
+    #[test]
+    fn the_target_byte_table_is_the_rule() {
+        for b in 0..=255u8 {
+            assert_eq!(
+                plain_target_byte(b),
+                b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b),
+                "{b}"
+            );
+        }
+    }
+
     fn head(raw: &[u8], method: &Method) -> ResponseHead {
         match parse_response(raw, method) {
             ParsedResponse::Head(h) => h,
@@ -482,13 +764,25 @@ mod tests {
 
     #[test]
     fn response_framing_follows_rfc_9112() {
-        let chunked = head(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
-              Content-Length: 9\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nAudit-Id: a\r\n\r\n5\r\n",
-            &Method::GET,
-        );
+        let raw: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+              Content-Length: 9\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nAudit-Id: a\r\n\r\n5\r\n";
+        let chunked = head(raw, &Method::GET);
         assert_eq!(chunked.framing, Framing::Chunked);
-        assert_eq!(chunked.content_type.as_deref(), Some("application/json"));
+        assert_eq!(chunked.content_type(raw), Some("application/json"));
+        // The last one counts, and one that is not UTF-8 is none.
+        for (raw, want) in [
+            (
+                &b"HTTP/1.1 200 OK\r\ncontent-type: a/b\r\ncontent-type: c/d\r\n\r\n"[..],
+                Some("c/d"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-type: a/b\r\ncontent-type: \xff\r\n\r\n",
+                None,
+            ),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", None),
+        ] {
+            assert_eq!(head(raw, &Method::GET).content_type(raw), want);
+        }
         assert!(chunked.has_audit_id && !chunked.close);
         assert_eq!(
             String::from_utf8(chunked.out).unwrap(),

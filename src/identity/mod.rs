@@ -216,6 +216,9 @@ pub struct Authenticator {
     /// SubjectAccessReview answers for `kubectl --as` (same size and TTLs as the token cache).
     impersonations: ReviewCache<bool>,
     metrics: IdentityMetrics,
+    /// The caller without a bearer token when identity checks are off (`unverified`), made
+    /// once: shared by every such request instead of built and dropped per request.
+    unverified: Arc<Identity>,
 }
 
 impl Authenticator {
@@ -229,6 +232,7 @@ impl Authenticator {
             tokens,
             impersonations,
             metrics,
+            unverified: Arc::new(Identity::unverified(UNVERIFIED)),
         }
     }
 
@@ -264,8 +268,12 @@ impl Authenticator {
             &self.settings.network
         };
         if sources.is_empty() {
+            let identity = match bearer(headers) {
+                Some(token) => Arc::new(Identity::unverified(token_name(token))),
+                None => self.unverified.clone(),
+            };
             return Ok(Caller {
-                identity: Arc::new(Identity::unverified(unverified_name(headers))),
+                identity,
                 upstream: UpstreamAuth::Unverified,
             });
         }
@@ -403,8 +411,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// A name for accounting when identity checks are off: a short hash of the bearer token (never
 /// the token), else `unverified`.
 pub fn unverified_name(headers: &HeaderMap) -> String {
-    bearer(headers).map_or_else(|| "unverified".to_string(), token_name)
+    bearer(headers).map_or_else(|| UNVERIFIED.to_string(), token_name)
 }
+
+/// The accounting name of a caller without a bearer token when identity checks are off.
+const UNVERIFIED: &str = "unverified";
 
 fn token_name(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
@@ -471,7 +482,7 @@ pub fn add_impersonation(identity: &Identity, headers: &mut HeaderMap) -> Result
 /// apiserver takes it as the audit ID and kubeguard's records join its audit log (k8s-facts §4).
 pub fn audit_id(headers: &HeaderMap) -> HeaderValue {
     headers
-        .get("audit-id")
+        .get(&crate::proxy::AUDIT_ID)
         .filter(|v| {
             let b = v.as_bytes();
             (1..=128).contains(&b.len())
@@ -482,8 +493,11 @@ pub fn audit_id(headers: &HeaderMap) -> HeaderValue {
         .unwrap_or_else(|| {
             // A thread-local generator (uuid's fast-rng): no system call per request.
             let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-            HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("kubeguard"))
+            uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+            // Owned by its reference-counted box from the start: the value is cloned into the
+            // upstream request, and a clone of a `Vec`-backed value would allocate again.
+            HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
+                .unwrap_or_else(|_| HeaderValue::from_static("kubeguard"))
         })
 }
 
@@ -526,6 +540,12 @@ mod tests {
         let mut h = HeaderMap::new();
         let made = audit_id(&h);
         assert_eq!(made.len(), 36);
+        let uuid = uuid::Uuid::parse_str(made.to_str().unwrap()).unwrap();
+        assert_eq!(uuid.get_version_num(), 4);
+        assert_eq!(made.to_str().unwrap(), uuid.hyphenated().to_string());
+        assert_ne!(audit_id(&h), made);
+        let cloned = made.clone();
+        assert_eq!(cloned, made);
         h.insert("audit-id", HeaderValue::from_static("abc-123"));
         assert_eq!(audit_id(&h), "abc-123");
         h.insert("audit-id", HeaderValue::from_static("a b"));

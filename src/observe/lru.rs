@@ -7,9 +7,22 @@ use std::sync::Mutex;
 
 const SHARDS: usize = 16;
 
+/// The hasher of the maps keyed by what clients choose (user names, resource labels): foldhash,
+/// a fraction of SipHash's cost, randomly seeded.
+pub type RandomState = foldhash::fast::SeedableRandomState;
+
+/// A [`RandomState`] seeded from the OS's randomness (through `rand`): one shared seed per
+/// process and one of its own per map. foldhash's own default seeds from address-space layout
+/// and the clock only.
+pub fn random_state() -> RandomState {
+    static SHARED: std::sync::LazyLock<foldhash::SharedSeed> =
+        std::sync::LazyLock::new(|| foldhash::SharedSeed::from_u64(rand::random()));
+    RandomState::with_seed(rand::random(), &SHARED)
+}
+
 pub struct ShardedLru<K, V> {
     shards: Vec<Mutex<lru::LruCache<K, V>>>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: RandomState,
 }
 
 impl<K: Hash + Eq, V: Clone> ShardedLru<K, V> {
@@ -21,7 +34,7 @@ impl<K: Hash + Eq, V: Clone> ShardedLru<K, V> {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(lru::LruCache::new(per_shard)))
                 .collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: random_state(),
         }
     }
 
@@ -63,6 +76,14 @@ impl<K: Hash + Eq, V: Clone> ShardedLru<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_map_has_its_own_seed() {
+        let (a, b) = (random_state(), random_state());
+        let key = "system:serviceaccount:default:builder";
+        assert_eq!(a.hash_one(key), a.hash_one(key));
+        assert_ne!(a.hash_one(key), b.hash_one(key));
+    }
 
     #[test]
     fn stays_bounded() {
