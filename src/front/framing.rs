@@ -36,51 +36,76 @@ pub struct BodyFraming {
     pub chunked: bool,
 }
 
+/// The fields that delimit a body, as a reader of a head tells them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FramingField {
+    Connection,
+    TransferEncoding,
+    ContentLength,
+    Other,
+}
+
+impl FramingField {
+    pub fn of(name: &[u8]) -> FramingField {
+        if name.eq_ignore_ascii_case(b"connection") {
+            FramingField::Connection
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            FramingField::TransferEncoding
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            FramingField::ContentLength
+        } else {
+            FramingField::Other
+        }
+    }
+}
+
 /// The framing of a final answer with `status` to `method`, from its HTTP minor version and its
-/// headers. `named` is told each header the `Connection` header names (hop-by-hop as well).
+/// fields (each with its kind, as the caller told it). `named` is told each field the
+/// `Connection` header names (hop-by-hop as well).
 pub fn body_framing<'h>(
     minor_version: Option<u8>,
     status: StatusCode,
     method: &Method,
-    headers: &[httparse::Header<'h>],
+    fields: impl Iterator<Item = (FramingField, &'h [u8])>,
     mut named: impl FnMut(&'h [u8]),
 ) -> Result<BodyFraming, &'static str> {
     let http10 = minor_version == Some(0);
     let mut close = http10;
     let mut chunked = false;
     let mut length: Option<u64> = None;
-    for h in headers {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
-            for token in h.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    if http10 {
-                        close = false;
+    for (field, value) in fields {
+        match field {
+            FramingField::Connection => {
+                for token in value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        if http10 {
+                            close = false;
+                        }
+                    } else if !token.is_empty() {
+                        named(token);
                     }
-                } else if !token.is_empty() {
-                    named(token);
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                return Err("transfer coding other than chunked");
-            }
-            chunked = true;
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            for v in h.value.split(|&b| b == b',') {
-                let n = std::str::from_utf8(v.trim_ascii())
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or("bad Content-Length")?;
-                if length.is_some_and(|l| l != n) {
-                    return Err("conflicting Content-Length");
+            FramingField::TransferEncoding => {
+                let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                    return Err("transfer coding other than chunked");
                 }
-                length = Some(n);
+                chunked = true;
             }
+            FramingField::ContentLength => {
+                for v in value.split(|&b| b == b',') {
+                    let n = super::head::parse_u64(v.trim_ascii()).ok_or("bad Content-Length")?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err("conflicting Content-Length");
+                    }
+                    length = Some(n);
+                }
+            }
+            FramingField::Other => {}
         }
     }
     let no_body = *method == Method::HEAD
@@ -110,7 +135,11 @@ mod tests {
         let StatusKind::Final(status) = status(resp.code).unwrap() else {
             panic!("not a final answer");
         };
-        body_framing(resp.version, status, &method, resp.headers, |_| {})
+        let fields = resp
+            .headers
+            .iter()
+            .map(|h| (FramingField::of(h.name.as_bytes()), h.value));
+        body_framing(resp.version, status, &method, fields, |_| {})
     }
 
     /// A response head, the request's method, and the framing and `close` expected.
@@ -198,13 +227,13 @@ mod tests {
         resp.parse(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop , close\r\n\r\n")
             .unwrap();
         let mut named = Vec::new();
-        let f = body_framing(
-            resp.version,
-            StatusCode::OK,
-            &Method::GET,
-            resp.headers,
-            |n| named.push(n.to_vec()),
-        )
+        let fields = resp
+            .headers
+            .iter()
+            .map(|h| (FramingField::of(h.name.as_bytes()), h.value));
+        let f = body_framing(resp.version, StatusCode::OK, &Method::GET, fields, |n| {
+            named.push(n.to_vec())
+        })
         .unwrap();
         assert!(f.close);
         assert_eq!(named, vec![b"X-Hop".to_vec()]);

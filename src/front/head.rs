@@ -9,6 +9,8 @@ use std::ops::Range;
 use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use http::{Method, StatusCode};
 
+use super::framing::{self, BodyFraming, FramingField, StatusKind};
+
 /// Header fields of one head the front end parses at most; a head with more goes to hyper.
 pub const MAX_HEADERS: usize = 64;
 
@@ -273,7 +275,7 @@ impl Field {
 
 /// `str::parse::<u64>` of bytes (an optional `+`, then at least one digit, no overflow), without
 /// checking UTF-8 first: anything else is not a number either way.
-fn parse_u64(b: &[u8]) -> Option<u64> {
+pub(super) fn parse_u64(b: &[u8]) -> Option<u64> {
     let digits = b.strip_prefix(b"+").unwrap_or(b);
     if digits.is_empty() {
         return None;
@@ -410,66 +412,33 @@ pub fn parse_response(buf: &[u8], method: &Method) -> ParsedResponse {
         Ok(httparse::Status::Partial) => return ParsedResponse::Partial,
         Err(_) => return ParsedResponse::Invalid("malformed response head"),
     };
-    let Some(code) = resp.code else {
-        return ParsedResponse::Invalid("no status code");
+    let status = match framing::status(resp.code) {
+        Ok(StatusKind::Final(status)) => status,
+        Ok(StatusKind::Informational) => return ParsedResponse::Informational(len),
+        Err(why) => return ParsedResponse::Invalid(why),
     };
-    let Ok(status) = StatusCode::from_u16(code) else {
-        return ParsedResponse::Invalid("bad status code");
-    };
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        return ParsedResponse::Invalid("101 to a request without Upgrade");
-    }
-    if status.is_informational() {
-        return ParsedResponse::Informational(len);
-    }
-    let mut close = resp.version == Some(0);
-    let mut chunked = false;
-    let mut length: Option<u64> = None;
-    let mut named: Vec<&[u8]> = Vec::new();
     // Each field's kind, found once for both passes.
     let mut kinds = [Field::Other; MAX_HEADERS * 2];
     for (h, kind) in resp.headers.iter().zip(kinds.iter_mut()) {
-        let field = Field::of(h.name.as_bytes());
-        *kind = field;
-        if field == Field::Connection {
-            for token in h.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    if resp.version == Some(0) {
-                        close = false;
-                    }
-                } else if !token.is_empty() {
-                    named.push(token);
-                }
-            }
-        } else if field == Field::TransferEncoding {
-            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                return ParsedResponse::Invalid("transfer coding other than chunked");
-            }
-            chunked = true;
-        } else if field == Field::ContentLength {
-            for v in h.value.split(|&b| b == b',') {
-                let Some(n) = parse_u64(v.trim_ascii()) else {
-                    return ParsedResponse::Invalid("bad Content-Length");
-                };
-                if length.is_some_and(|l| l != n) {
-                    return ParsedResponse::Invalid("conflicting Content-Length");
-                }
-                length = Some(n);
-            }
-        }
+        *kind = Field::of(h.name.as_bytes());
     }
-    let no_body = *method == Method::HEAD
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    let framing = match (no_body, chunked, length) {
-        (true, _, _) => Framing::None,
-        (false, true, _) => Framing::Chunked,
-        (false, false, Some(n)) => Framing::Length(n),
-        (false, false, None) => Framing::Close,
+    let mut named: Vec<&[u8]> = Vec::new();
+    let fields = resp.headers.iter().zip(kinds.iter()).map(|(h, field)| {
+        let kind = match field {
+            Field::Connection => FramingField::Connection,
+            Field::TransferEncoding => FramingField::TransferEncoding,
+            Field::ContentLength => FramingField::ContentLength,
+            _ => FramingField::Other,
+        };
+        (kind, h.value)
+    });
+    let BodyFraming {
+        framing,
+        close,
+        chunked,
+    } = match framing::body_framing(resp.version, status, method, fields, |n| named.push(n)) {
+        Ok(f) => f,
+        Err(why) => return ParsedResponse::Invalid(why),
     };
 
     // Room for what is added before it is sent (decision and warning headers): a shadow-mode

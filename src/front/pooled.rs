@@ -21,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
 
 use super::chunked::Decoder;
-use super::framing::{self, BodyFraming, StatusKind};
+use super::framing::{self, BodyFraming, FramingField, StatusKind};
 use super::head::{self, Framing};
 use crate::upstream::{H1Io, Upstream, UpstreamBody, UpstreamError};
 
@@ -323,7 +323,11 @@ fn parse_head(buf: &[u8], method: &Method) -> Result<Parsed, &'static str> {
     };
     // The headers `Connection` names are taken out with the other hop-by-hop ones by the caller
     // (`Proxy::passthrough_response`), as for hyper's client.
-    let framing = framing::body_framing(resp.version, status, method, resp.headers, |_| {})?;
+    let fields = resp
+        .headers
+        .iter()
+        .map(|h| (FramingField::of(h.name.as_bytes()), h.value));
+    let framing = framing::body_framing(resp.version, status, method, fields, |_| {})?;
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
     for h in resp.headers.iter() {
         // With chunked coding a Content-Length is wrong and never travels (RFC 9112 §6.3).
