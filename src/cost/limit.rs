@@ -296,7 +296,9 @@ impl<C: Clock + Clone> Limits<C> {
         let Some(admitted) = self.admit(who, api, est)? else {
             return Ok(Permit::default());
         };
-        match shared.check(&who.user, admitted.units.get()).await {
+        // Boxed: a Redis round trip's state is large, and every request's future would be as
+        // large for it.
+        match Box::pin(shared.check(&who.user, admitted.units.get())).await {
             Some(SharedVerdict::Allow) => Ok(admitted.permit),
             Some(SharedVerdict::RequestRate(wait)) => Err(self.throttle(who, "requestRate", wait)),
             Some(SharedVerdict::CostRate(wait)) => Err(self.throttle(who, "costRate", wait)),

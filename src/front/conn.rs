@@ -538,7 +538,11 @@ impl Conn {
         let Some(up) = self.up.as_mut() else {
             return false;
         };
-        up.buf.drain(..head_len);
+        // A body with a length is passed on from where it starts in the buffer (moving it to the
+        // front first would copy it once more); the others start at the front.
+        if !matches!(framing, Framing::Length(_)) {
+            up.buf.drain(..head_len);
+        }
         let body = match framing {
             Framing::None => {
                 // Recorded before the client has the answer (see `Meter::settle`).
@@ -549,7 +553,7 @@ impl Conn {
                     .map(|()| Ended::Complete)
                     .map_err(Cut::Client)
             }
-            Framing::Length(n) => copy_length(io, up, &mut meter, out, n).await,
+            Framing::Length(n) => copy_length(io, up, &mut meter, out, head_len, n).await,
             Framing::Chunked => {
                 let watched = long_running.then_some(&mut self.buf);
                 copy_chunked(io, up, &mut meter, out, watched).await
@@ -700,9 +704,13 @@ async fn read_response_head(
                 ParsedResponse::Partial => {}
             }
         }
-        // Through the stack: what is kept is what arrived (a watch's head and first event, a
-        // small answer whole), not a read buffer's worth.
-        match read_idle(&mut up.io, &mut up.buf).await {
+        // Straight into the connection's buffer (a read through the stack would copy the
+        // answer once more); a stream gives the buffer back whenever it waits for its next
+        // event, and an idle connection holds none.
+        if up.buf.capacity() - up.buf.len() < IDLE_READ / 2 {
+            up.buf.reserve(IDLE_READ);
+        }
+        match up.io.read_buf(&mut up.buf).await {
             Ok(0) => {
                 return Err(HeadError {
                     why: "the apiserver closed the connection without an answer".into(),
@@ -733,20 +741,19 @@ enum Cut {
     Client(io::Error),
 }
 
+/// A body of `left` bytes, starting at `from` in the upstream buffer.
 async fn copy_length<IO: AsyncWrite + Unpin>(
     io: &mut IO,
     up: &mut Upstream1,
     meter: &mut Meter,
     head: Vec<u8>,
+    mut from: usize,
     mut left: u64,
 ) -> Result<Ended, Cut> {
     let mut head = Some(head);
     loop {
-        let n = up
-            .buf
-            .len()
-            .min(usize::try_from(left).unwrap_or(usize::MAX));
-        let data = &up.buf[..n];
+        let n = (up.buf.len() - from).min(usize::try_from(left).unwrap_or(usize::MAX));
+        let data = &up.buf[from..from + n];
         // Scanned once written, so the client reads these bytes meanwhile; the last ones before,
         // so what the answer teaches is recorded by the time the client has all of it.
         let last = n as u64 == left;
@@ -761,9 +768,10 @@ async fn copy_length<IO: AsyncWrite + Unpin>(
             .map_err(Cut::Client)?;
         drop(h);
         if !last {
-            meter.data(&up.buf[..n]);
+            meter.data(&up.buf[from..from + n]);
         }
-        up.buf.drain(..n);
+        up.buf.drain(..from + n);
+        from = 0;
         left -= n as u64;
         if left == 0 {
             return Ok(Ended::Complete);

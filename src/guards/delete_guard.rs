@@ -540,7 +540,8 @@ pub async fn lookup_if_guarded(
     if !wanted {
         return None;
     }
-    Some(lookup(upstream, api, LOOKUP_TIMEOUT).await)
+    // Boxed: a lookup's state is large, and every request's future would be as large for it.
+    Some(Box::pin(lookup(upstream, api, LOOKUP_TIMEOUT)).await)
 }
 
 /// Each lookup request waits at most this long for the upstream's answer.

@@ -277,6 +277,18 @@ impl Authenticator {
                 upstream: UpstreamAuth::Unverified,
             });
         }
+        // Boxed: verifying (TokenReview, SubjectAccessReview) keeps a large state, and every
+        // request's future would be as large for it.
+        Box::pin(self.verified(sources, headers, conn)).await
+    }
+
+    /// The caller as the configured sources verify it, with the impersonation it asks for.
+    async fn verified(
+        &self,
+        sources: &[SourceKind],
+        headers: &HeaderMap,
+        conn: &ConnInfo,
+    ) -> Result<Caller, AuthError> {
         let caller = self.authenticate(sources, headers, conn).await?;
         match sar::requested(headers).map_err(AuthError::BadRequest)? {
             None => Ok(caller),
