@@ -936,7 +936,7 @@ async fn read_idle<R: AsyncRead + Unpin>(r: &mut R, into: &mut Vec<u8>) -> io::R
 }
 
 /// Writes every slice (one system call when the socket takes it all).
-async fn write_all_vectored<W: AsyncWrite + Unpin>(
+pub(super) async fn write_all_vectored<W: AsyncWrite + Unpin>(
     w: &mut W,
     mut slices: &mut [IoSlice<'_>],
 ) -> io::Result<()> {

@@ -159,7 +159,7 @@ async fn exchange(
             Outgoing::None => io.write_all(&head).await,
             Outgoing::Whole(bytes) => {
                 let mut bufs = [io::IoSlice::new(&head), io::IoSlice::new(&bytes)];
-                write_all_vectored(&mut io, &mut bufs).await
+                super::conn::write_all_vectored(&mut io, &mut bufs).await
             }
             Outgoing::Stream(incoming, n) => {
                 stream_body(&mut io, &head, incoming, n.is_none()).await
@@ -202,7 +202,6 @@ fn request_head(upstream: &Upstream, parts: &http::request::Parts, body: &Outgoi
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let mut len = [0u8; 20];
     match body {
         Outgoing::None => {
             // A write without a body still says so (as hyper's client does).
@@ -210,32 +209,18 @@ fn request_head(upstream: &Upstream, parts: &http::request::Parts, body: &Outgoi
                 out.extend_from_slice(b"content-length: 0\r\n");
             }
         }
-        Outgoing::Whole(bytes) => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(decimal(bytes.len() as u64, &mut len));
-            out.extend_from_slice(b"\r\n");
-        }
-        Outgoing::Stream(_, Some(n)) => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(decimal(*n, &mut len));
-            out.extend_from_slice(b"\r\n");
-        }
+        Outgoing::Whole(bytes) => content_length(&mut out, bytes.len() as u64),
+        Outgoing::Stream(_, Some(n)) => content_length(&mut out, *n),
         Outgoing::Stream(_, None) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
     out
 }
 
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
+fn content_length(out: &mut Vec<u8>, n: u64) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "content-length: {n}\r\n");
 }
 
 /// Writes the head, then the client's body frame by frame as it arrives (chunked when its
@@ -265,25 +250,13 @@ async fn stream_body(
                 io::IoSlice::new(&data),
                 io::IoSlice::new(b"\r\n"),
             ];
-            write_all_vectored(io, &mut bufs).await?;
+            super::conn::write_all_vectored(io, &mut bufs).await?;
         } else {
             io.write_all(&data).await?;
         }
     }
     if chunked {
         io.write_all(b"0\r\n\r\n").await?;
-    }
-    Ok(())
-}
-
-async fn write_all_vectored(io: &mut H1Io, mut bufs: &mut [io::IoSlice<'_>]) -> io::Result<()> {
-    io::IoSlice::advance_slices(&mut bufs, 0);
-    while !bufs.is_empty() {
-        let n = io.write_vectored(bufs).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        io::IoSlice::advance_slices(&mut bufs, n);
     }
     Ok(())
 }
