@@ -266,8 +266,37 @@ struct Head {
     /// Bytes of the head, up to and including its final CRLF.
     len: usize,
     status: http::StatusCode,
-    headers: HeaderMap,
+    /// Each field's name, and where its value is in the head.
+    fields: Vec<(HeaderName, std::ops::Range<usize>)>,
     framing: BodyFraming,
+}
+
+impl Head {
+    /// The fields as hyper sends them on; their values are slices of `head` (the head's bytes),
+    /// not copies.
+    fn headers(self, head: &Bytes) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(self.fields.len());
+        for (name, at) in self.fields {
+            if let Ok(value) = HeaderValue::from_maybe_shared(head.slice(at)) {
+                headers.append(name, value);
+            }
+        }
+        headers
+    }
+}
+
+/// The name of a field: those every apiserver answer carries are made without allocating
+/// (`HeaderName::from_bytes` does so for the standard names only).
+fn field_name(name: &str) -> Option<HeaderName> {
+    const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
+    const FLOW_SCHEMA: HeaderName = HeaderName::from_static("x-kubernetes-pf-flowschema-uid");
+    const PRIORITY_LEVEL: HeaderName = HeaderName::from_static("x-kubernetes-pf-prioritylevel-uid");
+    for known in [AUDIT_ID, FLOW_SCHEMA, PRIORITY_LEVEL] {
+        if name.len() == known.as_str().len() && name.eq_ignore_ascii_case(known.as_str()) {
+            return Some(known);
+        }
+    }
+    HeaderName::from_bytes(name.as_bytes()).ok()
 }
 
 enum Parsed {
@@ -301,23 +330,22 @@ fn parse_head(buf: &[u8], method: &Method) -> Result<Parsed, &'static str> {
         .iter()
         .map(|h| (FramingField::of(h.name.as_bytes()), h.value));
     let framing = framing::body_framing(resp.version, status, method, fields, |_| {})?;
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let mut fields = Vec::with_capacity(resp.headers.len());
     for h in resp.headers.iter() {
         // With chunked coding a Content-Length is wrong and never travels (RFC 9112 §6.3).
         if framing.chunked && h.name.eq_ignore_ascii_case("content-length") {
             continue;
         }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_bytes(h.value),
-        ) {
-            headers.append(name, value);
+        if let Some(name) = field_name(h.name) {
+            // httparse's values are slices of `buf`.
+            let start = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+            fields.push((name, start..start + h.value.len()));
         }
     }
     Ok(Parsed::Head(Head {
         len,
         status,
-        headers,
+        fields,
         framing,
     }))
 }
@@ -366,7 +394,9 @@ async fn read_head(io: &mut H1Io, method: &Method) -> Result<(Head, BytesMut), (
 /// The answer as hyper's server sends it on: status, the upstream's headers (the hop-by-hop ones
 /// are taken out by the caller, as for hyper's client) and the body as it arrives.
 fn answer(head: Head, mut buf: BytesMut, io: H1Io, pool: &Arc<IdlePool>) -> Response<RawBody> {
-    buf.advance(head.len);
+    let head_bytes = buf.split_to(head.len).freeze();
+    let status = head.status;
+    let close = head.framing.close;
     let framing = head.framing.framing;
     let state = match framing {
         Framing::None | Framing::Length(0) => State::Done,
@@ -380,7 +410,7 @@ fn answer(head: Head, mut buf: BytesMut, io: H1Io, pool: &Arc<IdlePool>) -> Resp
         read_size: READ_MIN,
         state,
         pending: VecDeque::new(),
-        keep: !head.framing.close && framing != Framing::Close,
+        keep: !close && framing != Framing::Close,
         pool: pool.clone(),
         ranges: Vec::new(),
     };
@@ -388,8 +418,8 @@ fn answer(head: Head, mut buf: BytesMut, io: H1Io, pool: &Arc<IdlePool>) -> Resp
         body.finish();
     }
     let mut resp = Response::new(body);
-    *resp.status_mut() = head.status;
-    *resp.headers_mut() = head.headers;
+    *resp.status_mut() = status;
+    *resp.headers_mut() = head.headers(&head_bytes);
     resp
 }
 
@@ -618,12 +648,29 @@ mod tests {
         assert_eq!(h.status, 200);
         assert_eq!(h.framing.framing, Framing::Chunked);
         assert!(!h.framing.close);
-        assert_eq!(h.headers["content-type"], "application/json");
-        assert_eq!(h.headers["audit-id"], "a1");
+        let headers = h.headers(&Bytes::from_static(raw));
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["audit-id"], "a1");
         // A Content-Length beside chunked coding is wrong and does not travel.
-        assert!(!h.headers.contains_key("content-length"));
-        let multi: Vec<_> = h.headers.get_all("x-multi").iter().collect();
+        assert!(!headers.contains_key("content-length"));
+        let multi: Vec<_> = headers.get_all("x-multi").iter().collect();
         assert_eq!(multi, ["1", "2"]);
+        assert_eq!(headers.len(), 5);
+
+        // The names every apiserver answer carries, whatever their case.
+        for name in [
+            "Audit-Id",
+            "X-Kubernetes-Pf-Flowschema-Uid",
+            "x-kubernetes-pf-prioritylevel-uid",
+            "Content-Type",
+            "X-Other",
+        ] {
+            assert_eq!(
+                field_name(name).unwrap().as_str(),
+                name.to_ascii_lowercase()
+            );
+        }
+        assert!(field_name("bad name").is_none());
 
         assert!(matches!(
             parse_head(
