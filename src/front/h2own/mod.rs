@@ -1,0 +1,996 @@
+//! EXPERIMENT: a minimal HTTP/2 server of kubeguard's own (RFC 9113), in place of hyper's h2
+//! server, to measure what one would cost per request. Every stream's pipeline future is polled
+//! inside the connection's task (`FuturesUnordered`), never spawned; frames are gathered in one
+//! output buffer and written when nothing else is ready.
+//!
+//! Not done (a prototype): request bodies are read whole before the pipeline sees the request
+//! (bounded by `MAX_REQUEST_BODY`), no server PING keep-alive, no idle timeout, no rapid-reset
+//! or SETTINGS/PING flood limits, no extended CONNECT (RFC 8441), no strict validation of
+//! field names (upper case, connection-specific fields in requests).
+
+mod frame;
+mod hpack;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use http::header::{COOKIE, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
+use http_body::{Body, Frame};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::proxy::{ConnInfo, ProxyBody};
+use crate::upstream::RequestBody;
+
+pub use frame::PREFACE;
+
+/// What the server advertises and enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct H2Options {
+    pub max_concurrent_streams: u32,
+    pub max_header_list_size: usize,
+}
+
+/// A request body larger than this is refused (RST_STREAM CANCEL): bodies are read whole.
+const MAX_REQUEST_BODY: usize = 4 << 20;
+/// Output gathered but not yet written past which no more responses or body frames are taken
+/// (a slow reader), and no more frames are read.
+const WBUF_HIGH: usize = 256 * 1024;
+/// Reads per wakeup before the task yields.
+const READ_BUDGET: usize = 32;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pin_project_lite::pin_project! {
+    /// A stream's pipeline future, tagged with the stream, droppable from outside (client
+    /// RST_STREAM): `cancel` drops it and wakes its task, so `FuturesUnordered` lets it go.
+    struct Handling<F> {
+        id: u32,
+        waker: Option<Waker>,
+        #[pin]
+        fut: Option<F>,
+    }
+}
+
+impl<F: Future> Future for Handling<F> {
+    type Output = (u32, Option<F::Output>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.fut.as_pin_mut() {
+            None => Poll::Ready((*this.id, None)),
+            Some(f) => match f.poll(cx) {
+                Poll::Ready(out) => Poll::Ready((*this.id, Some(out))),
+                Poll::Pending => {
+                    if this.waker.is_none() {
+                        *this.waker = Some(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            },
+        }
+    }
+}
+
+impl<F> Handling<F> {
+    fn cancel(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        this.fut.set(None);
+        if let Some(w) = this.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+type Polled = Option<Result<Frame<Bytes>, BoxError>>;
+
+/// The next frame of a response body that was not ready.
+struct NextFrame {
+    id: u32,
+    body: Option<ProxyBody>,
+    waker: Option<Waker>,
+}
+
+impl Future for NextFrame {
+    type Output = (u32, Option<(ProxyBody, Polled)>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(body) = this.body.as_mut() else {
+            return Poll::Ready((this.id, None));
+        };
+        match Pin::new(body).poll_frame(cx) {
+            Poll::Ready(polled) => Poll::Ready((this.id, this.body.take().map(|b| (b, polled)))),
+            Poll::Pending => {
+                if this.waker.is_none() {
+                    this.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl NextFrame {
+    fn cancel(&mut self) {
+        self.body = None;
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// A request still arriving: its head, and the body read so far.
+struct Receiving {
+    req: Request<()>,
+    body: BytesMut,
+}
+
+#[derive(Default)]
+struct Stream {
+    /// Our send window for this stream.
+    window: i64,
+    receiving: Option<Box<Receiving>>,
+    /// Data that did not fit the send windows, and whether the stream ends with it.
+    parked: Option<(Bytes, bool)>,
+    /// The body to go on with once the parked data is sent.
+    body: Option<ProxyBody>,
+}
+
+/// A header block spread over HEADERS and CONTINUATION frames.
+struct Continuation {
+    id: u32,
+    end_stream: bool,
+    block: Vec<u8>,
+}
+
+/// A connection error: GOAWAY with this code, then close.
+struct ConnError(u32);
+
+struct Conn<IO, H, F> {
+    io: IO,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    need_flush: bool,
+    hblock: Vec<u8>,
+    handler: H,
+    info: Arc<ConnInfo>,
+    opts: H2Options,
+    decoder: loona_hpack::Decoder<'static>,
+    handling: FuturesUnordered<Handling<F>>,
+    bodies: FuturesUnordered<NextFrame>,
+    streams: HashMap<u32, Stream, foldhash::fast::RandomState>,
+    conn_window: i64,
+    peer_initial_window: i64,
+    peer_max_frame: usize,
+    last_stream: u32,
+    preface: bool,
+    got_settings: bool,
+    continuation: Option<Continuation>,
+    /// GOAWAY sent with an error: write what is gathered and close.
+    closing: bool,
+    /// GOAWAY sent or received without error: no new streams, close once none are left.
+    draining: bool,
+    shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+/// Serves an HTTP/2 connection (the client preface not yet read) until it closes.
+pub async fn serve<IO, H, F>(
+    io: IO,
+    handler: H,
+    info: Arc<ConnInfo>,
+    opts: H2Options,
+    shutdown: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    H: Fn(Request<RequestBody>, Arc<ConnInfo>) -> F,
+    F: Future<Output = Response<ProxyBody>>,
+{
+    let mut wbuf = Vec::with_capacity(16 * 1024);
+    frame::settings(
+        &mut wbuf,
+        &[
+            (
+                frame::SETTINGS_MAX_CONCURRENT_STREAMS,
+                opts.max_concurrent_streams,
+            ),
+            (
+                frame::SETTINGS_MAX_HEADER_LIST_SIZE,
+                u32::try_from(opts.max_header_list_size).unwrap_or(u32::MAX),
+            ),
+        ],
+    );
+    let mut conn = Conn {
+        io,
+        rbuf: BytesMut::with_capacity(16 * 1024),
+        wbuf,
+        wpos: 0,
+        need_flush: false,
+        hblock: Vec::with_capacity(512),
+        handler,
+        info,
+        opts,
+        decoder: loona_hpack::Decoder::new(),
+        handling: FuturesUnordered::new(),
+        bodies: FuturesUnordered::new(),
+        streams: HashMap::default(),
+        conn_window: frame::DEFAULT_WINDOW,
+        peer_initial_window: frame::DEFAULT_WINDOW,
+        peer_max_frame: frame::DEFAULT_MAX_FRAME,
+        last_stream: 0,
+        preface: false,
+        got_settings: false,
+        continuation: None,
+        closing: false,
+        draining: false,
+        shutdown: Box::pin(shutdown.cancelled_owned()),
+    };
+    std::future::poll_fn(|cx| conn.poll(cx)).await
+}
+
+impl<IO, H, F> Conn<IO, H, F>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    H: Fn(Request<RequestBody>, Arc<ConnInfo>) -> F,
+    F: Future<Output = Response<ProxyBody>>,
+{
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if !self.draining && self.shutdown.as_mut().poll(cx).is_ready() {
+                frame::goaway(&mut self.wbuf, self.last_stream, frame::NO_ERROR);
+                self.draining = true;
+            }
+            // 1. Read and handle every frame that has arrived.
+            if !self.closing && self.wbuf.len() < WBUF_HIGH {
+                let mut reads = 0;
+                loop {
+                    if let Err(ConnError(code)) = self.handle_frames(cx) {
+                        frame::goaway(&mut self.wbuf, self.last_stream, code);
+                        self.closing = true;
+                        break;
+                    }
+                    if reads == READ_BUDGET {
+                        cx.waker().wake_by_ref();
+                        break;
+                    }
+                    reads += 1;
+                    if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                        self.rbuf.reserve(16 * 1024);
+                    }
+                    match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
+                    {
+                        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+                        Poll::Ready(Ok(_)) => {}
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            // 2. Responses whose heads are ready.
+            let mut throttled = false;
+            while !self.closing {
+                if self.wbuf.len() >= WBUF_HIGH {
+                    throttled = true;
+                    break;
+                }
+                match self.handling.poll_next_unpin(cx) {
+                    Poll::Ready(Some((id, Some(resp)))) => self.respond(id, resp, cx),
+                    Poll::Ready(Some((_, None))) => {}
+                    _ => break,
+                }
+            }
+            // 3. Body frames that have come.
+            while !self.closing {
+                if self.wbuf.len() >= WBUF_HIGH {
+                    throttled = true;
+                    break;
+                }
+                match self.bodies.poll_next_unpin(cx) {
+                    Poll::Ready(Some((id, Some((body, polled))))) => {
+                        if self.body_frame(id, &body, polled) {
+                            self.drive_body(id, body, cx);
+                        }
+                    }
+                    Poll::Ready(Some((_, None))) => {}
+                    _ => break,
+                }
+            }
+            // 4. Write what was gathered.
+            while self.wpos < self.wbuf.len() {
+                match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Ready(Ok(n)) => {
+                        self.wpos += n;
+                        self.need_flush = true;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            let written = self.wpos == self.wbuf.len();
+            if written {
+                self.wbuf.clear();
+                self.wpos = 0;
+                if self.need_flush {
+                    match Pin::new(&mut self.io).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => self.need_flush = false,
+                        Poll::Ready(Err(_)) => return Poll::Ready(()),
+                        Poll::Pending => {}
+                    }
+                }
+            }
+            if written && !self.need_flush {
+                if self.closing || (self.draining && self.streams.is_empty()) {
+                    return Poll::Ready(());
+                }
+                if throttled {
+                    continue;
+                }
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Handles the complete frames in the read buffer.
+    fn handle_frames(&mut self, cx: &mut Context<'_>) -> Result<(), ConnError> {
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        let result = self.frames_in(&mut rbuf, cx);
+        self.rbuf = rbuf;
+        result
+    }
+
+    fn frames_in(&mut self, rbuf: &mut BytesMut, cx: &mut Context<'_>) -> Result<(), ConnError> {
+        if !self.preface {
+            let n = rbuf.len().min(PREFACE.len());
+            if rbuf[..n] != PREFACE[..n] {
+                return Err(ConnError(frame::PROTOCOL_ERROR));
+            }
+            if n < PREFACE.len() {
+                return Ok(());
+            }
+            rbuf.advance(PREFACE.len());
+            self.preface = true;
+        }
+        while rbuf.len() >= frame::HEADER_LEN && !self.closing {
+            let mut h = [0u8; frame::HEADER_LEN];
+            h.copy_from_slice(&rbuf[..frame::HEADER_LEN]);
+            let head = frame::Head::parse(&h);
+            if head.len > frame::DEFAULT_MAX_FRAME {
+                return Err(ConnError(frame::FRAME_SIZE_ERROR));
+            }
+            if rbuf.len() < frame::HEADER_LEN + head.len {
+                break;
+            }
+            let payload = &rbuf[frame::HEADER_LEN..frame::HEADER_LEN + head.len];
+            let result = self.frame_in(head, payload, cx);
+            rbuf.advance(frame::HEADER_LEN + head.len);
+            result?;
+        }
+        Ok(())
+    }
+
+    fn frame_in(
+        &mut self,
+        head: frame::Head,
+        payload: &[u8],
+        cx: &mut Context<'_>,
+    ) -> Result<(), ConnError> {
+        if !self.got_settings && head.kind != frame::SETTINGS {
+            return Err(ConnError(frame::PROTOCOL_ERROR));
+        }
+        if let Some(c) = &self.continuation
+            && (head.kind != frame::CONTINUATION || head.stream != c.id)
+        {
+            return Err(ConnError(frame::PROTOCOL_ERROR));
+        }
+        match head.kind {
+            frame::DATA => self.data_in(head, payload),
+            frame::HEADERS => self.headers_in(head, payload),
+            frame::CONTINUATION => {
+                let Some(mut c) = self.continuation.take() else {
+                    return Err(ConnError(frame::PROTOCOL_ERROR));
+                };
+                c.block.extend_from_slice(payload);
+                // CONTINUATION flood: a block is never larger than the header list allowed.
+                if c.block.len() > self.opts.max_header_list_size {
+                    return Err(ConnError(frame::ENHANCE_YOUR_CALM));
+                }
+                if head.flags & frame::END_HEADERS != 0 {
+                    self.header_block(c.id, c.end_stream, &c.block)
+                } else {
+                    self.continuation = Some(c);
+                    Ok(())
+                }
+            }
+            frame::PRIORITY => {
+                if head.stream == 0 {
+                    return Err(ConnError(frame::PROTOCOL_ERROR));
+                }
+                Ok(())
+            }
+            frame::RST_STREAM => {
+                if head.stream == 0 || head.len != 4 {
+                    return Err(ConnError(if head.stream == 0 {
+                        frame::PROTOCOL_ERROR
+                    } else {
+                        frame::FRAME_SIZE_ERROR
+                    }));
+                }
+                if head.stream > self.last_stream {
+                    return Err(ConnError(frame::PROTOCOL_ERROR));
+                }
+                self.reset_by_peer(head.stream);
+                Ok(())
+            }
+            frame::SETTINGS => self.settings_in(head, payload, cx),
+            frame::PUSH_PROMISE => Err(ConnError(frame::PROTOCOL_ERROR)),
+            frame::PING => {
+                if head.stream != 0 {
+                    return Err(ConnError(frame::PROTOCOL_ERROR));
+                }
+                if head.len != 8 {
+                    return Err(ConnError(frame::FRAME_SIZE_ERROR));
+                }
+                if head.flags & frame::ACK == 0 {
+                    frame::ping_ack(&mut self.wbuf, payload);
+                }
+                Ok(())
+            }
+            frame::GOAWAY => {
+                if head.stream != 0 {
+                    return Err(ConnError(frame::PROTOCOL_ERROR));
+                }
+                self.draining = true;
+                Ok(())
+            }
+            frame::WINDOW_UPDATE => self.window_update_in(head, payload, cx),
+            // Unknown frame types are ignored (RFC 9113 §4.1).
+            _ => Ok(()),
+        }
+    }
+
+    fn settings_in(
+        &mut self,
+        head: frame::Head,
+        payload: &[u8],
+        cx: &mut Context<'_>,
+    ) -> Result<(), ConnError> {
+        if head.stream != 0 {
+            return Err(ConnError(frame::PROTOCOL_ERROR));
+        }
+        if head.flags & frame::ACK != 0 {
+            if head.len != 0 {
+                return Err(ConnError(frame::FRAME_SIZE_ERROR));
+            }
+            return Ok(());
+        }
+        if !head.len.is_multiple_of(6) {
+            return Err(ConnError(frame::FRAME_SIZE_ERROR));
+        }
+        self.got_settings = true;
+        let mut grown = false;
+        for p in payload.chunks_exact(6) {
+            let id = u16::from_be_bytes([p[0], p[1]]);
+            let value = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
+            match id {
+                frame::SETTINGS_INITIAL_WINDOW_SIZE => {
+                    let value = i64::from(value);
+                    if value > frame::MAX_WINDOW {
+                        return Err(ConnError(frame::FLOW_CONTROL_ERROR));
+                    }
+                    let delta = value - self.peer_initial_window;
+                    self.peer_initial_window = value;
+                    for st in self.streams.values_mut() {
+                        st.window += delta;
+                        if st.window > frame::MAX_WINDOW {
+                            return Err(ConnError(frame::FLOW_CONTROL_ERROR));
+                        }
+                    }
+                    grown |= delta > 0;
+                }
+                frame::SETTINGS_MAX_FRAME_SIZE => {
+                    if !(16_384..=16_777_215).contains(&value) {
+                        return Err(ConnError(frame::PROTOCOL_ERROR));
+                    }
+                    self.peer_max_frame = value as usize;
+                }
+                // HEADER_TABLE_SIZE: our encoder never uses the dynamic table. ENABLE_PUSH,
+                // MAX_CONCURRENT_STREAMS: we never push. MAX_HEADER_LIST_SIZE: advisory.
+                _ => {}
+            }
+        }
+        frame::settings_ack(&mut self.wbuf);
+        if grown {
+            self.resume_parked(cx);
+        }
+        Ok(())
+    }
+
+    fn window_update_in(
+        &mut self,
+        head: frame::Head,
+        payload: &[u8],
+        cx: &mut Context<'_>,
+    ) -> Result<(), ConnError> {
+        if head.len != 4 {
+            return Err(ConnError(frame::FRAME_SIZE_ERROR));
+        }
+        let inc = i64::from(
+            u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff,
+        );
+        if head.stream == 0 {
+            if inc == 0 {
+                return Err(ConnError(frame::PROTOCOL_ERROR));
+            }
+            self.conn_window += inc;
+            if self.conn_window > frame::MAX_WINDOW {
+                return Err(ConnError(frame::FLOW_CONTROL_ERROR));
+            }
+            self.resume_parked(cx);
+            return Ok(());
+        }
+        let Some(st) = self.streams.get_mut(&head.stream) else {
+            return Ok(());
+        };
+        if inc == 0 || st.window + inc > frame::MAX_WINDOW {
+            let code = if inc == 0 {
+                frame::PROTOCOL_ERROR
+            } else {
+                frame::FLOW_CONTROL_ERROR
+            };
+            self.reset(head.stream, code);
+            return Ok(());
+        }
+        st.window += inc;
+        if st.parked.is_some() {
+            self.resume(head.stream, cx);
+        }
+        Ok(())
+    }
+
+    fn data_in(&mut self, head: frame::Head, payload: &[u8]) -> Result<(), ConnError> {
+        if head.stream == 0 {
+            return Err(ConnError(frame::PROTOCOL_ERROR));
+        }
+        if head.stream > self.last_stream {
+            return Err(ConnError(frame::PROTOCOL_ERROR));
+        }
+        let data = strip_padding(head.flags, payload)?;
+        // The whole frame counts against flow control; the connection's window is given back
+        // at once (bodies are bounded per stream instead).
+        if head.len > 0 {
+            frame::window_update(&mut self.wbuf, 0, head.len as u32);
+        }
+        let end = head.flags & frame::END_STREAM != 0;
+        let Some(st) = self.streams.get_mut(&head.stream) else {
+            return Ok(());
+        };
+        let Some(rx) = st.receiving.as_mut() else {
+            // Half-closed (remote): STREAM_CLOSED (§5.1).
+            self.reset(head.stream, frame::STREAM_CLOSED);
+            return Ok(());
+        };
+        if rx.body.len() + data.len() > MAX_REQUEST_BODY {
+            self.reset(head.stream, frame::CANCEL);
+            return Ok(());
+        }
+        rx.body.extend_from_slice(data);
+        if end {
+            self.request_complete(head.stream);
+        } else if head.len > 0 {
+            frame::window_update(&mut self.wbuf, head.stream, head.len as u32);
+        }
+        Ok(())
+    }
+
+    fn headers_in(&mut self, head: frame::Head, payload: &[u8]) -> Result<(), ConnError> {
+        let id = head.stream;
+        if id == 0 {
+            return Err(ConnError(frame::PROTOCOL_ERROR));
+        }
+        let mut block = strip_padding(head.flags, payload)?;
+        if head.flags & frame::PRIORITY_FLAG != 0 {
+            if block.len() < 5 {
+                return Err(ConnError(frame::FRAME_SIZE_ERROR));
+            }
+            block = &block[5..];
+        }
+        let end_stream = head.flags & frame::END_STREAM != 0;
+        if head.flags & frame::END_HEADERS == 0 {
+            if block.len() > self.opts.max_header_list_size {
+                return Err(ConnError(frame::ENHANCE_YOUR_CALM));
+            }
+            self.continuation = Some(Continuation {
+                id,
+                end_stream,
+                block: block.to_vec(),
+            });
+            return Ok(());
+        }
+        self.header_block(id, end_stream, block)
+    }
+
+    /// A complete header block: a new request, or the trailers of one whose body is arriving.
+    fn header_block(&mut self, id: u32, end_stream: bool, block: &[u8]) -> Result<(), ConnError> {
+        let trailers = id <= self.last_stream;
+        if trailers {
+            // Decoded all the same: the decoder's table must follow the peer's encoder.
+            self.decoder
+                .decode_with_cb(block, |_, _| {})
+                .map_err(|_| ConnError(frame::COMPRESSION_ERROR))?;
+            let receiving = self
+                .streams
+                .get(&id)
+                .is_some_and(|st| st.receiving.is_some());
+            if !receiving {
+                return Err(ConnError(frame::STREAM_CLOSED));
+            }
+            if !end_stream {
+                self.reset(id, frame::PROTOCOL_ERROR);
+                return Ok(());
+            }
+            self.request_complete(id);
+            return Ok(());
+        }
+        if id.is_multiple_of(2) {
+            return Err(ConnError(frame::PROTOCOL_ERROR));
+        }
+        self.last_stream = id;
+        let decoded = self.decode_request(block)?;
+        if self.draining {
+            return Ok(());
+        }
+        if self.streams.len() >= self.opts.max_concurrent_streams as usize {
+            frame::rst_stream(&mut self.wbuf, id, frame::REFUSED_STREAM);
+            return Ok(());
+        }
+        let Some(req) = decoded else {
+            frame::rst_stream(&mut self.wbuf, id, frame::PROTOCOL_ERROR);
+            return Ok(());
+        };
+        let mut st = Stream {
+            window: self.peer_initial_window,
+            ..Stream::default()
+        };
+        if end_stream {
+            self.streams.insert(id, st);
+            self.start(id, req.map(|()| RequestBody::Whole(None)));
+        } else {
+            st.receiving = Some(Box::new(Receiving {
+                req,
+                body: BytesMut::new(),
+            }));
+            self.streams.insert(id, st);
+        }
+        Ok(())
+    }
+
+    /// Decodes a request head; `None` when it is malformed (a stream error).
+    fn decode_request(&mut self, block: &[u8]) -> Result<Option<Request<()>>, ConnError> {
+        let mut method = None;
+        let mut path = None;
+        let mut authority = None;
+        let mut scheme = false;
+        let mut headers = HeaderMap::new();
+        let mut cookie: Option<Vec<u8>> = None;
+        let mut malformed = false;
+        let mut size = 0usize;
+        let limit = self.opts.max_header_list_size;
+        self.decoder
+            .decode_with_cb(block, |name, value| {
+                size += name.len() + value.len() + 32;
+                if size > limit || malformed {
+                    malformed = true;
+                    return;
+                }
+                if name.first() == Some(&b':') {
+                    if !headers.is_empty() {
+                        malformed = true;
+                        return;
+                    }
+                    match &name[..] {
+                        b":method" => method = Method::from_bytes(&value).ok(),
+                        b":path" => path = Some(Bytes::copy_from_slice(&value)),
+                        b":authority" => authority = HeaderValue::from_bytes(&value).ok(),
+                        b":scheme" => scheme = true,
+                        _ => malformed = true,
+                    }
+                    return;
+                }
+                if &name[..] == b"cookie" {
+                    // RFC 9113 §8.2.3: crumbs are joined with "; ".
+                    let c = cookie.get_or_insert_with(Vec::new);
+                    if !c.is_empty() {
+                        c.extend_from_slice(b"; ");
+                    }
+                    c.extend_from_slice(&value);
+                    return;
+                }
+                match (
+                    HeaderName::from_bytes(&name),
+                    HeaderValue::from_bytes(&value),
+                ) {
+                    (Ok(n), Ok(v)) => {
+                        headers.append(n, v);
+                    }
+                    _ => malformed = true,
+                }
+            })
+            .map_err(|_| ConnError(frame::COMPRESSION_ERROR))?;
+        let (Some(method), Some(path), true, false) = (method, path, scheme, malformed) else {
+            return Ok(None);
+        };
+        if method == Method::CONNECT {
+            return Ok(None);
+        }
+        let Ok(uri) = Uri::from_maybe_shared(path) else {
+            return Ok(None);
+        };
+        if let Some(c) = cookie {
+            match HeaderValue::from_bytes(&c) {
+                Ok(v) => {
+                    headers.insert(COOKIE, v);
+                }
+                Err(_) => return Ok(None),
+            }
+        }
+        if let Some(a) = authority
+            && !headers.contains_key(HOST)
+        {
+            headers.insert(HOST, a);
+        }
+        let mut req = Request::new(());
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.version_mut() = http::Version::HTTP_2;
+        *req.headers_mut() = headers;
+        Ok(Some(req))
+    }
+
+    fn request_complete(&mut self, id: u32) {
+        let Some(rx) = self.streams.get_mut(&id).and_then(|st| st.receiving.take()) else {
+            return;
+        };
+        let Receiving { req, body } = *rx;
+        let body = if body.is_empty() {
+            None
+        } else {
+            Some(body.freeze())
+        };
+        self.start(id, req.map(|()| RequestBody::Whole(body)));
+    }
+
+    /// The pipeline takes the request, in this connection's task.
+    fn start(&mut self, id: u32, req: Request<RequestBody>) {
+        let fut = (self.handler)(req, self.info.clone());
+        self.handling.push(Handling {
+            id,
+            waker: None,
+            fut: Some(fut),
+        });
+    }
+
+    /// The response head: HEADERS (and CONTINUATION), then the body.
+    fn respond(&mut self, id: u32, resp: Response<ProxyBody>, cx: &mut Context<'_>) {
+        if !self.streams.contains_key(&id) {
+            return;
+        }
+        let (parts, body) = resp.into_parts();
+        let mut block = std::mem::take(&mut self.hblock);
+        block.clear();
+        hpack::status(&mut block, parts.status.as_u16());
+        for (name, value) in &parts.headers {
+            // Connection-specific fields have no place in h2 (RFC 9113 §8.2.2).
+            if is_connection_specific(name) {
+                continue;
+            }
+            hpack::field(&mut block, name.as_str(), value.as_bytes());
+        }
+        let end = body.is_end_stream();
+        let mut rest = &block[..];
+        let mut kind = frame::HEADERS;
+        loop {
+            let n = rest.len().min(self.peer_max_frame);
+            let last = n == rest.len();
+            let mut flags = if last { frame::END_HEADERS } else { 0 };
+            if kind == frame::HEADERS && end {
+                flags |= frame::END_STREAM;
+            }
+            frame::head(&mut self.wbuf, n, kind, flags, id);
+            self.wbuf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            kind = frame::CONTINUATION;
+            if last {
+                break;
+            }
+        }
+        self.hblock = block;
+        if end {
+            self.streams.remove(&id);
+            return;
+        }
+        self.drive_body(id, body, cx);
+    }
+
+    /// Takes the body's frames while they are ready and the windows allow; parks it or leaves
+    /// it to `bodies` otherwise.
+    fn drive_body(&mut self, id: u32, mut body: ProxyBody, cx: &mut Context<'_>) {
+        loop {
+            let Some(st) = self.streams.get_mut(&id) else {
+                return;
+            };
+            if st.parked.is_some() {
+                st.body = Some(body);
+                return;
+            }
+            if self.wbuf.len() >= WBUF_HIGH {
+                self.bodies.push(NextFrame {
+                    id,
+                    body: Some(body),
+                    waker: None,
+                });
+                return;
+            }
+            match Pin::new(&mut body).poll_frame(cx) {
+                Poll::Pending => {
+                    self.bodies.push(NextFrame {
+                        id,
+                        body: Some(body),
+                        waker: None,
+                    });
+                    return;
+                }
+                Poll::Ready(polled) => {
+                    if !self.body_frame(id, &body, polled) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One polled body frame; whether the body goes on.
+    fn body_frame(&mut self, id: u32, body: &ProxyBody, polled: Polled) -> bool {
+        match polled {
+            Some(Ok(f)) => match f.into_data() {
+                Ok(data) => {
+                    let end = body.is_end_stream();
+                    self.send_data(id, data, end);
+                    !end
+                }
+                // Trailers are not passed on.
+                Err(_) => true,
+            },
+            None => {
+                self.send_data(id, Bytes::new(), true);
+                false
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, stream = id, "response body failed");
+                self.reset(id, frame::INTERNAL_ERROR);
+                false
+            }
+        }
+    }
+
+    /// DATA frames within the peer's frame size and the send windows; what does not fit waits
+    /// for WINDOW_UPDATE.
+    fn send_data(&mut self, id: u32, mut data: Bytes, end: bool) {
+        let Some(st) = self.streams.get_mut(&id) else {
+            return;
+        };
+        loop {
+            let window = self.conn_window.min(st.window).max(0) as usize;
+            let n = data.len().min(self.peer_max_frame).min(window);
+            if n == 0 && !data.is_empty() {
+                st.parked = Some((data, end));
+                return;
+            }
+            let last = n == data.len();
+            frame::head(
+                &mut self.wbuf,
+                n,
+                frame::DATA,
+                if last && end { frame::END_STREAM } else { 0 },
+                id,
+            );
+            self.wbuf.extend_from_slice(&data[..n]);
+            data.advance(n);
+            self.conn_window -= n as i64;
+            st.window -= n as i64;
+            if last {
+                if end {
+                    self.streams.remove(&id);
+                }
+                return;
+            }
+        }
+    }
+
+    /// A stream's window grew: its parked data goes, then its body goes on.
+    fn resume(&mut self, id: u32, cx: &mut Context<'_>) {
+        let Some(st) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let Some((data, end)) = st.parked.take() else {
+            return;
+        };
+        let body = st.body.take();
+        self.send_data(id, data, end);
+        if let Some(body) = body {
+            self.drive_body(id, body, cx);
+        }
+    }
+
+    fn resume_parked(&mut self, cx: &mut Context<'_>) {
+        let parked: Vec<u32> = self
+            .streams
+            .iter()
+            .filter(|(_, st)| st.parked.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in parked {
+            if self.conn_window <= 0 {
+                break;
+            }
+            self.resume(id, cx);
+        }
+    }
+
+    /// We end a stream with RST_STREAM.
+    fn reset(&mut self, id: u32, code: u32) {
+        frame::rst_stream(&mut self.wbuf, id, code);
+        self.drop_stream(id);
+    }
+
+    fn reset_by_peer(&mut self, id: u32) {
+        self.drop_stream(id);
+    }
+
+    /// Drops a stream's state, and its pipeline future or body wherever they are.
+    fn drop_stream(&mut self, id: u32) {
+        if self.streams.remove(&id).is_none() {
+            return;
+        }
+        for h in Pin::new(&mut self.handling).iter_pin_mut() {
+            if h.id == id {
+                h.cancel();
+                break;
+            }
+        }
+        for b in self.bodies.iter_mut() {
+            if b.id == id {
+                b.cancel();
+                break;
+            }
+        }
+    }
+}
+
+fn strip_padding(flags: u8, payload: &[u8]) -> Result<&[u8], ConnError> {
+    if flags & frame::PADDED == 0 {
+        return Ok(payload);
+    }
+    let Some((&pad, rest)) = payload.split_first() else {
+        return Err(ConnError(frame::FRAME_SIZE_ERROR));
+    };
+    let pad = usize::from(pad);
+    if pad > rest.len() {
+        return Err(ConnError(frame::PROTOCOL_ERROR));
+    }
+    Ok(&rest[..rest.len() - pad])
+}
+
+fn is_connection_specific(name: &HeaderName) -> bool {
+    use http::header::{CONNECTION, TRANSFER_ENCODING, UPGRADE};
+    name == CONNECTION
+        || name == TRANSFER_ENCODING
+        || name == UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
