@@ -209,6 +209,7 @@ pub async fn serve<H, F>(
             h2: crate::front::h2own::H2Options {
                 max_concurrent_streams: limits.h2_max_concurrent_streams,
                 max_header_list_size: limits.max_header_bytes,
+                max_early_resets: limits.h2_max_pending_accept_resets,
             },
         });
         // A worker's connection is registered with the worker's own reactor, so its readiness

@@ -35,6 +35,9 @@ pub use frame::PREFACE;
 pub struct H2Options {
     pub max_concurrent_streams: u32,
     pub max_header_list_size: usize,
+    /// Rapid reset (CVE-2023-44487): streams the client may cancel before their answer began;
+    /// each answered stream gives one back, and one more gets GOAWAY(ENHANCE_YOUR_CALM).
+    pub max_early_resets: usize,
 }
 
 /// A request body larger than this is refused (RST_STREAM CANCEL): bodies are read whole.
@@ -136,6 +139,8 @@ struct Receiving {
 struct Stream {
     /// Our send window for this stream.
     window: i64,
+    /// The response head was sent.
+    answered: bool,
     receiving: Option<Box<Receiving>>,
     /// Data that did not fit the send windows, and whether the stream ends with it.
     parked: Option<(Bytes, bool)>,
@@ -171,6 +176,8 @@ struct Conn<IO, H, F> {
     peer_initial_window: i64,
     peer_max_frame: usize,
     last_stream: u32,
+    /// What is left of `max_early_resets`.
+    reset_credit: usize,
     preface: bool,
     got_settings: bool,
     continuation: Option<Continuation>,
@@ -225,6 +232,7 @@ pub async fn serve<IO, H, F>(
         peer_initial_window: frame::DEFAULT_WINDOW,
         peer_max_frame: frame::DEFAULT_MAX_FRAME,
         last_stream: 0,
+        reset_credit: opts.max_early_resets,
         preface: false,
         got_settings: false,
         continuation: None,
@@ -424,8 +432,7 @@ where
                 if head.stream > self.last_stream {
                     return Err(ConnError(frame::PROTOCOL_ERROR));
                 }
-                self.reset_by_peer(head.stream);
-                Ok(())
+                self.reset_by_peer(head.stream)
             }
             frame::SETTINGS => self.settings_in(head, payload, cx),
             frame::PUSH_PROMISE => Err(ConnError(frame::PROTOCOL_ERROR)),
@@ -777,9 +784,11 @@ where
 
     /// The response head: HEADERS (and CONTINUATION), then the body.
     fn respond(&mut self, id: u32, resp: Response<ProxyBody>, cx: &mut Context<'_>) {
-        if !self.streams.contains_key(&id) {
+        let Some(st) = self.streams.get_mut(&id) else {
             return;
-        }
+        };
+        st.answered = true;
+        self.reset_credit = (self.reset_credit + 1).min(self.opts.max_early_resets);
         let (parts, body) = resp.into_parts();
         let mut block = std::mem::take(&mut self.hblock);
         block.clear();
@@ -948,8 +957,16 @@ where
         self.drop_stream(id);
     }
 
-    fn reset_by_peer(&mut self, id: u32) {
+    fn reset_by_peer(&mut self, id: u32) -> Result<(), ConnError> {
+        let early = self.streams.get(&id).is_some_and(|st| !st.answered);
         self.drop_stream(id);
+        if early {
+            if self.reset_credit == 0 {
+                return Err(ConnError(frame::ENHANCE_YOUR_CALM));
+            }
+            self.reset_credit -= 1;
+        }
+        Ok(())
     }
 
     /// Drops a stream's state, and its pipeline future or body wherever they are.
