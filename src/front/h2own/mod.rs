@@ -3,12 +3,16 @@
 //! inside the connection's task (`FuturesUnordered`), never spawned; frames are gathered in one
 //! output buffer and written when nothing else is ready.
 //!
+//! HPACK: decoded by `hdecode` (loona-hpack was tried first: its Huffman decoder builds a hash
+//! map for every string, ~200k instructions per request), encoded by `hpack` (literals only).
+//!
 //! Not done (a prototype): request bodies are read whole before the pipeline sees the request
 //! (bounded by `MAX_REQUEST_BODY`), no server PING keep-alive, no idle timeout, no rapid-reset
 //! or SETTINGS/PING flood limits, no extended CONNECT (RFC 8441), no strict validation of
 //! field names (upper case, connection-specific fields in requests).
 
 mod frame;
+mod hdecode;
 mod hpack;
 
 use std::collections::HashMap;
@@ -168,7 +172,7 @@ struct Conn<IO, H, F> {
     handler: H,
     info: Arc<ConnInfo>,
     opts: H2Options,
-    decoder: loona_hpack::Decoder<'static>,
+    decoder: hdecode::Decoder,
     handling: FuturesUnordered<Handling<F>>,
     bodies: FuturesUnordered<NextFrame>,
     streams: HashMap<u32, Stream, foldhash::fast::RandomState>,
@@ -224,7 +228,7 @@ pub async fn serve<IO, H, F>(
         handler,
         info,
         opts,
-        decoder: loona_hpack::Decoder::new(),
+        decoder: hdecode::Decoder::default(),
         handling: FuturesUnordered::new(),
         bodies: FuturesUnordered::new(),
         streams: HashMap::default(),
@@ -628,7 +632,7 @@ where
         if trailers {
             // Decoded all the same: the decoder's table must follow the peer's encoder.
             self.decoder
-                .decode_with_cb(block, |_, _| {})
+                .decode(block, |_, _| {})
                 .map_err(|_| ConnError(frame::COMPRESSION_ERROR))?;
             let receiving = self
                 .streams
@@ -689,7 +693,7 @@ where
         let mut size = 0usize;
         let limit = self.opts.max_header_list_size;
         self.decoder
-            .decode_with_cb(block, |name, value| {
+            .decode(block, |name, value| {
                 size += name.len() + value.len() + 32;
                 if size > limit || malformed {
                     malformed = true;
@@ -701,27 +705,24 @@ where
                         return;
                     }
                     match &name[..] {
-                        b":method" => method = Method::from_bytes(&value).ok(),
-                        b":path" => path = Some(Bytes::copy_from_slice(&value)),
-                        b":authority" => authority = HeaderValue::from_bytes(&value).ok(),
+                        b":method" => method = Method::from_bytes(value).ok(),
+                        b":path" => path = Some(Bytes::copy_from_slice(value)),
+                        b":authority" => authority = HeaderValue::from_bytes(value).ok(),
                         b":scheme" => scheme = true,
                         _ => malformed = true,
                     }
                     return;
                 }
-                if &name[..] == b"cookie" {
+                if name == b"cookie" {
                     // RFC 9113 §8.2.3: crumbs are joined with "; ".
                     let c = cookie.get_or_insert_with(Vec::new);
                     if !c.is_empty() {
                         c.extend_from_slice(b"; ");
                     }
-                    c.extend_from_slice(&value);
+                    c.extend_from_slice(value);
                     return;
                 }
-                match (
-                    HeaderName::from_bytes(&name),
-                    HeaderValue::from_bytes(&value),
-                ) {
+                match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
                     (Ok(n), Ok(v)) => {
                         headers.append(n, v);
                     }
