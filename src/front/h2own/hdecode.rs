@@ -162,10 +162,13 @@ pub fn huffman_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
     Ok(())
 }
 
+/// A dynamic table entry: name, value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
 /// The decoding context of one connection.
 pub struct Decoder {
     /// Newest first: index 62 is `table[0]`.
-    table: VecDeque<(Box<[u8]>, Box<[u8]>)>,
+    table: VecDeque<Entry>,
     size: usize,
     max_size: usize,
     /// Our SETTINGS_HEADER_TABLE_SIZE (the default, 4096).

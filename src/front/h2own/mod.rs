@@ -704,7 +704,7 @@ where
                         malformed = true;
                         return;
                     }
-                    match &name[..] {
+                    match name {
                         b":method" => method = Method::from_bytes(value).ok(),
                         b":path" => path = Some(Bytes::copy_from_slice(value)),
                         b":authority" => authority = HeaderValue::from_bytes(value).ok(),
