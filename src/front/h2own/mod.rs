@@ -3,6 +3,13 @@
 //! inside the connection's task (`FuturesUnordered`), never spawned; frames are gathered in one
 //! output buffer and written when nothing else is ready.
 //!
+//! Measured (`N=10000 ONLY=kubeguard PROTO=h2 bash loadtests/callgrind.sh`, h2c, 4 connections
+//! x 8 streams): 38.4k instructions per request, against 57.5k with hyper's h2 server. Of them
+//! the pipeline (`Proxy::handle` with the pooled upstream exchange) ~24.0k as before; request
+//! HEADERS ~8.0k (HPACK decode 4.4k of it, 2.6k Huffman strings; `http::Request` and its
+//! `HeaderMap` the rest); `FuturesUnordered::push` (allocation and the move of the pipeline's
+//! future) 2.1k; response HEADERS, DATA and the body's polling ~2.3k; the rest the loop and tokio.
+//!
 //! HPACK: decoded by `hdecode` (loona-hpack was tried first: its Huffman decoder builds a hash
 //! map for every string, ~200k instructions per request), encoded by `hpack` (literals only).
 //!
