@@ -42,6 +42,9 @@ pub struct ServerLimits {
     /// "MadeYouReset" (CVE-2025-8671): streams the server itself reset because the client broke
     /// the protocol, per connection; one more and the connection gets GOAWAY.
     pub h2_max_local_error_resets: usize,
+    /// h2 served by kubeguard's own server (`front/h2own`, `server.h2Server: kubeguard`)
+    /// instead of hyper's; only where the HTTP/1.1 front end serves the connection.
+    pub own_h2_server: bool,
 }
 
 impl Default for ServerLimits {
@@ -56,6 +59,7 @@ impl Default for ServerLimits {
             h2_max_pending_accept_resets: 20,
             // hyper's default since the MadeYouReset fix, likewise.
             h2_max_local_error_resets: 1024,
+            own_h2_server: false,
         }
     }
 }
@@ -206,11 +210,14 @@ pub async fn serve<H, F>(
             proxy,
             opts: front_opts.clone(),
             shutdown: front_shutdown.clone(),
-            h2: crate::front::h2own::H2Options {
-                max_concurrent_streams: limits.h2_max_concurrent_streams,
-                max_header_list_size: limits.max_header_bytes,
-                max_early_resets: limits.h2_max_pending_accept_resets,
-            },
+            h2: limits
+                .own_h2_server
+                .then(|| crate::front::h2own::H2Options {
+                    max_concurrent_streams: limits.h2_max_concurrent_streams,
+                    max_header_list_size: limits.max_header_bytes,
+                    max_early_resets: limits.h2_max_pending_accept_resets,
+                    max_local_resets: limits.h2_max_local_error_resets,
+                }),
         });
         // A worker's connection is registered with the worker's own reactor, so its readiness
         // wakes that thread directly (through the main runtime's it would cost a cross-thread
@@ -312,7 +319,8 @@ struct Front {
     proxy: Arc<crate::proxy::Proxy>,
     opts: crate::front::FrontOptions,
     shutdown: tokio_util::sync::CancellationToken,
-    h2: crate::front::h2own::H2Options,
+    /// `Some`: h2 is served by kubeguard's own server (`server.h2Server: kubeguard`).
+    h2: Option<crate::front::h2own::H2Options>,
 }
 
 async fn serve_connection<H, F>(
@@ -356,20 +364,24 @@ async fn serve_connection<H, F>(
                 let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 match front {
                     // EXPERIMENT (h2exp): kubeguard's own h2 server instead of hyper's.
-                    Some(front) if h2 => {
+                    Some(Front {
+                        h2: Some(opts),
+                        shutdown,
+                        ..
+                    }) if h2 => {
                         crate::front::h2own::serve(
                             tls_stream,
                             handler,
                             Arc::new(conn_info),
-                            front.h2,
-                            front.shutdown,
+                            opts,
+                            shutdown,
                         )
                         .await
                     }
-                    Some(front) => {
+                    Some(front) if !h2 => {
                         serve_front(tls_stream, front, conn_info, builder, handler, watcher).await
                     }
-                    None => serve_hyper(tls_stream, builder, conn_info, handler, watcher).await,
+                    _ => serve_hyper(tls_stream, builder, conn_info, handler, watcher).await,
                 }
             })
             .await
@@ -420,7 +432,9 @@ async fn serve_front<IO, H, F>(
     // hyper's connection state is boxed: only connections handed over need it.
     crate::front::serve(io, front.proxy, conn, front.opts, front.shutdown, |io| {
         // EXPERIMENT (h2exp): h2 with prior knowledge goes to kubeguard's own h2 server.
-        if io.buffered().starts_with(crate::front::h2own::PREFACE) {
+        if let Some(h2) = h2
+            && io.buffered().starts_with(crate::front::h2own::PREFACE)
+        {
             futures_util::future::Either::Left(Box::pin(crate::front::h2own::serve(
                 io,
                 handler,

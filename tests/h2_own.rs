@@ -27,7 +27,8 @@ async fn env(pods: usize, kg_yaml: &str) -> (RunningSim, RunningServe) {
     })
     .await
     .unwrap();
-    let kg = start_kubeguard(&sim.url, kg_yaml).await;
+    // Continues start_kubeguard's `server:` section: the own h2 server is an opt-in.
+    let kg = start_kubeguard(&sim.url, &format!("  h2Server: kubeguard\n{kg_yaml}")).await;
     (sim, kg)
 }
 

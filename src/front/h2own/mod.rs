@@ -49,6 +49,9 @@ pub struct H2Options {
     /// Rapid reset (CVE-2023-44487): streams the client may cancel before their answer began;
     /// each answered stream gives one back, and one more gets GOAWAY(ENHANCE_YOUR_CALM).
     pub max_early_resets: usize,
+    /// MadeYouReset (CVE-2025-8671): streams kubeguard itself may reset because the client
+    /// broke the protocol; one more gets GOAWAY(ENHANCE_YOUR_CALM).
+    pub max_local_resets: usize,
 }
 
 /// A request body larger than this is refused (RST_STREAM CANCEL): bodies are read whole.
