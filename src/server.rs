@@ -212,7 +212,7 @@ pub async fn serve<H, F>(
             shutdown: front_shutdown.clone(),
             h2: limits
                 .own_h2_server
-                .then(|| crate::front::h2own::H2Options {
+                .then_some(crate::front::h2own::H2Options {
                     max_concurrent_streams: limits.h2_max_concurrent_streams,
                     max_header_list_size: limits.max_header_bytes,
                     max_early_resets: limits.h2_max_pending_accept_resets,
