@@ -18,6 +18,7 @@
 //! or SETTINGS/PING flood limits, no extended CONNECT (RFC 8441), no strict validation of
 //! field names (upper case, connection-specific fields in requests).
 
+mod body;
 mod frame;
 mod hdecode;
 mod hpack;
@@ -39,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::proxy::{ConnInfo, ProxyBody};
 use crate::upstream::RequestBody;
 
+pub use body::H2Body;
 pub use frame::PREFACE;
 
 /// What the server advertises and enforces.
@@ -54,8 +56,17 @@ pub struct H2Options {
     pub max_local_resets: usize,
 }
 
-/// A request body larger than this is refused (RST_STREAM CANCEL): bodies are read whole.
-const MAX_REQUEST_BODY: usize = 4 << 20;
+/// A request body larger than this is refused: with 413 when its content-length says so
+/// before the request goes on, with RST_STREAM(CANCEL) when more arrives than this without a
+/// declared length (the request is on its way by then and its answer may have begun; the body
+/// ends in an error, so the upstream request is aborted, never passed on cut short). Above
+/// the apiserver's own 3 MiB (`MaxRequestBodyBytes`).
+const MAX_REQUEST_BODY: u64 = 4 << 20;
+/// The connection's receive window: request-body bytes one connection may have buffered in
+/// kubeguard at once. Window is given back only as the pipeline takes (or drops) bytes.
+const CONN_RECV_WINDOW: i64 = 8 << 20;
+/// Each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE), as hyper's server's.
+const STREAM_RECV_WINDOW: i64 = 1 << 20;
 /// Output gathered but not yet written past which no more responses or body frames are taken
 /// (a slow reader), and no more frames are read.
 const WBUF_HIGH: usize = 256 * 1024;
@@ -143,10 +154,14 @@ impl NextFrame {
     }
 }
 
-/// A request still arriving: its head, and the body read so far.
+/// A request body still arriving.
 struct Receiving {
-    req: Request<()>,
-    body: BytesMut,
+    feed: body::Feed,
+    /// Our receive window for the stream.
+    window: i64,
+    received: u64,
+    /// Its content-length.
+    declared: Option<u64>,
 }
 
 #[derive(Default)]
@@ -156,6 +171,8 @@ struct Stream {
     /// The response head was sent.
     answered: bool,
     receiving: Option<Box<Receiving>>,
+    /// Answered before its body came (413): what still comes is released at once.
+    discard: bool,
     /// Data that did not fit the send windows, and whether the stream ends with it.
     parked: Option<(Bytes, bool)>,
     /// The body to go on with once the parked data is sent.
@@ -192,6 +209,15 @@ struct Conn<IO, H, F> {
     last_stream: u32,
     /// What is left of `max_early_resets`.
     reset_credit: usize,
+    /// Streams reset by kubeguard because the client broke the protocol (MadeYouReset).
+    local_resets: usize,
+    /// Shared with the streams' bodies: the bytes they took.
+    shared: Arc<body::ConnShared>,
+    released: Vec<(u32, usize)>,
+    /// Our receive window for the connection.
+    recv_window: i64,
+    /// Request-body bytes queued and not yet taken (at most `CONN_RECV_WINDOW`).
+    buffered: usize,
     preface: bool,
     got_settings: bool,
     continuation: Option<Continuation>,
@@ -226,7 +252,16 @@ pub async fn serve<IO, H, F>(
                 frame::SETTINGS_MAX_HEADER_LIST_SIZE,
                 u32::try_from(opts.max_header_list_size).unwrap_or(u32::MAX),
             ),
+            (
+                frame::SETTINGS_INITIAL_WINDOW_SIZE,
+                STREAM_RECV_WINDOW as u32,
+            ),
         ],
+    );
+    frame::window_update(
+        &mut wbuf,
+        0,
+        (CONN_RECV_WINDOW - frame::DEFAULT_WINDOW) as u32,
     );
     let mut conn = Conn {
         io,
@@ -247,6 +282,11 @@ pub async fn serve<IO, H, F>(
         peer_max_frame: frame::DEFAULT_MAX_FRAME,
         last_stream: 0,
         reset_credit: opts.max_early_resets,
+        local_resets: 0,
+        shared: Arc::new(body::ConnShared::default()),
+        released: Vec::new(),
+        recv_window: CONN_RECV_WINDOW,
+        buffered: 0,
         preface: false,
         got_settings: false,
         continuation: None,
@@ -265,6 +305,9 @@ where
 {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
+            // 0. Request-body bytes the pipeline took: their window goes back to the client.
+            self.shared.waker.register(cx.waker());
+            self.take_released();
             if !self.draining && self.shutdown.as_mut().poll(cx).is_ready() {
                 frame::goaway(&mut self.wbuf, self.last_stream, frame::NO_ERROR);
                 self.draining = true;
@@ -412,7 +455,7 @@ where
         }
         match head.kind {
             frame::DATA => self.data_in(head, payload),
-            frame::HEADERS => self.headers_in(head, payload),
+            frame::HEADERS => self.headers_in(head, payload, cx),
             frame::CONTINUATION => {
                 let Some(mut c) = self.continuation.take() else {
                     return Err(ConnError(frame::PROTOCOL_ERROR));
@@ -423,7 +466,7 @@ where
                     return Err(ConnError(frame::ENHANCE_YOUR_CALM));
                 }
                 if head.flags & frame::END_HEADERS != 0 {
-                    self.header_block(c.id, c.end_stream, &c.block)
+                    self.header_block(c.id, c.end_stream, &c.block, cx)
                 } else {
                     self.continuation = Some(c);
                     Ok(())
@@ -581,35 +624,123 @@ where
         if head.stream > self.last_stream {
             return Err(ConnError(frame::PROTOCOL_ERROR));
         }
-        let data = strip_padding(head.flags, payload)?;
-        // The whole frame counts against flow control; the connection's window is given back
-        // at once (bodies are bounded per stream instead).
-        if head.len > 0 {
-            frame::window_update(&mut self.wbuf, 0, head.len as u32);
+        // The whole frame counts against flow control (RFC 9113 §6.9.1).
+        self.recv_window -= head.len as i64;
+        if self.recv_window < 0 {
+            return Err(ConnError(frame::FLOW_CONTROL_ERROR));
         }
+        let id = head.stream;
+        let data = strip_padding(head.flags, payload)?;
         let end = head.flags & frame::END_STREAM != 0;
-        let Some(st) = self.streams.get_mut(&head.stream) else {
+        let Some(st) = self.streams.get_mut(&id) else {
+            self.give_back(head.len);
             return Ok(());
         };
+        if st.discard {
+            self.give_back(head.len);
+            return Ok(());
+        }
         let Some(rx) = st.receiving.as_mut() else {
             // Half-closed (remote): STREAM_CLOSED (§5.1).
-            self.reset(head.stream, frame::STREAM_CLOSED);
-            return Ok(());
+            self.give_back(head.len);
+            return self.local_reset(id, frame::STREAM_CLOSED, body::Broken::Reset);
         };
-        if rx.body.len() + data.len() > MAX_REQUEST_BODY {
-            self.reset(head.stream, frame::CANCEL);
-            return Ok(());
+        rx.window -= head.len as i64;
+        rx.received += data.len() as u64;
+        let broken = if rx.window < 0 {
+            Some((frame::FLOW_CONTROL_ERROR, body::Broken::Reset))
+        } else if rx.declared.is_some_and(|d| rx.received > d) {
+            // Never more than the content-length sent upstream (request smuggling).
+            Some((frame::PROTOCOL_ERROR, body::Broken::LengthMismatch))
+        } else if rx.received > MAX_REQUEST_BODY {
+            Some((frame::CANCEL, body::Broken::TooLarge))
+        } else {
+            None
+        };
+        if let Some((code, why)) = broken {
+            self.give_back(head.len);
+            return if code == frame::CANCEL {
+                self.reset_with(id, code, why);
+                Ok(())
+            } else {
+                self.local_reset(id, code, why)
+            };
         }
-        rx.body.extend_from_slice(data);
+        let padding = head.len - data.len();
+        let taken = data.is_empty() || rx.feed.push(Bytes::copy_from_slice(data));
+        let given = if taken {
+            self.buffered += data.len();
+            padding
+        } else {
+            // The pipeline dropped the body: nothing is kept.
+            head.len
+        };
+        if given > 0 {
+            self.give_back(given);
+            self.give_back_stream(id, given);
+        }
         if end {
-            self.request_complete(head.stream);
-        } else if head.len > 0 {
-            frame::window_update(&mut self.wbuf, head.stream, head.len as u32);
+            return self.body_complete(id);
         }
         Ok(())
     }
 
-    fn headers_in(&mut self, head: frame::Head, payload: &[u8]) -> Result<(), ConnError> {
+    /// Window back to the client for the connection.
+    fn give_back(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.recv_window += n as i64;
+        frame::window_update(&mut self.wbuf, 0, n as u32);
+    }
+
+    /// Window back for a stream whose body is still arriving.
+    fn give_back_stream(&mut self, id: u32, n: usize) {
+        if let Some(rx) = self
+            .streams
+            .get_mut(&id)
+            .and_then(|st| st.receiving.as_mut())
+        {
+            rx.window += n as i64;
+            frame::window_update(&mut self.wbuf, id, n as u32);
+        }
+    }
+
+    /// Bytes the bodies' readers took or dropped.
+    fn take_released(&mut self) {
+        let mut released = std::mem::take(&mut self.released);
+        self.shared.take_released(&mut released);
+        for &(id, n) in &released {
+            self.buffered = self.buffered.saturating_sub(n);
+            self.give_back(n);
+            self.give_back_stream(id, n);
+        }
+        released.clear();
+        self.released = released;
+    }
+
+    /// END_STREAM on a request body: it ends, if as long as its content-length said.
+    fn body_complete(&mut self, id: u32) -> Result<(), ConnError> {
+        let Some(rx) = self.streams.get_mut(&id).and_then(|st| st.receiving.take()) else {
+            return Ok(());
+        };
+        if rx.declared.is_some_and(|d| d != rx.received) {
+            // RFC 9113 §8.1.1: malformed; the body ends in an error, never cut short upstream.
+            let n = rx.feed.break_off(body::Broken::LengthMismatch);
+            self.buffered = self.buffered.saturating_sub(n);
+            self.give_back(n);
+            return self.local_reset(id, frame::PROTOCOL_ERROR, body::Broken::LengthMismatch);
+        }
+        rx.feed.end();
+        Ok(())
+    }
+
+    fn headers_in(
+        &mut self,
+        head: frame::Head,
+        payload: &[u8],
+        cx: &mut Context<'_>,
+    ) -> Result<(), ConnError> {
         let id = head.stream;
         if id == 0 {
             return Err(ConnError(frame::PROTOCOL_ERROR));
@@ -633,11 +764,17 @@ where
             });
             return Ok(());
         }
-        self.header_block(id, end_stream, block)
+        self.header_block(id, end_stream, block, cx)
     }
 
     /// A complete header block: a new request, or the trailers of one whose body is arriving.
-    fn header_block(&mut self, id: u32, end_stream: bool, block: &[u8]) -> Result<(), ConnError> {
+    fn header_block(
+        &mut self,
+        id: u32,
+        end_stream: bool,
+        block: &[u8],
+        cx: &mut Context<'_>,
+    ) -> Result<(), ConnError> {
         let trailers = id <= self.last_stream;
         if trailers {
             // Decoded all the same: the decoder's table must follow the peer's encoder.
@@ -652,11 +789,9 @@ where
                 return Err(ConnError(frame::STREAM_CLOSED));
             }
             if !end_stream {
-                self.reset(id, frame::PROTOCOL_ERROR);
-                return Ok(());
+                return self.local_reset(id, frame::PROTOCOL_ERROR, body::Broken::Reset);
             }
-            self.request_complete(id);
-            return Ok(());
+            return self.body_complete(id);
         }
         if id.is_multiple_of(2) {
             return Err(ConnError(frame::PROTOCOL_ERROR));
@@ -672,22 +807,55 @@ where
         }
         let Some(req) = decoded else {
             frame::rst_stream(&mut self.wbuf, id, frame::PROTOCOL_ERROR);
-            return Ok(());
+            return self.count_local_reset();
         };
-        let mut st = Stream {
+        let st = Stream {
             window: self.peer_initial_window,
             ..Stream::default()
         };
+        self.streams.insert(id, st);
         if end_stream {
-            self.streams.insert(id, st);
             self.start(id, req.map(|()| RequestBody::Whole(None)));
-        } else {
-            st.receiving = Some(Box::new(Receiving {
-                req,
-                body: BytesMut::new(),
-            }));
-            self.streams.insert(id, st);
+            return Ok(());
         }
+        // The body streams to the pipeline as it arrives.
+        let declared = match req.headers().get(http::header::CONTENT_LENGTH) {
+            None => None,
+            Some(v) => match v.to_str().ok().and_then(|v| v.parse::<u64>().ok()) {
+                Some(n) => Some(n),
+                None => {
+                    return self.local_reset(id, frame::PROTOCOL_ERROR, body::Broken::Reset);
+                }
+            },
+        };
+        if declared.is_some_and(|n| n > MAX_REQUEST_BODY) {
+            // Refused before the request goes on: the client is told why, and what it still
+            // sends is released at once; then the stream ends (RFC 9113 §8.1).
+            if let Some(st) = self.streams.get_mut(&id) {
+                st.discard = true;
+            }
+            let resp = crate::status::Status::failure(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!("kubeguard: request body larger than {MAX_REQUEST_BODY} bytes"),
+            )
+            .into_response();
+            self.respond(id, resp, cx);
+            if !self.streams.contains_key(&id) {
+                frame::rst_stream(&mut self.wbuf, id, frame::NO_ERROR);
+            }
+            return Ok(());
+        }
+        let (feed, body) = body::channel(id, self.shared.clone(), declared);
+        if let Some(st) = self.streams.get_mut(&id) {
+            st.receiving = Some(Box::new(Receiving {
+                feed,
+                window: STREAM_RECV_WINDOW,
+                received: 0,
+                declared,
+            }));
+        }
+        self.start(id, req.map(|()| RequestBody::H2(body)));
         Ok(())
     }
 
@@ -768,19 +936,6 @@ where
         *req.version_mut() = http::Version::HTTP_2;
         *req.headers_mut() = headers;
         Ok(Some(req))
-    }
-
-    fn request_complete(&mut self, id: u32) {
-        let Some(rx) = self.streams.get_mut(&id).and_then(|st| st.receiving.take()) else {
-            return;
-        };
-        let Receiving { req, body } = *rx;
-        let body = if body.is_empty() {
-            None
-        } else {
-            Some(body.freeze())
-        };
-        self.start(id, req.map(|()| RequestBody::Whole(body)));
     }
 
     /// The pipeline takes the request, in this connection's task.
@@ -964,8 +1119,33 @@ where
 
     /// We end a stream with RST_STREAM.
     fn reset(&mut self, id: u32, code: u32) {
+        self.reset_with(id, code, body::Broken::Reset);
+    }
+
+    /// We end a stream with RST_STREAM; its body, if still arriving, ends in `why`.
+    fn reset_with(&mut self, id: u32, code: u32, why: body::Broken) {
+        if let Some(rx) = self.streams.get_mut(&id).and_then(|st| st.receiving.take()) {
+            let n = rx.feed.break_off(why);
+            self.buffered = self.buffered.saturating_sub(n);
+            self.give_back(n);
+        }
         frame::rst_stream(&mut self.wbuf, id, code);
         self.drop_stream(id);
+    }
+
+    /// We reset a stream because the client broke the protocol: counted against
+    /// `max_local_resets` (MadeYouReset, CVE-2025-8671).
+    fn local_reset(&mut self, id: u32, code: u32, why: body::Broken) -> Result<(), ConnError> {
+        self.reset_with(id, code, why);
+        self.count_local_reset()
+    }
+
+    fn count_local_reset(&mut self) -> Result<(), ConnError> {
+        self.local_resets += 1;
+        if self.local_resets > self.opts.max_local_resets {
+            return Err(ConnError(frame::ENHANCE_YOUR_CALM));
+        }
+        Ok(())
     }
 
     fn reset_by_peer(&mut self, id: u32) -> Result<(), ConnError> {
@@ -982,8 +1162,13 @@ where
 
     /// Drops a stream's state, and its pipeline future or body wherever they are.
     fn drop_stream(&mut self, id: u32) {
-        if self.streams.remove(&id).is_none() {
+        let Some(st) = self.streams.remove(&id) else {
             return;
+        };
+        if let Some(rx) = st.receiving {
+            let n = rx.feed.break_off(body::Broken::Reset);
+            self.buffered = self.buffered.saturating_sub(n);
+            self.give_back(n);
         }
         for h in Pin::new(&mut self.handling).iter_pin_mut() {
             if h.id == id {
@@ -1022,3 +1207,6 @@ fn is_connection_specific(name: &HeaderName) -> bool {
         || name.as_str() == "keep-alive"
         || name.as_str() == "proxy-connection"
 }
+
+#[cfg(test)]
+mod tests;
