@@ -70,6 +70,11 @@ const STREAM_RECV_WINDOW: i64 = 1 << 20;
 /// Output gathered but not yet written past which no more responses or body frames are taken
 /// (a slow reader), and no more frames are read.
 const WBUF_HIGH: usize = 256 * 1024;
+/// CONTINUATION frames one header block may have (empty ones included), past which the
+/// connection gets GOAWAY(ENHANCE_YOUR_CALM) (the 2024 CONTINUATION flood, CVE-2024-27316 and
+/// kin: bytes alone do not bound it, empty frames cost work and add none). 128 carry a
+/// 1 MiB header list (`server.maxHeaderBytes`' default) in 8 KiB frames; clients send one or two.
+const MAX_CONTINUATIONS: usize = 128;
 /// Reads per wakeup before the task yields.
 const READ_BUDGET: usize = 32;
 
@@ -184,6 +189,8 @@ struct Continuation {
     id: u32,
     end_stream: bool,
     block: Vec<u8>,
+    /// CONTINUATION frames so far.
+    frames: usize,
 }
 
 /// A connection error: GOAWAY with this code, then close.
@@ -461,8 +468,10 @@ where
                     return Err(ConnError(frame::PROTOCOL_ERROR));
                 };
                 c.block.extend_from_slice(payload);
-                // CONTINUATION flood: a block is never larger than the header list allowed.
-                if c.block.len() > self.opts.max_header_list_size {
+                c.frames += 1;
+                // CONTINUATION flood: a block is never larger than the header list allowed,
+                // nor spread over more than MAX_CONTINUATIONS frames.
+                if c.block.len() > self.opts.max_header_list_size || c.frames > MAX_CONTINUATIONS {
                     return Err(ConnError(frame::ENHANCE_YOUR_CALM));
                 }
                 if head.flags & frame::END_HEADERS != 0 {
@@ -761,6 +770,7 @@ where
                 id,
                 end_stream,
                 block: block.to_vec(),
+                frames: 0,
             });
             return Ok(());
         }

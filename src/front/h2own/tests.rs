@@ -134,6 +134,16 @@ impl Client {
         got
     }
 
+    /// The next frame of `kind` on `stream` (each frame waited for at most 10 s).
+    async fn until(&mut self, kind: u8, stream: u32) -> In {
+        loop {
+            let f = self.next().await.expect("the connection is open");
+            if f.kind == kind && f.stream == stream {
+                return f;
+            }
+        }
+    }
+
     fn status(&mut self, f: &In) -> Option<u16> {
         let mut status = None;
         self.decoder
@@ -265,13 +275,7 @@ async fn data_past_the_connection_window_is_a_flow_control_error() {
         }
         id += 2;
     }
-    let mut goaway = None;
-    while let Some(f) = c.next().await {
-        if f.kind == frame::GOAWAY {
-            goaway = Some(u32::from_be_bytes(f.payload[4..8].try_into().unwrap()));
-        }
-    }
-    assert_eq!(goaway, Some(frame::FLOW_CONTROL_ERROR));
+    assert_eq!(goaway_code(&mut c).await, Some(frame::FLOW_CONTROL_ERROR));
 }
 
 /// A declared body past `MAX_REQUEST_BODY` is answered 413 before the pipeline sees it; one
@@ -334,4 +338,35 @@ async fn bodies_past_the_per_request_cap() {
     assert_eq!(reset, Some(frame::CANCEL));
     assert_eq!(seen.load(Ordering::SeqCst), 1);
     assert_eq!(completed.load(Ordering::SeqCst), 0, "no body seen complete");
+}
+
+async fn goaway_code(c: &mut Client) -> Option<u32> {
+    let mut goaway = None;
+    while let Some(f) = c.next().await {
+        if f.kind == frame::GOAWAY {
+            goaway = Some(u32::from_be_bytes(f.payload[4..8].try_into().unwrap()));
+        }
+    }
+    goaway
+}
+
+/// A header block spread over more CONTINUATION frames than `MAX_CONTINUATIONS`, empty ones
+/// included, is GOAWAY(ENHANCE_YOUR_CALM); one spread over a few is served.
+#[tokio::test]
+async fn a_continuation_flood_is_cut_off() {
+    let mut c = Client::start(opts(), |_req: Request<RequestBody>, _| async { ok() }).await;
+    c.sync().await;
+    let block = request("GET", "/x", &[]);
+    let (a, b) = block.split_at(block.len() / 2);
+    c.frame(frame::HEADERS, frame::END_STREAM, 1, a).await;
+    c.frame(frame::CONTINUATION, 0, 1, &[]).await;
+    c.frame(frame::CONTINUATION, frame::END_HEADERS, 1, b).await;
+    let head = c.until(frame::HEADERS, 1).await;
+    assert_eq!(c.status(&head), Some(200));
+
+    c.frame(frame::HEADERS, frame::END_STREAM, 3, a).await;
+    for _ in 0..=MAX_CONTINUATIONS {
+        c.frame(frame::CONTINUATION, 0, 3, &[]).await;
+    }
+    assert_eq!(goaway_code(&mut c).await, Some(frame::ENHANCE_YOUR_CALM));
 }
