@@ -824,11 +824,6 @@ where
             ..Stream::default()
         };
         self.streams.insert(id, st);
-        if end_stream {
-            self.start(id, req.map(|()| RequestBody::Whole(None)));
-            return Ok(());
-        }
-        // The body streams to the pipeline as it arrives.
         let declared = match req.headers().get(http::header::CONTENT_LENGTH) {
             None => None,
             Some(v) => match v.to_str().ok().and_then(|v| v.parse::<u64>().ok()) {
@@ -838,6 +833,15 @@ where
                 }
             },
         };
+        if end_stream {
+            // §8.1.1: a content-length the DATA (none) disagrees with is malformed.
+            if declared.is_some_and(|n| n != 0) {
+                return self.local_reset(id, frame::PROTOCOL_ERROR, body::Broken::LengthMismatch);
+            }
+            self.start(id, req.map(|()| RequestBody::Whole(None)));
+            return Ok(());
+        }
+        // The body streams to the pipeline as it arrives.
         if declared.is_some_and(|n| n > MAX_REQUEST_BODY) {
             // Refused before the request goes on: the client is told why, and what it still
             // sends is released at once; then the stream ends (RFC 9113 §8.1).
@@ -878,6 +882,7 @@ where
         let mut headers = HeaderMap::new();
         let mut cookie: Option<Vec<u8>> = None;
         let mut malformed = false;
+        let mut regular = false;
         let mut size = 0usize;
         let limit = self.opts.max_header_list_size;
         self.decoder
@@ -887,18 +892,48 @@ where
                     malformed = true;
                     return;
                 }
+                // RFC 9113 §8.2.1: no upper case in names; no leading or trailing whitespace
+                // in values (CR, LF and NUL anywhere are refused by HeaderValue below).
+                if name.iter().any(u8::is_ascii_uppercase)
+                    || value.first().zip(value.last()).is_some_and(|(a, b)| {
+                        matches!(a, b' ' | b'\t') || matches!(b, b' ' | b'\t')
+                    })
+                {
+                    malformed = true;
+                    return;
+                }
                 if name.first() == Some(&b':') {
-                    if !headers.is_empty() {
+                    // §8.3: pseudo-header fields come first, once each, and only these.
+                    if regular {
                         malformed = true;
                         return;
                     }
-                    match name {
-                        b":method" => method = Method::from_bytes(value).ok(),
-                        b":path" => path = Some(Bytes::copy_from_slice(value)),
-                        b":authority" => authority = HeaderValue::from_bytes(value).ok(),
-                        b":scheme" => scheme = true,
-                        _ => malformed = true,
-                    }
+                    let dup = match name {
+                        b":method" => method
+                            .replace(Method::from_bytes(value).map_err(|_| ()))
+                            .is_some(),
+                        b":path" => path.replace(Bytes::copy_from_slice(value)).is_some(),
+                        b":authority" => authority
+                            .replace(HeaderValue::from_bytes(value).map_err(|_| ()))
+                            .is_some(),
+                        b":scheme" => std::mem::replace(&mut scheme, true),
+                        _ => true,
+                    };
+                    malformed |= dup;
+                    return;
+                }
+                regular = true;
+                // §8.2.2: connection-specific fields, and TE other than "trailers".
+                if matches!(
+                    name,
+                    b"connection"
+                        | b"keep-alive"
+                        | b"proxy-connection"
+                        | b"transfer-encoding"
+                        | b"upgrade"
+                ) || (name == b"te" && value != b"trailers")
+                {
+                    malformed = true;
                     return;
                 }
                 if name == b"cookie" {
@@ -918,9 +953,23 @@ where
                 }
             })
             .map_err(|_| ConnError(frame::COMPRESSION_ERROR))?;
-        let (Some(method), Some(path), true, false) = (method, path, scheme, malformed) else {
+        let (Some(Ok(method)), Some(path), true, false) = (method, path, scheme, malformed) else {
             return Ok(None);
         };
+        let authority = match authority {
+            Some(Ok(a)) => Some(a),
+            Some(Err(())) => return Ok(None),
+            None => None,
+        };
+        // §8.3.1: ":path" is never empty for http and https.
+        if path.is_empty() {
+            return Ok(None);
+        }
+        // One content-length (§8.1.1); several are refused rather than guessed between.
+        let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
+        if lengths.next().is_some() && lengths.next().is_some() {
+            return Ok(None);
+        }
         if method == Method::CONNECT {
             return Ok(None);
         }

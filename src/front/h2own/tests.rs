@@ -370,3 +370,149 @@ async fn a_continuation_flood_is_cut_off() {
     }
     assert_eq!(goaway_code(&mut c).await, Some(frame::ENHANCE_YOUR_CALM));
 }
+
+fn block(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (n, v) in fields {
+        hpack::field(&mut b, n, v.as_bytes());
+    }
+    b
+}
+
+fn rst_code(f: &In) -> u32 {
+    u32::from_be_bytes(f.payload[..4].try_into().unwrap())
+}
+
+/// RFC 9113 §8.1.1, §8.2, §8.3: malformed requests are reset (PROTOCOL_ERROR) and never reach
+/// the pipeline; a body that disagrees with its content-length never completes there (so it
+/// is never passed upstream whole: the upstream request is aborted).
+#[tokio::test]
+async fn malformed_requests_are_reset_before_the_pipeline() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let completed = Arc::new(AtomicUsize::new(0));
+    let (s, d) = (started.clone(), completed.clone());
+    let mut c = Client::start(opts(), move |req: Request<RequestBody>, _| {
+        let (s, d) = (s.clone(), d.clone());
+        async move {
+            s.fetch_add(1, Ordering::SeqCst);
+            use http_body_util::BodyExt;
+            if req.into_body().collect().await.is_ok() {
+                d.fetch_add(1, Ordering::SeqCst);
+            }
+            ok()
+        }
+    })
+    .await;
+    c.sync().await;
+    let get = [(":method", "GET"), (":scheme", "http"), (":path", "/x")];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut f = get.to_vec();
+        f.extend_from_slice(extra);
+        f
+    };
+    let table: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("upper-case name", with(&[("X-Upper", "a")])),
+        ("connection", with(&[("connection", "keep-alive")])),
+        ("keep-alive", with(&[("keep-alive", "5")])),
+        ("proxy-connection", with(&[("proxy-connection", "x")])),
+        (
+            "transfer-encoding",
+            with(&[("transfer-encoding", "chunked")]),
+        ),
+        ("upgrade", with(&[("upgrade", "websocket")])),
+        ("te gzip", with(&[("te", "gzip")])),
+        ("no :method", vec![(":scheme", "http"), (":path", "/x")]),
+        ("no :scheme", vec![(":method", "GET"), (":path", "/x")]),
+        ("no :path", vec![(":method", "GET"), (":scheme", "http")]),
+        (
+            "empty :path",
+            vec![(":method", "GET"), (":scheme", "http"), (":path", "")],
+        ),
+        ("two :path", with(&[(":path", "/y")])),
+        (
+            "two :method",
+            vec![
+                (":method", "GET"),
+                (":method", "DELETE"),
+                (":scheme", "http"),
+                (":path", "/x"),
+            ],
+        ),
+        ("unknown pseudo", with(&[(":protocol", "websocket")])),
+        (
+            "pseudo after a field",
+            vec![
+                (":method", "GET"),
+                (":scheme", "http"),
+                ("x-a", "1"),
+                (":path", "/x"),
+            ],
+        ),
+        (
+            "pseudo after a cookie",
+            vec![
+                (":method", "GET"),
+                (":scheme", "http"),
+                ("cookie", "a=1"),
+                (":path", "/x"),
+            ],
+        ),
+        (
+            "CONNECT",
+            vec![(":method", "CONNECT"), (":authority", "kg:443")],
+        ),
+        ("CR in a value", with(&[("x-a", "a\rb")])),
+        ("LF in a value", with(&[("x-a", "a\nb")])),
+        ("NUL in a value", with(&[("x-a", "a\0b")])),
+        (
+            "CRLF in :authority",
+            with(&[(":authority", "kg\r\nx-a: b")]),
+        ),
+        ("leading space in a value", with(&[("x-a", " a")])),
+        (
+            "two content-lengths",
+            with(&[("content-length", "0"), ("content-length", "0")]),
+        ),
+        (
+            "content-length without DATA",
+            with(&[("content-length", "3")]),
+        ),
+    ];
+    for (i, (what, fields)) in table.iter().enumerate() {
+        let id = 1 + 2 * i as u32;
+        c.headers(id, true, &block(fields)).await;
+        let f = c.until(frame::RST_STREAM, id).await;
+        assert_eq!(rst_code(&f), frame::PROTOCOL_ERROR, "{what}");
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 0);
+
+    // Bodies shorter and longer than their content-length.
+    let mut id = 1 + 2 * table.len() as u32;
+    for (declared, sent) in [("10", 5usize), ("5", 10)] {
+        let post = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/x"),
+            ("content-length", declared),
+        ];
+        c.headers(id, false, &block(&post)).await;
+        c.frame(frame::DATA, frame::END_STREAM, id, &vec![b'a'; sent])
+            .await;
+        let f = c.until(frame::RST_STREAM, id).await;
+        assert_eq!(rst_code(&f), frame::PROTOCOL_ERROR, "{declared} vs {sent}");
+        id += 2;
+    }
+    // A well-formed one goes through whole.
+    let post = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/x"),
+        ("content-length", "5"),
+        ("te", "trailers"),
+    ];
+    c.headers(id, false, &block(&post)).await;
+    c.frame(frame::DATA, frame::END_STREAM, id, b"hello").await;
+    let head = c.until(frame::HEADERS, id).await;
+    assert_eq!(c.status(&head), Some(200));
+    assert_eq!(completed.load(Ordering::SeqCst), 1);
+}
