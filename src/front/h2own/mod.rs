@@ -616,8 +616,8 @@ where
             } else {
                 frame::FLOW_CONTROL_ERROR
             };
-            self.reset(head.stream, code);
-            return Ok(());
+            // The MadeYouReset vector (CVE-2025-8671): counted.
+            return self.local_reset(head.stream, code, body::Broken::Reset);
         }
         st.window += inc;
         if st.parked.is_some() {

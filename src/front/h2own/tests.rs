@@ -516,3 +516,45 @@ async fn malformed_requests_are_reset_before_the_pipeline() {
     assert_eq!(c.status(&head), Some(200));
     assert_eq!(completed.load(Ordering::SeqCst), 1);
 }
+
+/// MadeYouReset (CVE-2025-8671): streams kubeguard resets because the client broke the
+/// protocol (a zero WINDOW_UPDATE, a malformed head) are counted; one past
+/// `max_local_resets` is GOAWAY(ENHANCE_YOUR_CALM).
+#[tokio::test]
+async fn streams_reset_for_protocol_errors_are_counted() {
+    let o = H2Options {
+        max_local_resets: 5,
+        ..opts()
+    };
+    let mut c = Client::start(o, |req: Request<RequestBody>, _| async move {
+        std::future::pending::<()>().await;
+        drop(req);
+        ok()
+    })
+    .await;
+    c.sync().await;
+    let get = request("GET", "/x", &[]);
+    for i in 0..5u32 {
+        let id = 1 + 2 * i;
+        if i % 2 == 0 {
+            c.headers(id, true, &get).await;
+            c.frame(frame::WINDOW_UPDATE, 0, id, &0u32.to_be_bytes())
+                .await;
+        } else {
+            c.headers(id, true, &request("GET", "/x", &[("connection", "close")]))
+                .await;
+        }
+        let f = c.until(frame::RST_STREAM, id).await;
+        assert_eq!(rst_code(&f), frame::PROTOCOL_ERROR);
+    }
+    // A cancel by the client is not counted here (rapid reset has its own credit); the sixth
+    // local reset is.
+    c.headers(11, true, &get).await;
+    c.frame(frame::RST_STREAM, 0, 11, &frame::CANCEL.to_be_bytes())
+        .await;
+    assert!(c.sync().await.iter().all(|f| f.kind != frame::GOAWAY));
+    c.headers(13, true, &get).await;
+    c.frame(frame::WINDOW_UPDATE, 0, 13, &0u32.to_be_bytes())
+        .await;
+    assert_eq!(goaway_code(&mut c).await, Some(frame::ENHANCE_YOUR_CALM));
+}
