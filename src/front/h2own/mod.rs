@@ -75,6 +75,12 @@ const WBUF_HIGH: usize = 256 * 1024;
 /// kin: bytes alone do not bound it, empty frames cost work and add none). 128 carry a
 /// 1 MiB header list (`server.maxHeaderBytes`' default) in 8 KiB frames; clients send one or two.
 const MAX_CONTINUATIONS: usize = 128;
+/// A PING every this long while the connection is open (as hyper's `keep_alive_interval`)...
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// ...and the connection is closed when its ACK has not come within this.
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// The opaque data of kubeguard's keep-alive PINGs.
+const KEEPALIVE_PAYLOAD: &[u8; 8] = b"kgalive\0";
 /// Reads per wakeup before the task yields.
 const READ_BUDGET: usize = 32;
 
@@ -233,6 +239,9 @@ struct Conn<IO, H, F> {
     /// GOAWAY sent or received without error: no new streams, close once none are left.
     draining: bool,
     shutdown: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    /// When the next keep-alive PING goes, or (one outstanding) when the connection is dead.
+    keepalive: Pin<Box<tokio::time::Sleep>>,
+    ping_outstanding: bool,
 }
 
 /// Serves an HTTP/2 connection (the client preface not yet read) until it closes.
@@ -300,6 +309,8 @@ pub async fn serve<IO, H, F>(
         closing: false,
         draining: false,
         shutdown: Box::pin(shutdown.cancelled_owned()),
+        keepalive: Box::pin(tokio::time::sleep(KEEPALIVE_INTERVAL)),
+        ping_outstanding: false,
     };
     std::future::poll_fn(|cx| conn.poll(cx)).await
 }
@@ -315,6 +326,20 @@ where
             // 0. Request-body bytes the pipeline took: their window goes back to the client.
             self.shared.waker.register(cx.waker());
             self.take_released();
+            // Keep-alive: a PING every KEEPALIVE_INTERVAL; no ACK within KEEPALIVE_TIMEOUT and
+            // the peer is gone.
+            if self.keepalive.as_mut().poll(cx).is_ready() {
+                if self.ping_outstanding {
+                    tracing::debug!("h2 keep-alive PING not answered; closing");
+                    return Poll::Ready(());
+                }
+                frame::head(&mut self.wbuf, 8, frame::PING, 0, 0);
+                self.wbuf.extend_from_slice(KEEPALIVE_PAYLOAD);
+                self.ping_outstanding = true;
+                let at = tokio::time::Instant::now() + KEEPALIVE_TIMEOUT;
+                self.keepalive.as_mut().reset(at);
+                continue;
+            }
             if !self.draining && self.shutdown.as_mut().poll(cx).is_ready() {
                 frame::goaway(&mut self.wbuf, self.last_stream, frame::NO_ERROR);
                 self.draining = true;
@@ -511,6 +536,10 @@ where
                 }
                 if head.flags & frame::ACK == 0 {
                     frame::ping_ack(&mut self.wbuf, payload);
+                } else if self.ping_outstanding && payload == KEEPALIVE_PAYLOAD {
+                    self.ping_outstanding = false;
+                    let at = tokio::time::Instant::now() + KEEPALIVE_INTERVAL;
+                    self.keepalive.as_mut().reset(at);
                 }
                 Ok(())
             }

@@ -110,9 +110,9 @@ impl Client {
                     });
                 }
             }
-            let n = tokio::time::timeout(Duration::from_secs(10), self.io.read_buf(&mut self.rbuf))
+            let n = tokio::time::timeout(Duration::from_secs(60), self.io.read_buf(&mut self.rbuf))
                 .await
-                .expect("a frame within 10 s")
+                .expect("a frame within 60 s")
                 .unwrap_or(0);
             if n == 0 {
                 return None;
@@ -134,7 +134,7 @@ impl Client {
         got
     }
 
-    /// The next frame of `kind` on `stream` (each frame waited for at most 10 s).
+    /// The next frame of `kind` on `stream` (each frame waited for at most 60 s).
     async fn until(&mut self, kind: u8, stream: u32) -> In {
         loop {
             let f = self.next().await.expect("the connection is open");
@@ -557,4 +557,23 @@ async fn streams_reset_for_protocol_errors_are_counted() {
     c.frame(frame::WINDOW_UPDATE, 0, 13, &0u32.to_be_bytes())
         .await;
     assert_eq!(goaway_code(&mut c).await, Some(frame::ENHANCE_YOUR_CALM));
+}
+
+/// Keep-alive (paused clock): a PING every 30 s; answered, the connection stays; unanswered
+/// for 20 s, it is closed.
+#[tokio::test(start_paused = true)]
+async fn keep_alive_pings_and_closes_a_silent_peer() {
+    let mut c = Client::start(opts(), |_req: Request<RequestBody>, _| async { ok() }).await;
+    c.sync().await;
+    let start = tokio::time::Instant::now();
+    let ping = c.until(frame::PING, 0).await;
+    assert_eq!(ping.flags & frame::ACK, 0);
+    assert_eq!(start.elapsed(), KEEPALIVE_INTERVAL);
+    c.frame(frame::PING, frame::ACK, 0, &ping.payload).await;
+    let again = c.until(frame::PING, 0).await;
+    assert_eq!(start.elapsed(), KEEPALIVE_INTERVAL * 2);
+    // Not answered: closed KEEPALIVE_TIMEOUT later.
+    drop(again);
+    while c.next().await.is_some() {}
+    assert_eq!(start.elapsed(), KEEPALIVE_INTERVAL * 2 + KEEPALIVE_TIMEOUT);
 }
