@@ -13,10 +13,22 @@
 //! HPACK: decoded by `hdecode` (loona-hpack was tried first: its Huffman decoder builds a hash
 //! map for every string, ~200k instructions per request), encoded by `hpack` (literals only).
 //!
-//! Not done (a prototype): request bodies are read whole before the pipeline sees the request
-//! (bounded by `MAX_REQUEST_BODY`), no server PING keep-alive, no idle timeout, no rapid-reset
-//! or SETTINGS/PING flood limits, no extended CONNECT (RFC 8441), no strict validation of
-//! field names (upper case, connection-specific fields in requests).
+//! Opt-in: `server.h2Server: kubeguard` (default `hyper`), for connections the HTTP/1.1 front
+//! end serves (TLS with ALPN h2, and h2c with prior knowledge handed over).
+//!
+//! Hardening: request bodies stream to the pipeline as they arrive and flow-control window is
+//! given back only as the pipeline takes (or drops) bytes, so one connection holds at most
+//! `CONN_RECV_WINDOW` (8 MiB) of request bodies; a body over `MAX_REQUEST_BODY` is refused
+//! (413 when declared, RST_STREAM(CANCEL) when it arrives); malformed requests (RFC 9113
+//! §8.1.1, §8.2, §8.3, content-length disagreeing with DATA) are reset with PROTOCOL_ERROR;
+//! rapid reset (CVE-2023-44487, `server.h2MaxPendingAcceptResets`), MadeYouReset
+//! (CVE-2025-8671, `server.h2MaxLocalErrorResets`) and CONTINUATION floods (bytes and
+//! `MAX_CONTINUATIONS` frames per block) end in GOAWAY(ENHANCE_YOUR_CALM); keep-alive PING
+//! every 30 s, closed without ACK in 20 s.
+//!
+//! Not done: no idle timeout, no SETTINGS/PING/WINDOW_UPDATE flood limits (each costs a
+//! small reply or nothing, bounded by `WBUF_HIGH` back-pressure), no extended CONNECT
+//! (RFC 8441), request trailers are not passed on.
 
 mod body;
 mod frame;
@@ -884,9 +896,6 @@ where
             )
             .into_response();
             self.respond(id, resp, cx);
-            if !self.streams.contains_key(&id) {
-                frame::rst_stream(&mut self.wbuf, id, frame::NO_ERROR);
-            }
             return Ok(());
         }
         let (feed, body) = body::channel(id, self.shared.clone(), declared);
@@ -1074,7 +1083,7 @@ where
         }
         self.hblock = block;
         if end {
-            self.streams.remove(&id);
+            self.finish(id);
             return;
         }
         self.drive_body(id, body, cx);
@@ -1168,7 +1177,7 @@ where
             st.window -= n as i64;
             if last {
                 if end {
-                    self.streams.remove(&id);
+                    self.finish(id);
                 }
                 return;
             }
@@ -1202,6 +1211,17 @@ where
                 break;
             }
             self.resume(id, cx);
+        }
+    }
+
+    /// The response is complete. A request body still arriving (or being discarded) is not
+    /// wanted any more: RST_STREAM(NO_ERROR) tells the client to stop (RFC 9113 §8.1), and
+    /// the body, should the pipeline still hold it, ends in an error.
+    fn finish(&mut self, id: u32) {
+        if let Some(st) = self.streams.remove(&id)
+            && (st.receiving.is_some() || st.discard)
+        {
+            frame::rst_stream(&mut self.wbuf, id, frame::NO_ERROR);
         }
     }
 

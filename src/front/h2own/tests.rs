@@ -313,6 +313,12 @@ async fn bodies_past_the_per_request_cap() {
         .expect("an answer");
     assert_eq!(c.status(head), Some(413));
     assert_eq!(seen.load(Ordering::SeqCst), 0);
+    // Then the client is told to stop sending (RST_STREAM(NO_ERROR), RFC 9113 §8.1).
+    let rst = got
+        .iter()
+        .find(|f| f.kind == frame::RST_STREAM && f.stream == 1)
+        .expect("RST_STREAM");
+    assert_eq!(rst_code(rst), frame::NO_ERROR);
 
     // Undeclared: stream 3 sends more than the cap (windows come back as the body is read).
     c.headers(3, false, &request("POST", "/x", &[])).await;
