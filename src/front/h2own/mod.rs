@@ -254,6 +254,10 @@ struct Conn<IO, H, F> {
     /// When the next keep-alive PING goes, or (one outstanding) when the connection is dead.
     keepalive: Pin<Box<tokio::time::Sleep>>,
     ping_outstanding: bool,
+    /// Bytes were read since the keep-alive PING went, or written while reading was stopped
+    /// (a full output buffer stops reading, so its ACK may wait behind a large answer): the
+    /// peer is there, only slow.
+    alive: bool,
 }
 
 /// Serves an HTTP/2 connection (the client preface not yet read) until it closes.
@@ -323,6 +327,7 @@ pub async fn serve<IO, H, F>(
         shutdown: Box::pin(shutdown.cancelled_owned()),
         keepalive: Box::pin(tokio::time::sleep(KEEPALIVE_INTERVAL)),
         ping_outstanding: false,
+        alive: false,
     };
     std::future::poll_fn(|cx| conn.poll(cx)).await
 }
@@ -342,12 +347,18 @@ where
             // the peer is gone.
             if self.keepalive.as_mut().poll(cx).is_ready() {
                 if self.ping_outstanding {
-                    tracing::debug!("h2 keep-alive PING not answered; closing");
-                    return Poll::Ready(());
+                    if !std::mem::take(&mut self.alive) {
+                        tracing::debug!("h2 keep-alive PING not answered; closing");
+                        return Poll::Ready(());
+                    }
+                    let at = tokio::time::Instant::now() + KEEPALIVE_TIMEOUT;
+                    self.keepalive.as_mut().reset(at);
+                    continue;
                 }
                 frame::head(&mut self.wbuf, 8, frame::PING, 0, 0);
                 self.wbuf.extend_from_slice(KEEPALIVE_PAYLOAD);
                 self.ping_outstanding = true;
+                self.alive = false;
                 let at = tokio::time::Instant::now() + KEEPALIVE_TIMEOUT;
                 self.keepalive.as_mut().reset(at);
                 continue;
@@ -376,7 +387,7 @@ where
                     match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
                     {
                         Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
-                        Poll::Ready(Ok(_)) => {}
+                        Poll::Ready(Ok(_)) => self.alive = true,
                         Poll::Pending => break,
                     }
                 }
@@ -415,6 +426,9 @@ where
                 match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
                     Poll::Ready(Ok(n)) => {
+                        // While reading is stopped (output past WBUF_HIGH), the peer taking
+                        // our output is what shows it is there.
+                        self.alive |= self.wbuf.len() >= WBUF_HIGH;
                         self.wpos += n;
                         self.need_flush = true;
                     }
