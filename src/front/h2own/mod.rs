@@ -846,12 +846,16 @@ where
             self.decoder
                 .decode(block, |_, _| {})
                 .map_err(|_| ConnError(frame::COMPRESSION_ERROR))?;
-            let receiving = self
-                .streams
-                .get(&id)
-                .is_some_and(|st| st.receiving.is_some());
-            if !receiving {
-                return Err(ConnError(frame::STREAM_CLOSED));
+            match self.streams.get(&id) {
+                // Closed by us (answered, or reset): frames that cross ours are ignored
+                // (RFC 9113 §5.1), and so are a discarded body's.
+                None => return Ok(()),
+                Some(st) if st.discard => return Ok(()),
+                // Half-closed (remote): STREAM_CLOSED.
+                Some(st) if st.receiving.is_none() => {
+                    return self.local_reset(id, frame::STREAM_CLOSED, body::Broken::Reset);
+                }
+                Some(_) => {}
             }
             if !end_stream {
                 return self.local_reset(id, frame::PROTOCOL_ERROR, body::Broken::Reset);

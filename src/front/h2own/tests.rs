@@ -508,7 +508,11 @@ async fn malformed_requests_are_reset_before_the_pipeline() {
         assert_eq!(rst_code(&f), frame::PROTOCOL_ERROR, "{declared} vs {sent}");
         id += 2;
     }
-    // A well-formed one goes through whole.
+    // Trailers on a stream already reset by kubeguard are ignored (RFC 9113 §5.1), not a
+    // connection error.
+    c.headers(id - 2, true, &block(&[("x-trailer", "1")])).await;
+    assert!(c.sync().await.iter().all(|f| f.kind != frame::GOAWAY));
+    // A well-formed one goes through whole, its trailers ending it.
     let post = [
         (":method", "POST"),
         (":scheme", "http"),
@@ -517,7 +521,8 @@ async fn malformed_requests_are_reset_before_the_pipeline() {
         ("te", "trailers"),
     ];
     c.headers(id, false, &block(&post)).await;
-    c.frame(frame::DATA, frame::END_STREAM, id, b"hello").await;
+    c.frame(frame::DATA, 0, id, b"hello").await;
+    c.headers(id, true, &block(&[("x-trailer", "1")])).await;
     let head = c.until(frame::HEADERS, id).await;
     assert_eq!(c.status(&head), Some(200));
     assert_eq!(completed.load(Ordering::SeqCst), 1);
