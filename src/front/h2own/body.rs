@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -18,6 +19,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// wake the connection's task about them.
 #[derive(Default)]
 pub(super) struct ConnShared {
+    /// Something was released: the connection's loop takes the lock only then.
+    pending: AtomicBool,
     released: Mutex<Vec<(u32, usize)>>,
     pub(super) waker: AtomicWaker,
 }
@@ -31,11 +34,15 @@ impl ConnShared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((id, n));
+        self.pending.store(true, Ordering::Release);
         self.waker.wake();
     }
 
     /// The bytes released since the last call, by stream.
     pub(super) fn take_released(&self, into: &mut Vec<(u32, usize)>) {
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return;
+        }
         let mut released = self.released.lock().unwrap_or_else(PoisonError::into_inner);
         into.append(&mut released);
     }
