@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 
 use crate::cost::Accounting;
 use crate::metrics::Metrics;
@@ -39,7 +38,10 @@ impl Admin {
         self
     }
 
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<crate::upstream::RequestBody>,
+    ) -> Response<ProxyBody> {
         match req.uri().path() {
             "/healthz" | "/livez" => text(StatusCode::OK, "ok".into()),
             "/readyz" => match self.upstream_ready().await {

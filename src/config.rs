@@ -84,6 +84,12 @@ pub struct ServerSection {
     /// it the connection gets GOAWAY ("MadeYouReset", CVE-2025-8671).
     #[serde(default = "default_h2_local_error_resets")]
     pub h2_max_local_error_resets: usize,
+    /// Which HTTP/2 server serves h2 clients (TLS with ALPN h2, and h2c with prior knowledge
+    /// handed over by the HTTP/1.1 front end): `hyper` (the h2 crate's, long hardened; the
+    /// default) or `kubeguard` (kubeguard's own, `front/h2own`, fewer instructions per request;
+    /// needs `http1FrontEnd: true`).
+    #[serde(default = "default_h2_server")]
+    pub h2_server: H2ServerSetting,
     /// On SIGTERM, how long in-flight requests may finish before remaining streams are closed.
     #[serde(default = "default_grace", with = "duration")]
     pub shutdown_grace_period: Duration,
@@ -95,6 +101,18 @@ pub struct ServerSection {
     /// end; default one per core. `0` serves connections on the main runtime's shared threads.
     #[serde(default)]
     pub connection_workers: Option<usize>,
+}
+
+/// `server.h2Server`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum H2ServerSetting {
+    Hyper,
+    Kubeguard,
+}
+
+fn default_h2_server() -> H2ServerSetting {
+    H2ServerSetting::Hyper
 }
 
 fn default_true() -> bool {
@@ -300,6 +318,7 @@ impl FileConfig {
             h2_max_concurrent_streams: self.server.h2_max_concurrent_streams,
             h2_max_pending_accept_resets: self.server.h2_max_pending_accept_resets,
             h2_max_local_error_resets: self.server.h2_max_local_error_resets,
+            own_h2_server: self.server.h2_server == H2ServerSetting::Kubeguard,
         }
     }
 
@@ -457,6 +476,24 @@ mod tests {
         assert_eq!(duration::parse("2").unwrap(), Duration::from_secs(2));
         assert!(duration::parse("-1s").is_err());
         assert!(duration::parse("1y").is_err());
+    }
+
+    #[test]
+    fn h2_server_defaults_to_hyper_and_names_its_key() {
+        assert!(
+            !FileConfig::from_yaml("", "x")
+                .unwrap()
+                .limits()
+                .own_h2_server
+        );
+        let c = FileConfig::from_yaml("server:\n  h2Server: kubeguard\n", "x").unwrap();
+        assert!(c.limits().own_h2_server);
+        let c = FileConfig::from_yaml("server:\n  h2Server: hyper\n", "x").unwrap();
+        assert!(!c.limits().own_h2_server);
+        let err = FileConfig::from_yaml("server:\n  h2Server: nginx\n", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.h2Server"), "{err}");
     }
 
     #[test]

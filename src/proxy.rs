@@ -31,7 +31,7 @@ use crate::observe::{BodyKind, Scanner};
 use crate::policy::engine::PolicyEngine;
 use crate::request::{ApiRequest, Target, Verb, classify};
 use crate::status::Status;
-use crate::upstream::{Upstream, UpstreamBody, UpstreamError, error_chain};
+use crate::upstream::{RequestBody, Upstream, UpstreamBody, UpstreamError, error_chain};
 
 /// What a client connection tells the pipeline about itself.
 #[derive(Clone, Debug)]
@@ -155,7 +155,7 @@ impl Proxy {
     /// Serves one request. Never fails: every error becomes a Kubernetes `Status` response.
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: Arc<ConnInfo>,
     ) -> Response<ProxyBody> {
         let start = Instant::now();
@@ -499,7 +499,7 @@ impl Proxy {
         api: &ApiRequest,
         caller: &Caller,
         audit_id: &HeaderValue,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: &ConnInfo,
     ) -> Response<ProxyBody> {
         let req = match self.read_body_for_guards(api, req).await {
@@ -647,7 +647,7 @@ impl Proxy {
     async fn read_body_for_guards(
         &self,
         api: &ApiRequest,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<Request<UpstreamBody>, Response<ProxyBody>> {
         let Some(limit) = self.engine.guards.body_limit(api) else {
             return Ok(req.map(UpstreamBody::Left));

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Metrics;
 use crate::proxy::ConnInfo;
+use crate::upstream::RequestBody;
 
 /// Limits that protect the accept path.
 #[derive(Clone, Debug)]
@@ -41,6 +42,9 @@ pub struct ServerLimits {
     /// "MadeYouReset" (CVE-2025-8671): streams the server itself reset because the client broke
     /// the protocol, per connection; one more and the connection gets GOAWAY.
     pub h2_max_local_error_resets: usize,
+    /// h2 served by kubeguard's own server (`front/h2own`, `server.h2Server: kubeguard`)
+    /// instead of hyper's; only where the HTTP/1.1 front end serves the connection.
+    pub own_h2_server: bool,
 }
 
 impl Default for ServerLimits {
@@ -55,6 +59,7 @@ impl Default for ServerLimits {
             h2_max_pending_accept_resets: 20,
             // hyper's default since the MadeYouReset fix, likewise.
             h2_max_local_error_resets: 1024,
+            own_h2_server: false,
         }
     }
 }
@@ -150,7 +155,7 @@ pub async fn serve<H, F>(
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) where
-    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
 {
     let builder = Arc::new(http_builder(&limits));
@@ -205,6 +210,14 @@ pub async fn serve<H, F>(
             proxy,
             opts: front_opts.clone(),
             shutdown: front_shutdown.clone(),
+            h2: limits
+                .own_h2_server
+                .then_some(crate::front::h2own::H2Options {
+                    max_concurrent_streams: limits.h2_max_concurrent_streams,
+                    max_header_list_size: limits.max_header_bytes,
+                    max_early_resets: limits.h2_max_pending_accept_resets,
+                    max_local_resets: limits.h2_max_local_error_resets,
+                }),
         });
         // A worker's connection is registered with the worker's own reactor, so its readiness
         // wakes that thread directly (through the main runtime's it would cost a cross-thread
@@ -289,14 +302,14 @@ fn service<H, F>(
 > + Send
 + 'static
 where
-    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
 {
     let conn_info = Arc::new(conn_info);
     hyper::service::service_fn(move |req| {
         // Boxed once here: the request's future is large (identify, decide, forward), and hyper
         // moves what it is given into a task of its own per h2 stream.
-        let fut = Box::pin(handler(req, conn_info.clone()));
+        let fut = Box::pin(handler(req.map(RequestBody::Hyper), conn_info.clone()));
         async move { Ok::<_, std::convert::Infallible>(fut.await) }
     })
 }
@@ -306,6 +319,8 @@ struct Front {
     proxy: Arc<crate::proxy::Proxy>,
     opts: crate::front::FrontOptions,
     shutdown: tokio_util::sync::CancellationToken,
+    /// `Some`: h2 is served by kubeguard's own server (`server.h2Server: kubeguard`).
+    h2: Option<crate::front::h2own::H2Options>,
 }
 
 async fn serve_connection<H, F>(
@@ -317,7 +332,7 @@ async fn serve_connection<H, F>(
     watcher: hyper_util::server::graceful::Watcher,
     metrics: &Metrics,
 ) where
-    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
 {
     match tls {
@@ -348,6 +363,21 @@ async fn serve_connection<H, F>(
                     .map(|c| Arc::from(c.as_ref()));
                 let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 match front {
+                    // EXPERIMENT (h2exp): kubeguard's own h2 server instead of hyper's.
+                    Some(Front {
+                        h2: Some(opts),
+                        shutdown,
+                        ..
+                    }) if h2 => {
+                        crate::front::h2own::serve(
+                            tls_stream,
+                            handler,
+                            Arc::new(conn_info),
+                            opts,
+                            shutdown,
+                        )
+                        .await
+                    }
                     Some(front) if !h2 => {
                         serve_front(tls_stream, front, conn_info, builder, handler, watcher).await
                     }
@@ -373,7 +403,7 @@ async fn serve_hyper<IO, H, F>(
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
 {
     let service = service(conn_info, handler);
@@ -393,13 +423,30 @@ async fn serve_front<IO, H, F>(
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<crate::proxy::ProxyBody>> + Send + 'static,
 {
     let conn = Arc::new(conn_info.clone());
+    let h2_conn = conn.clone();
+    let (h2, h2_shutdown) = (front.h2, front.shutdown.clone());
     // hyper's connection state is boxed: only connections handed over need it.
     crate::front::serve(io, front.proxy, conn, front.opts, front.shutdown, |io| {
-        Box::pin(serve_hyper(io, builder, conn_info, handler, watcher))
+        // EXPERIMENT (h2exp): h2 with prior knowledge goes to kubeguard's own h2 server.
+        if let Some(h2) = h2
+            && io.buffered().starts_with(crate::front::h2own::PREFACE)
+        {
+            futures_util::future::Either::Left(Box::pin(crate::front::h2own::serve(
+                io,
+                handler,
+                h2_conn,
+                h2,
+                h2_shutdown,
+            )))
+        } else {
+            futures_util::future::Either::Right(Box::pin(serve_hyper(
+                io, builder, conn_info, handler, watcher,
+            )))
+        }
     })
     .await
 }

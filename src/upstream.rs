@@ -37,7 +37,54 @@ use tower::{BoxError, Layer, ServiceExt};
 
 /// The body of every request kubeguard sends upstream: the client's own body streamed through,
 /// or a small body kubeguard made itself (probes, reviews).
-pub type UpstreamBody = http_body_util::Either<Incoming, Full<Bytes>>;
+pub type UpstreamBody = http_body_util::Either<RequestBody, Full<Bytes>>;
+
+/// A client's request body: hyper's, one arriving through kubeguard's own h2 server
+/// (`front/h2own`, released to the client's flow control as it is taken), or a body given
+/// whole (`None`: the request had none).
+pub enum RequestBody {
+    Hyper(Incoming),
+    H2(crate::front::h2own::H2Body),
+    Whole(Option<Bytes>),
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RequestBody::Hyper(b) => std::pin::Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(BoxError::from))),
+            RequestBody::H2(b) => std::pin::Pin::new(b).poll_frame(cx),
+            RequestBody::Whole(b) => {
+                std::task::Poll::Ready(b.take().map(|b| Ok(http_body::Frame::data(b))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Hyper(b) => b.is_end_stream(),
+            RequestBody::H2(b) => b.is_end_stream(),
+            RequestBody::Whole(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            RequestBody::Hyper(b) => b.size_hint(),
+            RequestBody::H2(b) => b.size_hint(),
+            RequestBody::Whole(b) => {
+                http_body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
 
 /// Why the upstream could not be set up or reached.
 #[derive(Debug, thiserror::Error)]

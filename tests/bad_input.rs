@@ -29,6 +29,8 @@ const KG_YAML: &str = "  headerReadTimeout: 1s\n";
 const TLS_HANDSHAKE_YAML: &str = "  tlsHandshakeTimeout: 1s\n";
 /// A lowered rapid-reset limit.
 const LOW_RESETS_YAML: &str = "  h2MaxPendingAcceptResets: 2\n";
+/// kubeguard's own h2 server (`server.h2Server: kubeguard`) instead of hyper's.
+const OWN_H2_YAML: &str = "  h2Server: kubeguard\n";
 
 struct Env {
     sim: RunningSim,
@@ -340,6 +342,27 @@ async fn h2_rapid_reset_is_cut_off_with_a_lowered_limit() {
     rapid_reset_is_cut_off(env_with(LOW_RESETS_YAML).await, STREAMS / 10).await;
 }
 
+/// The same floods against kubeguard's own h2 server.
+#[tokio::test]
+async fn h2_rapid_reset_is_cut_off_by_the_own_h2_server() {
+    rapid_reset_is_cut_off(env_with(OWN_H2_YAML).await, STREAMS / 10).await;
+    let low = format!("{OWN_H2_YAML}{LOW_RESETS_YAML}");
+    rapid_reset_is_cut_off(env_with(&low).await, STREAMS / 10).await;
+}
+
+/// `server.h2MaxPendingAcceptResets` takes effect on the own h2 server too.
+#[tokio::test]
+async fn h2_pending_accept_resets_limit_is_configurable_on_the_own_h2_server() {
+    let env = env_with(OWN_H2_YAML).await;
+    assert!(reset_burst_is_cut_off(&env).await.is_none());
+    env.shutdown().await;
+    let env = env_with(&format!("{OWN_H2_YAML}{LOW_RESETS_YAML}")).await;
+    let cut = reset_burst_is_cut_off(&env).await;
+    assert_eq!(cut, Some(h2::Reason::ENHANCE_YOUR_CALM));
+    env.assert_served().await;
+    env.shutdown().await;
+}
+
 /// `server.h2MaxPendingAcceptResets` takes effect: a burst of 15 cancelled streams (one write,
 /// read by the server before it accepts any) is within the default 20 and the connection goes
 /// on serving; lowered to 2, the same burst gets GOAWAY(ENHANCE_YOUR_CALM).
@@ -465,7 +488,15 @@ fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
 /// kubeguard's memory for them is bounded by backpressure, and others are served meanwhile.
 #[tokio::test]
 async fn h2_settings_and_ping_floods_do_not_touch_other_clients() {
-    let env = env().await;
+    settings_and_ping_floods_do_not_touch_other_clients(env().await).await;
+}
+
+#[tokio::test]
+async fn h2_settings_and_ping_floods_do_not_touch_other_clients_of_the_own_h2_server() {
+    settings_and_ping_floods_do_not_touch_other_clients(env_with(OWN_H2_YAML).await).await;
+}
+
+async fn settings_and_ping_floods_do_not_touch_other_clients(env: Env) {
     let mut flood = Vec::new();
     flood.extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
     flood.extend(frame(0x4, 0, &[]));

@@ -22,6 +22,11 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with("").await
+}
+
+/// The environment with `server:` keys added to kubeguard's config.
+async fn env_with(server_yaml: &str) -> Env {
     let sim = kubeguard::sim::start(SimOptions {
         nodes: 3,
         namespaces: 4,
@@ -34,7 +39,7 @@ async fn env() -> Env {
     })
     .await
     .unwrap();
-    let kg = common::start_kubeguard(&sim.url, "").await;
+    let kg = common::start_kubeguard(&sim.url, server_yaml).await;
     let dir = tempfile::tempdir().unwrap();
     let direct = dir.path().join("direct.kubeconfig");
     std::fs::write(&direct, sim.kubeconfig_yaml(None)).unwrap();
@@ -146,7 +151,17 @@ async fn reads_are_identical_through_kubeguard() {
 
 #[tokio::test]
 async fn writes_through_kubeguard_land_in_the_apiserver() {
-    let e = env().await;
+    writes_land_in_the_apiserver(env().await).await;
+}
+
+/// The same through kubeguard's own h2 server (`server.h2Server: kubeguard`): kubectl speaks
+/// h2 over TLS, and its request bodies stream through the own server's flow control.
+#[tokio::test]
+async fn writes_through_the_own_h2_server_land_in_the_apiserver() {
+    writes_land_in_the_apiserver(env_with("  h2Server: kubeguard\n").await).await;
+}
+
+async fn writes_land_in_the_apiserver(e: Env) {
     let g = &e.guarded;
     kubectl(g, &["create", "namespace", "e2e"]).await;
     let dir = tempfile::tempdir().unwrap();

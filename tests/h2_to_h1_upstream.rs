@@ -170,8 +170,19 @@ async fn h2_requests_reuse_kept_http1_connections() {
 
 #[tokio::test]
 async fn request_bodies_travel_with_a_length_or_chunked() {
+    bodies_travel_with_a_length_or_chunked("").await;
+}
+
+/// The same through kubeguard's own h2 server (`server.h2Server: kubeguard`), whose request
+/// bodies stream as their DATA frames arrive.
+#[tokio::test]
+async fn request_bodies_travel_with_a_length_or_chunked_through_the_own_h2_server() {
+    bodies_travel_with_a_length_or_chunked("  h2Server: kubeguard\n").await;
+}
+
+async fn bodies_travel_with_a_length_or_chunked(kg_yaml: &str) {
     let up = start_upstream(false).await;
-    let kg = start_kubeguard(&format!("http://{}", up.addr), "").await;
+    let kg = start_kubeguard(&format!("http://{}", up.addr), kg_yaml).await;
     let url = tls_url(&kg);
 
     // A body of known length (the h2 client sends content-length).

@@ -12,6 +12,7 @@
 pub mod chunked;
 mod conn;
 pub mod framing;
+pub mod h2own;
 pub mod head;
 pub mod pooled;
 mod prepend;

@@ -124,7 +124,7 @@ enum Outgoing {
     None,
     Whole(Bytes),
     /// Passed on frame by frame; `Some(n)`: the client declared its length.
-    Stream(hyper::body::Incoming, Option<u64>),
+    Stream(crate::upstream::RequestBody, Option<u64>),
 }
 
 async fn exchange(
@@ -228,7 +228,7 @@ fn content_length(out: &mut Vec<u8>, n: u64) {
 async fn stream_body(
     io: &mut H1Io,
     head: &[u8],
-    mut body: hyper::body::Incoming,
+    mut body: crate::upstream::RequestBody,
     chunked: bool,
 ) -> io::Result<()> {
     use http_body_util::BodyExt;

@@ -18,6 +18,11 @@ impl<IO> Prepend<IO> {
     pub fn new(io: IO, read: Vec<u8>) -> Self {
         Prepend { read, pos: 0, io }
     }
+
+    /// What was read and not yet given back.
+    pub fn buffered(&self) -> &[u8] {
+        &self.read[self.pos..]
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Prepend<IO> {
