@@ -363,7 +363,7 @@ async fn serve_connection<H, F>(
                     .map(|c| Arc::from(c.as_ref()));
                 let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 match front {
-                    // EXPERIMENT (h2exp): kubeguard's own h2 server instead of hyper's.
+                    // `server.h2Server: kubeguard`: kubeguard's own h2 server instead of hyper's.
                     Some(Front {
                         h2: Some(opts),
                         shutdown,
@@ -431,7 +431,7 @@ async fn serve_front<IO, H, F>(
     let (h2, h2_shutdown) = (front.h2, front.shutdown.clone());
     // hyper's connection state is boxed: only connections handed over need it.
     crate::front::serve(io, front.proxy, conn, front.opts, front.shutdown, |io| {
-        // EXPERIMENT (h2exp): h2 with prior knowledge goes to kubeguard's own h2 server.
+        // `server.h2Server: kubeguard`: h2 with prior knowledge goes to kubeguard's own h2 server.
         if let Some(h2) = h2
             && io.buffered().starts_with(crate::front::h2own::PREFACE)
         {

@@ -1,4 +1,4 @@
-//! EXPERIMENT (branch h2exp): kubeguard's own h2 server (`src/front/h2own`) in front of the
+//! kubeguard's own h2 server (`src/front/h2own`, `server.h2Server: kubeguard`) in front of the
 //! emulator, driven by the `h2` crate (h2 with prior knowledge on the plain loopback listener)
 //! and by hyper's and the kube crate's h2 clients over TLS.
 #![allow(clippy::unwrap_used)]
