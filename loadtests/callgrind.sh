@@ -7,6 +7,7 @@
 #   bash loadtests/callgrind.sh              # 20,000 GETs each; prints instructions/request
 #   N=5000 ONLY=kubeguard bash loadtests/callgrind.sh
 #   PROTO=h2 bash loadtests/callgrind.sh     # h2 (prior knowledge, 4 connections x 8 streams)
+#   KUBEGUARD_CONFIG=loadtests/h2-own.yaml PROTO=h2 ONLY=kubeguard bash loadtests/callgrind.sh
 #   callgrind_annotate --inclusive=yes target/callgrind/kubeguard.out | head -80
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -76,4 +77,5 @@ if [ "${ONLY:-}" != kubeguard ]; then
   measure minproxy "$MIN_PORT" "$BIN/minproxy" --listen "127.0.0.1:$MIN_PORT" --upstream "http://127.0.0.1:$UP_PORT"
 fi
 RUST_LOG=warn measure kubeguard "$KG_PORT" "$ROOT/target/release/kubeguard" serve \
-  --listen "http://127.0.0.1:$KG_PORT" --admin-listen 127.0.0.1:0 --kubeconfig "$OUT/kubeconfig"
+  --listen "http://127.0.0.1:$KG_PORT" --admin-listen 127.0.0.1:0 --kubeconfig "$OUT/kubeconfig" \
+  ${KUBEGUARD_CONFIG:+--config "$(realpath "$KUBEGUARD_CONFIG")"}

@@ -94,7 +94,13 @@ struct Huffman {
     count: [u32; 31],
     offset: [u32; 31],
     syms: [u16; 257],
+    /// The symbol whose code (of at most 8 bits) starts the next 8 bits, and its length; length
+    /// 0 when the code is longer. Most of a path, a name or a token has codes of 5 to 8 bits.
+    fast: [(u8, u8); 256],
 }
+
+/// Codes no longer than this are decoded with one look-up in `Huffman::fast`.
+const FAST_BITS: u32 = 8;
 
 fn huffman() -> &'static Huffman {
     static H: OnceLock<Huffman> = OnceLock::new();
@@ -104,6 +110,7 @@ fn huffman() -> &'static Huffman {
             count: [0; 31],
             offset: [0; 31],
             syms: [0; 257],
+            fast: [(0, 0); 256],
         };
         for &l in &LENS {
             h.count[usize::from(l)] += 1;
@@ -121,6 +128,17 @@ fn huffman() -> &'static Huffman {
             h.syms[next[l] as usize] = sym as u16;
             next[l] += 1;
         }
+        for l in 1..=FAST_BITS {
+            let i = l as usize;
+            for k in 0..h.count[i] {
+                let (code, sym) = (h.first[i] + k, h.syms[(h.offset[i] + k) as usize]);
+                // Every 8-bit value that starts with this code (EOS, 256, is 30 bits long).
+                let from = (code << (FAST_BITS - l)) as usize;
+                for slot in &mut h.fast[from..from + (1 << (FAST_BITS - l))] {
+                    *slot = (sym as u8, l as u8);
+                }
+            }
+        }
         h
     })
 }
@@ -134,6 +152,15 @@ pub fn huffman_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         acc = (acc << 8) | u64::from(b);
         nbits += 8;
         'symbols: while nbits >= 5 {
+            if nbits >= FAST_BITS {
+                let (sym, l) = h.fast[((acc >> (nbits - FAST_BITS)) & 0xff) as usize];
+                if l != 0 {
+                    out.push(sym);
+                    nbits -= u32::from(l);
+                    acc &= (1u64 << nbits) - 1;
+                    continue 'symbols;
+                }
+            }
             for l in 5..=nbits.min(30) {
                 let code = ((acc >> (nbits - l)) & ((1u64 << l) - 1)) as u32;
                 let i = l as usize;
@@ -344,6 +371,65 @@ mod tests {
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
             .collect()
+    }
+
+    /// Huffman-codes `input` with the canonical codes of `LENS` (RFC 7541 Appendix B), padded
+    /// with ones.
+    fn huffman_encode(input: &[u8]) -> Vec<u8> {
+        let h = huffman();
+        let mut codes = [(0u32, 0u32); 257];
+        for l in 1..31 {
+            for k in 0..h.count[l] {
+                let sym = h.syms[(h.offset[l] + k) as usize];
+                codes[usize::from(sym)] = (h.first[l] + k, l as u32);
+            }
+        }
+        let (mut out, mut acc, mut nbits) = (Vec::new(), 0u64, 0u32);
+        for &b in input {
+            let (code, len) = codes[usize::from(b)];
+            acc = (acc << len) | u64::from(code);
+            nbits += len;
+            while nbits >= 8 {
+                out.push((acc >> (nbits - 8)) as u8);
+                nbits -= 8;
+                acc &= (1u64 << nbits) - 1;
+            }
+        }
+        if nbits > 0 {
+            out.push(((acc << (8 - nbits)) | ((1 << (8 - nbits)) - 1)) as u8);
+        }
+        out
+    }
+
+    /// Every byte value, alone and in runs, and pseudo-random strings decode to what was coded:
+    /// the one-look-up path for short codes and the per-length path for long ones agree.
+    #[test]
+    fn huffman_round_trips_every_symbol() {
+        let mut inputs: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        inputs.extend((0..=255u8).map(|b| vec![b; 7]));
+        inputs.push((0..=255u8).collect());
+        inputs.push(b"/api/v1/namespaces/default/pods/p1?limit=500&resourceVersion=0".to_vec());
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for n in 0..500 {
+            let s = (0..n % 97)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            inputs.push(s);
+        }
+        for input in inputs {
+            let mut out = Vec::new();
+            huffman_decode(&huffman_encode(&input), &mut out).unwrap();
+            assert_eq!(out, input);
+        }
+        // Padding longer than 7 bits, or not all ones, is an error (§5.2).
+        assert!(huffman_decode(&[0xff, 0xff], &mut Vec::new()).is_err());
+        let a = huffman_encode(b"a"); // 5 bits of code, 3 of padding
+        assert!(huffman_decode(&[a[0] & !1], &mut Vec::new()).is_err());
     }
 
     /// RFC 7541 C.4: requests with Huffman coding, the dynamic table carried between them.
