@@ -56,14 +56,17 @@ impl Client {
         H: Fn(Request<RequestBody>, Arc<ConnInfo>) -> F + Send + 'static,
         F: Future<Output = Response<ProxyBody>> + Send + 'static,
     {
+        Client::start_with(opts, handler, CancellationToken::new()).await
+    }
+
+    /// As `start`, with the front end's shutdown signal.
+    async fn start_with<H, F>(opts: H2Options, handler: H, shutdown: CancellationToken) -> Client
+    where
+        H: Fn(Request<RequestBody>, Arc<ConnInfo>) -> F + Send + 'static,
+        F: Future<Output = Response<ProxyBody>> + Send + 'static,
+    {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(serve(
-            server,
-            handler,
-            info(),
-            opts,
-            CancellationToken::new(),
-        ));
+        tokio::spawn(serve(server, handler, info(), opts, shutdown));
         let mut c = Client {
             io: client,
             rbuf: BytesMut::new(),
@@ -344,6 +347,53 @@ async fn bodies_past_the_per_request_cap() {
     assert_eq!(reset, Some(frame::CANCEL));
     assert_eq!(seen.load(Ordering::SeqCst), 1);
     assert_eq!(completed.load(Ordering::SeqCst), 0, "no body seen complete");
+}
+
+/// On shutdown (SIGTERM) the client gets GOAWAY(NO_ERROR) naming the last stream taken; a
+/// request in flight is still answered, a stream opened after it is not served, and the
+/// connection closes once nothing is left.
+#[tokio::test]
+async fn shutdown_is_goaway_then_in_flight_streams_finish() {
+    let shutdown = CancellationToken::new();
+    let (go, served) = (CancellationToken::new(), Arc::new(AtomicUsize::new(0)));
+    let (g, n) = (go.clone(), served.clone());
+    let mut c = Client::start_with(
+        opts(),
+        move |_req: Request<RequestBody>, _| {
+            let (g, n) = (g.clone(), n.clone());
+            async move {
+                n.fetch_add(1, Ordering::SeqCst);
+                g.cancelled().await;
+                ok()
+            }
+        },
+        shutdown.clone(),
+    )
+    .await;
+    c.headers(1, true, &request("GET", "/x", &[])).await;
+    c.sync().await;
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+    shutdown.cancel();
+    let goaway = c.until(frame::GOAWAY, 0).await;
+    assert_eq!(
+        u32::from_be_bytes(goaway.payload[..4].try_into().unwrap()),
+        1,
+        "last stream id"
+    );
+    assert_eq!(
+        u32::from_be_bytes(goaway.payload[4..8].try_into().unwrap()),
+        frame::NO_ERROR
+    );
+    // A stream opened after the GOAWAY is not served.
+    c.headers(3, true, &request("GET", "/x", &[])).await;
+    c.sync().await;
+    go.cancel();
+    let head = c.until(frame::HEADERS, 1).await;
+    assert_eq!(c.status(&head), Some(200));
+    while let Some(f) = c.next().await {
+        assert!(f.stream != 3 || f.kind == frame::RST_STREAM, "{f:?}");
+    }
+    assert_eq!(served.load(Ordering::SeqCst), 1);
 }
 
 async fn goaway_code(c: &mut Client) -> Option<u32> {
