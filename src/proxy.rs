@@ -711,7 +711,8 @@ impl Proxy {
         let upstream_req = Request::from_parts(parts, body);
 
         if let Some(client_upgrade) = client_upgrade {
-            return self.forward_upgrade(upstream_req, client_upgrade).await;
+            // Boxed: rare, and its state would otherwise make every request's future larger.
+            return Box::pin(self.forward_upgrade(upstream_req, client_upgrade)).await;
         }
         let long_running = api.is_long_running();
         let timeout = (!long_running).then_some(self.settings.response_header_timeout);

@@ -103,11 +103,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pin_project_lite::pin_project! {
     /// A stream's pipeline future, tagged with the stream, droppable from outside (client
     /// RST_STREAM): `cancel` drops it and wakes its task, so `FuturesUnordered` lets it go.
+    /// Boxed: the pipeline's future is kilobytes, and `FuturesUnordered::push` moves what it
+    /// is given three times (into its task, the task into an `Arc`); a box is moved once.
     struct Handling<F> {
         id: u32,
         waker: Option<Waker>,
         #[pin]
-        fut: Option<F>,
+        fut: Option<Pin<Box<F>>>,
     }
 }
 
@@ -1061,7 +1063,7 @@ where
         self.handling.push(Handling {
             id,
             waker: None,
-            fut: Some(fut),
+            fut: Some(Box::pin(fut)),
         });
     }
 
