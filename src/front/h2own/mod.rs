@@ -56,6 +56,9 @@ use crate::upstream::RequestBody;
 
 pub use body::H2Body;
 pub use frame::PREFACE;
+/// The HPACK decoder, for the `hpack` fuzz target (fuzz/fuzz_targets/hpack.rs) only.
+#[doc(hidden)]
+pub use hdecode::Decoder as HpackDecoder;
 
 /// What the server advertises and enforces.
 #[derive(Clone, Copy, Debug)]
