@@ -672,11 +672,10 @@ impl Rng {
 /// The payload of the PING the random-frame cases end with.
 const SYNC: &[u8; 8] = b"fz-sync!";
 
-/// What a random client sent: the bytes, and the largest SETTINGS_MAX_FRAME_SIZE it
-/// advertised (an upper bound of what the server may send).
+/// What a random client sent: the bytes, and the largest frame the server may send it.
 struct Script {
     bytes: Vec<u8>,
-    max_frame: usize,
+    limits: PeerLimits,
 }
 
 /// A client's byte stream for one case: the preface and SETTINGS, then 100 to 400 frames,
@@ -687,7 +686,6 @@ struct Script {
 fn random_script(rng: &mut Rng) -> Script {
     let mut out = PREFACE.to_vec();
     frame::settings(&mut out, &[]);
-    let mut max_frame = frame::DEFAULT_MAX_FRAME;
     let mutate_one_in = [0, 4, 16, 64][rng.below(4) as usize];
     let frames = 100 + rng.below(301);
     let mut next_id = 1u32;
@@ -706,9 +704,10 @@ fn random_script(rng: &mut Rng) -> Script {
             0..=3 => {
                 let id = next_id;
                 next_id += 2;
-                let (method, path, end) = match rng.below(3) {
+                let (method, path, end) = match rng.below(4) {
                     0 => ("GET", "/x", true),
-                    1 => ("POST", "/read", false),
+                    1 => ("GET", "/big", true),
+                    2 => ("POST", "/read", false),
                     _ => ("PUT", "/x", false),
                 };
                 let declared = rng.below(100).to_string();
@@ -804,11 +803,10 @@ fn random_script(rng: &mut Rng) -> Script {
                                 frame::SETTINGS_INITIAL_WINDOW_SIZE,
                                 rng.below(1 << 17) as u32,
                             ),
-                            1 => {
-                                let v = 16_384 + rng.below(40_000) as u32;
-                                max_frame = max_frame.max(v as usize);
-                                (frame::SETTINGS_MAX_FRAME_SIZE, v)
-                            }
+                            1 => (
+                                frame::SETTINGS_MAX_FRAME_SIZE,
+                                16_384 + rng.below(40_000) as u32,
+                            ),
                             2 => (0x1, rng.below(8192) as u32),
                             _ => (0x99, rng.next() as u32),
                         };
@@ -884,9 +882,63 @@ fn random_script(rng: &mut Rng) -> Script {
         }
     }
     Script {
+        limits: peer_limits(&out),
         bytes: out,
-        max_frame,
     }
+}
+
+/// What the server may send a client, from all the client's bytes (framed as the server frames
+/// them): upper bounds, as the server may have stopped reading before the end.
+#[derive(Default)]
+struct PeerLimits {
+    /// The largest SETTINGS_MAX_FRAME_SIZE.
+    max_frame: usize,
+    /// The connection's send window and every WINDOW_UPDATE for it.
+    conn_window: i64,
+    /// The largest SETTINGS_INITIAL_WINDOW_SIZE.
+    initial_window: i64,
+    /// Each stream's WINDOW_UPDATEs.
+    stream_updates: std::collections::HashMap<u32, i64>,
+}
+
+fn peer_limits(bytes: &[u8]) -> PeerLimits {
+    let mut l = PeerLimits {
+        max_frame: frame::DEFAULT_MAX_FRAME,
+        conn_window: frame::DEFAULT_WINDOW,
+        initial_window: frame::DEFAULT_WINDOW,
+        ..PeerLimits::default()
+    };
+    let mut rest = &bytes[PREFACE.len()..];
+    while rest.len() >= frame::HEADER_LEN {
+        let head = frame::Head::parse(&rest[..frame::HEADER_LEN].try_into().unwrap());
+        if head.len > frame::DEFAULT_MAX_FRAME || rest.len() < frame::HEADER_LEN + head.len {
+            break;
+        }
+        let payload = &rest[frame::HEADER_LEN..frame::HEADER_LEN + head.len];
+        if head.kind == frame::SETTINGS && head.flags & frame::ACK == 0 {
+            for p in payload.chunks_exact(6) {
+                let v = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
+                match u16::from_be_bytes([p[0], p[1]]) {
+                    frame::SETTINGS_MAX_FRAME_SIZE => {
+                        l.max_frame = l.max_frame.max(v.min(16_777_215) as usize)
+                    }
+                    frame::SETTINGS_INITIAL_WINDOW_SIZE => {
+                        l.initial_window = l.initial_window.max(i64::from(v))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if head.kind == frame::WINDOW_UPDATE && head.len == 4 {
+            let inc = i64::from(u32::from_be_bytes(payload.try_into().unwrap()) & 0x7fff_ffff);
+            match head.stream {
+                0 => l.conn_window += inc,
+                id => *l.stream_updates.entry(id).or_default() += inc,
+            }
+        }
+        rest = &rest[frame::HEADER_LEN + head.len..];
+    }
+    l
 }
 
 /// What one random case showed.
@@ -903,10 +955,13 @@ struct Outcome {
 }
 
 /// Checks every frame the server wrote (all of `out`, whole frames only): known types,
-/// no larger than `max_frame`, stream 0 exactly for connection frames, fixed-size frames of
-/// their size, header blocks that decode, at most one GOAWAY with an error and nothing after
-/// it. Returns the frames, in order.
-fn check_server_frames(case: u64, mut out: &[u8], max_frame: usize) -> Vec<In> {
+/// no larger than the peer allows, DATA within the peer's flow-control windows, stream 0
+/// exactly for connection frames, fixed-size frames of their size, header blocks that decode,
+/// at most one GOAWAY with an error and nothing after it. Returns the frames, in order.
+fn check_server_frames(case: u64, mut out: &[u8], limits: &PeerLimits) -> Vec<In> {
+    let max_frame = limits.max_frame;
+    let mut conn_sent = 0i64;
+    let mut stream_sent: std::collections::HashMap<u32, i64> = Default::default();
     let mut decoder = hdecode::Decoder::default();
     let mut block: Option<Vec<u8>> = None;
     let mut after_error = false;
@@ -953,6 +1008,24 @@ fn check_server_frames(case: u64, mut out: &[u8], max_frame: usize) -> Vec<In> {
         if head.kind == frame::WINDOW_UPDATE {
             let inc = u32::from_be_bytes(payload[..4].try_into().unwrap());
             assert!(inc > 0 && inc < 1 << 31, "case {case}: increment {inc}");
+        }
+        if head.kind == frame::DATA {
+            // RFC 9113 §6.9: the whole frame counts against both windows.
+            conn_sent += head.len as i64;
+            let sent = stream_sent.entry(head.stream).or_default();
+            *sent += head.len as i64;
+            let stream_window = limits.initial_window
+                + limits
+                    .stream_updates
+                    .get(&head.stream)
+                    .copied()
+                    .unwrap_or(0);
+            assert!(
+                conn_sent <= limits.conn_window && *sent <= stream_window,
+                "case {case}: DATA past the windows: {conn_sent} of {}, {sent} of {stream_window} on {}",
+                limits.conn_window,
+                head.stream
+            );
         }
         if head.kind == frame::GOAWAY {
             after_error = u32::from_be_bytes(payload[4..8].try_into().unwrap()) != 0;
@@ -1060,7 +1133,7 @@ where
     } else {
         &out[..scanned]
     };
-    let frames = check_server_frames(case, whole, script.max_frame);
+    let frames = check_server_frames(case, whole, &script.limits);
     outcome.error_goaway = frames
         .iter()
         .filter(|f| f.kind == frame::GOAWAY)
@@ -1090,11 +1163,16 @@ async fn random_frames_never_break_the_server() {
     let handler = move |req: Request<RequestBody>, _: Arc<ConnInfo>| {
         let s = s.clone();
         async move {
-            if req.uri().path() == "/read" {
-                use http_body_util::BodyExt;
-                let _ = req.into_body().collect().await;
-            }
             s.fetch_add(1, Ordering::SeqCst);
+            match req.uri().path() {
+                "/read" => {
+                    use http_body_util::BodyExt;
+                    let _ = req.into_body().collect().await;
+                }
+                // Past the default windows and frame size: split, parked, resumed.
+                "/big" => return Response::new(ProxyBody::from(Bytes::from(vec![b'b'; 100_000]))),
+                _ => {}
+            }
             ok()
         }
     };
@@ -1124,4 +1202,46 @@ async fn random_frames_never_break_the_server() {
         "answered {answered}, errors {errors}, closed {closed}"
     );
     assert!(served.load(Ordering::SeqCst) > 200);
+}
+
+/// A client that sends PINGs (each asking for a reply) and never reads: the server stops
+/// reading once its output is stuck, so what it takes in is bounded (its output buffer's high
+/// mark, one burst of reads, the pipe), and keep-alive closes the connection, the peer having
+/// taken nothing for KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT (paused clock).
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_reads_cannot_grow_the_servers_buffers() {
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let handler = |_req: Request<RequestBody>, _: Arc<ConnInfo>| async { ok() };
+    let server = tokio::spawn(serve(
+        server,
+        handler,
+        info(),
+        opts(),
+        CancellationToken::new(),
+    ));
+    let mut hello = PREFACE.to_vec();
+    frame::settings(&mut hello, &[]);
+    client.write_all(&hello).await.unwrap();
+    let mut pings = Vec::new();
+    for _ in 0..1000 {
+        frame::head(&mut pings, 8, frame::PING, 0, 0);
+        pings.extend_from_slice(b"pingpong");
+    }
+    let mut taken = 0usize;
+    while let Ok(written) =
+        tokio::time::timeout(Duration::from_secs(1), client.write_all(&pings)).await
+    {
+        written.unwrap();
+        taken += pings.len();
+        assert!(taken < 1 << 20, "the server took {taken} bytes unread");
+    }
+    // Output past WBUF_HIGH stops reading: at most that, plus a burst of reads (whose
+    // replies are as large), plus the pipe: 323k bytes here, against 1 MiB above.
+    assert!(taken > WBUF_HIGH, "{taken}");
+    let start = tokio::time::Instant::now();
+    tokio::time::timeout(KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT * 2, server)
+        .await
+        .expect("closed by keep-alive")
+        .unwrap();
+    assert!(start.elapsed() <= KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT);
 }
