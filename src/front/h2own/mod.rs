@@ -346,11 +346,20 @@ where
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             // 0. Request-body bytes the pipeline took: their window goes back to the client.
+            // After a connection error's GOAWAY nothing more is written (RFC 9113 §5.4.1): no
+            // window given back (the streams' bodies dropped with it release theirs), no
+            // keep-alive PING, no shutdown GOAWAY.
             self.shared.waker.register(cx.waker());
-            self.take_released();
+            if !self.closing {
+                self.take_released();
+            }
             // Keep-alive: a PING every KEEPALIVE_INTERVAL; no ACK within KEEPALIVE_TIMEOUT and
             // the peer is gone.
             if self.keepalive.as_mut().poll(cx).is_ready() {
+                // Closing, and the GOAWAY still not taken by the peer by then: closed.
+                if self.closing {
+                    return Poll::Ready(());
+                }
                 if self.ping_outstanding {
                     if !std::mem::take(&mut self.alive) {
                         tracing::debug!("h2 keep-alive PING not answered; closing");
@@ -368,7 +377,7 @@ where
                 self.keepalive.as_mut().reset(at);
                 continue;
             }
-            if !self.draining && self.shutdown.as_mut().poll(cx).is_ready() {
+            if !self.draining && !self.closing && self.shutdown.as_mut().poll(cx).is_ready() {
                 frame::goaway(&mut self.wbuf, self.last_stream, frame::NO_ERROR);
                 self.draining = true;
             }

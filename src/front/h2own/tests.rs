@@ -1062,19 +1062,13 @@ fn check_server_frames(case: u64, mut out: &[u8], limits: &PeerLimits) -> Vec<In
 /// partial frame is the client's fault (a truncated or mis-sized frame swallowed what came
 /// after it), so a frame's worth of zero bytes completes it, and after them the server must
 /// close (zero bytes are DATA on stream 0, a connection error) or answer within 5 s more.
-async fn run_case<H, F>(case: u64, script: &Script, handler: H) -> Outcome
+async fn run_case<H, F>(case: u64, script: &Script, o: H2Options, handler: H) -> Outcome
 where
     H: Fn(Request<RequestBody>, Arc<ConnInfo>) -> F + Send + 'static,
     F: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
     let (client, server) = tokio::io::duplex(64 * 1024);
-    let server = tokio::spawn(serve(
-        server,
-        handler,
-        info(),
-        opts(),
-        CancellationToken::new(),
-    ));
+    let server = tokio::spawn(serve(server, handler, info(), o, CancellationToken::new()));
     let (mut rd, mut wr) = tokio::io::split(client);
     let filler = Arc::new(tokio::sync::Notify::new());
     let mut bytes = script.bytes.clone();
@@ -1179,8 +1173,20 @@ async fn random_frames_never_break_the_server() {
     let (mut closed, mut errors, mut answered) = (0, 0, 0);
     for case in 0..200u64 {
         let mut rng = Rng(case.wrapping_mul(0x5851_f42d_4c95_7f2d) ^ 0x1234);
+        // One case in four with tight limits: refused streams, oversized heads, the reset
+        // limits reached.
+        let o = if rng.one_in(4) {
+            H2Options {
+                max_concurrent_streams: 3,
+                max_header_list_size: 200,
+                max_early_resets: 2,
+                max_local_resets: 5,
+            }
+        } else {
+            opts()
+        };
         let script = random_script(&mut rng);
-        let outcome = run_case(case, &script, handler.clone()).await;
+        let outcome = run_case(case, &script, o, handler.clone()).await;
         closed += usize::from(outcome.closed);
         answered += usize::from(outcome.answered);
         if outcome.error_goaway.is_some() {
@@ -1244,4 +1250,50 @@ async fn a_client_that_never_reads_cannot_grow_the_servers_buffers() {
         .expect("closed by keep-alive")
         .unwrap();
     assert!(start.elapsed() <= KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT);
+}
+
+/// Regression (found by `random_frames_never_break_the_server`): after a connection error's
+/// GOAWAY nothing follows it. A request body received whole and never read is released when
+/// the client resets its stream; when the GOAWAY could not be written at once (the client was
+/// not reading), that release used to go out as a WINDOW_UPDATE after the GOAWAY.
+#[tokio::test]
+async fn nothing_follows_a_connection_error_goaway() {
+    let mut c = Client::start(opts(), |req: Request<RequestBody>, _| async move {
+        std::future::pending::<()>().await;
+        drop(req);
+        ok()
+    })
+    .await;
+    // The client does not read: 85 kB of PING ACKs fill the pipe back to it.
+    let mut pings = Vec::new();
+    for _ in 0..5000 {
+        frame::head(&mut pings, 8, frame::PING, 0, 0);
+        pings.extend_from_slice(b"pingpong");
+    }
+    c.send(&pings).await;
+    let mut batch = Vec::new();
+    let head = request("POST", "/x", &[]);
+    frame::head(
+        &mut batch,
+        head.len(),
+        frame::HEADERS,
+        frame::END_HEADERS,
+        1,
+    );
+    batch.extend_from_slice(&head);
+    frame::head(&mut batch, 5, frame::DATA, frame::END_STREAM, 1);
+    batch.extend_from_slice(b"hello");
+    frame::rst_stream(&mut batch, 1, frame::CANCEL);
+    // PING on a stream: a connection error (RFC 9113 §6.7).
+    frame::head(&mut batch, 8, frame::PING, 0, 1);
+    batch.extend_from_slice(b"badbadba");
+    c.send(&batch).await;
+    let mut goaway = None;
+    while let Some(f) = c.next().await {
+        assert!(goaway.is_none(), "{f:?} after the GOAWAY");
+        if f.kind == frame::GOAWAY {
+            goaway = Some(u32::from_be_bytes(f.payload[4..8].try_into().unwrap()));
+        }
+    }
+    assert_eq!(goaway, Some(frame::PROTOCOL_ERROR));
 }
