@@ -67,6 +67,12 @@ SEEDS = {
     + frame(GOAWAY, 0, 0, struct.pack(">II", 3, 0)),
     "huffman-table": HELLO + b"".join(
         frame(HEADERS, END_STREAM | END_HEADERS, 1 + 2 * i, b) for i, b in enumerate(C4)),
+    "big-window": PREFACE + settings((4, 1000), (5, 20000))
+    + frame(HEADERS, END_STREAM | END_HEADERS, 1, request(b"GET", b"/big"))
+    + frame(HEADERS, END_STREAM | END_HEADERS, 3, request(b"GET", b"/api/big"))
+    + frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 30000))
+    + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 50000))
+    + settings((4, 70000)) + frame(WINDOW_UPDATE, 0, 3, struct.pack(">I", 1 << 20)),
     "many-streams": HELLO + b"".join(
         frame(HEADERS, END_STREAM | END_HEADERS, i, GET) for i in range(1, 40, 2))
     + frame(0x20, 0, 0, b"unknown frame type"),
