@@ -286,6 +286,13 @@ impl Decoder {
         self.evict();
     }
 
+    /// The dynamic table's size (§4.1), for the `hpack` fuzz target: never above 4096, the
+    /// SETTINGS_HEADER_TABLE_SIZE we allow.
+    #[doc(hidden)]
+    pub fn table_size(&self) -> usize {
+        self.size
+    }
+
     /// Decodes a header block, calling `cb` with each field.
     pub fn decode(&mut self, block: &[u8], mut cb: impl FnMut(&[u8], &[u8])) -> Result<(), Error> {
         let mut name_buf = std::mem::take(&mut self.name_buf);
