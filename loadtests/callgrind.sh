@@ -7,7 +7,7 @@
 #   bash loadtests/callgrind.sh              # 20,000 GETs each; prints instructions/request
 #   N=5000 ONLY=kubeguard bash loadtests/callgrind.sh
 #   PROTO=h2 bash loadtests/callgrind.sh     # h2 (prior knowledge, 4 connections x 8 streams)
-#   KUBEGUARD_CONFIG=loadtests/h2-own.yaml PROTO=h2 ONLY=kubeguard bash loadtests/callgrind.sh
+#   KUBEGUARD_CONFIG=loadtests/h2-hyper.yaml PROTO=h2 ONLY=kubeguard bash loadtests/callgrind.sh  # hyper's h2
 #   callgrind_annotate --inclusive=yes target/callgrind/kubeguard.out | head -80
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -42,8 +42,8 @@ pub struct ServerLimits {
     /// "MadeYouReset" (CVE-2025-8671): streams the server itself reset because the client broke
     /// the protocol, per connection; one more and the connection gets GOAWAY.
     pub h2_max_local_error_resets: usize,
-    /// h2 served by kubeguard's own server (`front/h2own`, `server.h2Server: kubeguard`)
-    /// instead of hyper's; only where the HTTP/1.1 front end serves the connection.
+    /// h2 served by kubeguard's own server (`front/h2own`, `server.h2Server: kubeguard`, the
+    /// default) instead of hyper's; only where the HTTP/1.1 front end serves the connection.
     pub own_h2_server: bool,
 }
 
@@ -59,7 +59,7 @@ impl Default for ServerLimits {
             h2_max_pending_accept_resets: 20,
             // hyper's default since the MadeYouReset fix, likewise.
             h2_max_local_error_resets: 1024,
-            own_h2_server: false,
+            own_h2_server: true,
         }
     }
 }

@@ -29,8 +29,8 @@ const KG_YAML: &str = "  headerReadTimeout: 1s\n";
 const TLS_HANDSHAKE_YAML: &str = "  tlsHandshakeTimeout: 1s\n";
 /// A lowered rapid-reset limit.
 const LOW_RESETS_YAML: &str = "  h2MaxPendingAcceptResets: 2\n";
-/// kubeguard's own h2 server (`server.h2Server: kubeguard`) instead of hyper's.
-const OWN_H2_YAML: &str = "  h2Server: kubeguard\n";
+/// hyper's h2 server (`server.h2Server: hyper`) instead of kubeguard's own, the default.
+const HYPER_H2_YAML: &str = "  h2Server: hyper\n";
 
 struct Env {
     sim: RunningSim,
@@ -342,21 +342,21 @@ async fn h2_rapid_reset_is_cut_off_with_a_lowered_limit() {
     rapid_reset_is_cut_off(env_with(LOW_RESETS_YAML).await, STREAMS / 10).await;
 }
 
-/// The same floods against kubeguard's own h2 server.
+/// The same floods against hyper's h2 server.
 #[tokio::test]
-async fn h2_rapid_reset_is_cut_off_by_the_own_h2_server() {
-    rapid_reset_is_cut_off(env_with(OWN_H2_YAML).await, STREAMS / 10).await;
-    let low = format!("{OWN_H2_YAML}{LOW_RESETS_YAML}");
+async fn h2_rapid_reset_is_cut_off_by_hypers_h2_server() {
+    rapid_reset_is_cut_off(env_with(HYPER_H2_YAML).await, STREAMS / 10).await;
+    let low = format!("{HYPER_H2_YAML}{LOW_RESETS_YAML}");
     rapid_reset_is_cut_off(env_with(&low).await, STREAMS / 10).await;
 }
 
-/// `server.h2MaxPendingAcceptResets` takes effect on the own h2 server too.
+/// `server.h2MaxPendingAcceptResets` takes effect on hyper's h2 server too.
 #[tokio::test]
-async fn h2_pending_accept_resets_limit_is_configurable_on_the_own_h2_server() {
-    let env = env_with(OWN_H2_YAML).await;
+async fn h2_pending_accept_resets_limit_is_configurable_on_hypers_h2_server() {
+    let env = env_with(HYPER_H2_YAML).await;
     assert!(reset_burst_is_cut_off(&env).await.is_none());
     env.shutdown().await;
-    let env = env_with(&format!("{OWN_H2_YAML}{LOW_RESETS_YAML}")).await;
+    let env = env_with(&format!("{HYPER_H2_YAML}{LOW_RESETS_YAML}")).await;
     let cut = reset_burst_is_cut_off(&env).await;
     assert_eq!(cut, Some(h2::Reason::ENHANCE_YOUR_CALM));
     env.assert_served().await;
@@ -492,8 +492,8 @@ async fn h2_settings_and_ping_floods_do_not_touch_other_clients() {
 }
 
 #[tokio::test]
-async fn h2_settings_and_ping_floods_do_not_touch_other_clients_of_the_own_h2_server() {
-    settings_and_ping_floods_do_not_touch_other_clients(env_with(OWN_H2_YAML).await).await;
+async fn h2_settings_and_ping_floods_do_not_touch_other_clients_of_hypers_h2_server() {
+    settings_and_ping_floods_do_not_touch_other_clients(env_with(HYPER_H2_YAML).await).await;
 }
 
 async fn settings_and_ping_floods_do_not_touch_other_clients(env: Env) {

@@ -1,6 +1,6 @@
-//! kubeguard's own h2 server (`src/front/h2own`, `server.h2Server: kubeguard`) in front of the
-//! emulator, driven by the `h2` crate (h2 with prior knowledge on the plain loopback listener)
-//! and by hyper's and the kube crate's h2 clients over TLS.
+//! kubeguard's own h2 server (`src/front/h2own`, `server.h2Server: kubeguard`, the default) in
+//! front of the emulator, driven by the `h2` crate (h2 with prior knowledge on the plain loopback
+//! listener) and by hyper's and the kube crate's h2 clients over TLS.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -27,7 +27,8 @@ async fn env(pods: usize, kg_yaml: &str) -> (RunningSim, RunningServe) {
     })
     .await
     .unwrap();
-    // Continues start_kubeguard's `server:` section: the own h2 server is an opt-in.
+    // Continues start_kubeguard's `server:` section: named although it is the default, so these
+    // tests keep testing it whatever the default becomes.
     let kg = start_kubeguard(&sim.url, &format!("  h2Server: kubeguard\n{kg_yaml}")).await;
     (sim, kg)
 }
