@@ -144,43 +144,89 @@ fn huffman() -> &'static Huffman {
 }
 
 /// Appends the Huffman-decoded `input` to `out` (§5.2: the padding is at most 7 bits, all ones).
+///
+/// While input lasts, the bit buffer is kept above 30 bits (the longest code), so every symbol is
+/// one look-up of its first 8 bits, or, for the rare longer codes, a search from 9 bits; only the
+/// last few symbols go through `decode_tail`.
 pub fn huffman_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
     let h = huffman();
+    // Codes are at least 5 bits: no more symbols than this.
+    out.reserve(input.len() * 8 / 5);
     let mut acc: u64 = 0;
     let mut nbits: u32 = 0;
-    for &b in input {
-        acc = (acc << 8) | u64::from(b);
-        nbits += 8;
-        'symbols: while nbits >= 5 {
-            if nbits >= FAST_BITS {
-                let (sym, l) = h.fast[((acc >> (nbits - FAST_BITS)) & 0xff) as usize];
-                if l != 0 {
-                    out.push(sym);
-                    nbits -= u32::from(l);
-                    acc &= (1u64 << nbits) - 1;
-                    continue 'symbols;
-                }
-            }
-            for l in 5..=nbits.min(30) {
-                let code = ((acc >> (nbits - l)) & ((1u64 << l) - 1)) as u32;
-                let i = l as usize;
-                let k = code.wrapping_sub(h.first[i]);
-                if k < h.count[i] {
-                    let sym = h.syms[(h.offset[i] + k) as usize];
-                    if sym == 256 {
-                        return Err(Error);
-                    }
-                    out.push(sym as u8);
-                    nbits -= l;
-                    acc &= (1u64 << nbits) - 1;
-                    continue 'symbols;
-                }
-            }
-            if nbits >= 30 {
-                return Err(Error);
-            }
-            break;
+    let mut rest = input;
+    loop {
+        while nbits <= 56 {
+            let Some((&b, tail)) = rest.split_first() else {
+                break;
+            };
+            // Bits above `nbits` are left over from decoded symbols: every read below masks them.
+            acc = (acc << 8) | u64::from(b);
+            nbits += 8;
+            rest = tail;
         }
+        if nbits < 30 {
+            // The input has ended.
+            return decode_tail(h, acc, nbits, out);
+        }
+        let (sym, l) = h.fast[((acc >> (nbits - FAST_BITS)) & 0xff) as usize];
+        if l != 0 {
+            out.push(sym);
+            nbits -= u32::from(l);
+            continue;
+        }
+        // Longer than FAST_BITS (every shorter code is in the table).
+        let mut found = false;
+        for l in FAST_BITS + 1..=30 {
+            let code = ((acc >> (nbits - l)) & ((1u64 << l) - 1)) as u32;
+            let i = l as usize;
+            let k = code.wrapping_sub(h.first[i]);
+            if k < h.count[i] {
+                let sym = h.syms[(h.offset[i] + k) as usize];
+                if sym == 256 {
+                    return Err(Error);
+                }
+                out.push(sym as u8);
+                nbits -= l;
+                found = true;
+                break;
+            }
+        }
+        if !found {
+            return Err(Error);
+        }
+    }
+}
+
+/// The symbols in the last `nbits` (< 30) bits of `acc`, then the padding check.
+fn decode_tail(h: &Huffman, mut acc: u64, mut nbits: u32, out: &mut Vec<u8>) -> Result<(), Error> {
+    acc &= (1u64 << nbits) - 1;
+    'symbols: while nbits >= 5 {
+        if nbits >= FAST_BITS {
+            let (sym, l) = h.fast[((acc >> (nbits - FAST_BITS)) & 0xff) as usize];
+            if l != 0 {
+                out.push(sym);
+                nbits -= u32::from(l);
+                acc &= (1u64 << nbits) - 1;
+                continue 'symbols;
+            }
+        }
+        for l in 5..=nbits {
+            let code = ((acc >> (nbits - l)) & ((1u64 << l) - 1)) as u32;
+            let i = l as usize;
+            let k = code.wrapping_sub(h.first[i]);
+            if k < h.count[i] {
+                let sym = h.syms[(h.offset[i] + k) as usize];
+                if sym == 256 {
+                    return Err(Error);
+                }
+                out.push(sym as u8);
+                nbits -= l;
+                acc &= (1u64 << nbits) - 1;
+                continue 'symbols;
+            }
+        }
+        break;
     }
     let mask = (1u64 << nbits) - 1;
     if nbits > 7 || acc & mask != mask {
