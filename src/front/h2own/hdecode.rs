@@ -211,7 +211,9 @@ fn decode_tail(h: &Huffman, mut acc: u64, mut nbits: u32, out: &mut Vec<u8>) -> 
                 continue 'symbols;
             }
         }
-        for l in 5..=nbits {
+        // Each code found ends this search (`continue 'symbols`).
+        let have = nbits;
+        for l in 5..=have {
             let code = ((acc >> (nbits - l)) & ((1u64 << l) - 1)) as u32;
             let i = l as usize;
             let k = code.wrapping_sub(h.first[i]);
