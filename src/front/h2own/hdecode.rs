@@ -143,6 +143,26 @@ fn huffman() -> &'static Huffman {
     })
 }
 
+impl Huffman {
+    /// The code of `from..=to` bits (`to <= nbits`) that the top `nbits` bits of `acc` start
+    /// with: its symbol and length; none when no code of those lengths matches; an error for
+    /// EOS, which never appears in a string (§5.2).
+    fn search(&self, acc: u64, nbits: u32, from: u32, to: u32) -> Result<Option<(u8, u32)>, Error> {
+        for l in from..=to {
+            let code = ((acc >> (nbits - l)) & ((1u64 << l) - 1)) as u32;
+            let i = l as usize;
+            let k = code.wrapping_sub(self.first[i]);
+            if k < self.count[i] {
+                return match self.syms[(self.offset[i] + k) as usize] {
+                    256 => Err(Error),
+                    sym => Ok(Some((sym as u8, l))),
+                };
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Appends the Huffman-decoded `input` to `out` (§5.2: the padding is at most 7 bits, all ones).
 ///
 /// While input lasts, the bit buffer is kept above 30 bits (the longest code), so every symbol is
@@ -176,59 +196,33 @@ pub fn huffman_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
             continue;
         }
         // Longer than FAST_BITS (every shorter code is in the table).
-        let mut found = false;
-        for l in FAST_BITS + 1..=30 {
-            let code = ((acc >> (nbits - l)) & ((1u64 << l) - 1)) as u32;
-            let i = l as usize;
-            let k = code.wrapping_sub(h.first[i]);
-            if k < h.count[i] {
-                let sym = h.syms[(h.offset[i] + k) as usize];
-                if sym == 256 {
-                    return Err(Error);
-                }
-                out.push(sym as u8);
-                nbits -= l;
-                found = true;
-                break;
-            }
-        }
-        if !found {
-            return Err(Error);
-        }
+        let (sym, l) = h.search(acc, nbits, FAST_BITS + 1, 30)?.ok_or(Error)?;
+        out.push(sym);
+        nbits -= l;
     }
 }
 
 /// The symbols in the last `nbits` (< 30) bits of `acc`, then the padding check.
 fn decode_tail(h: &Huffman, mut acc: u64, mut nbits: u32, out: &mut Vec<u8>) -> Result<(), Error> {
     acc &= (1u64 << nbits) - 1;
-    'symbols: while nbits >= 5 {
+    while nbits >= 5 {
         if nbits >= FAST_BITS {
             let (sym, l) = h.fast[((acc >> (nbits - FAST_BITS)) & 0xff) as usize];
             if l != 0 {
                 out.push(sym);
                 nbits -= u32::from(l);
                 acc &= (1u64 << nbits) - 1;
-                continue 'symbols;
+                continue;
             }
         }
-        // Each code found ends this search (`continue 'symbols`).
-        let have = nbits;
-        for l in 5..=have {
-            let code = ((acc >> (nbits - l)) & ((1u64 << l) - 1)) as u32;
-            let i = l as usize;
-            let k = code.wrapping_sub(h.first[i]);
-            if k < h.count[i] {
-                let sym = h.syms[(h.offset[i] + k) as usize];
-                if sym == 256 {
-                    return Err(Error);
-                }
-                out.push(sym as u8);
+        match h.search(acc, nbits, 5, nbits)? {
+            Some((sym, l)) => {
+                out.push(sym);
                 nbits -= l;
                 acc &= (1u64 << nbits) - 1;
-                continue 'symbols;
             }
+            None => break,
         }
-        break;
     }
     let mask = (1u64 << nbits) - 1;
     if nbits > 7 || acc & mask != mask {
