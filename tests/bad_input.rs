@@ -378,44 +378,61 @@ async fn h2_pending_accept_resets_limit_is_configurable() {
     env.shutdown().await;
 }
 
-/// Opens and cancels 15 streams in one burst on a new h2 connection, then asks for pods on it:
-/// `None` when served 200, the GOAWAY reason when the connection was cut off.
+/// Opens and cancels 15 streams in one write on a new h2 connection (each HEADERS followed by
+/// its RST_STREAM(CANCEL), so the server reads all of them before it could answer any), then
+/// asks for pods on stream 31: `None` when that is answered, the GOAWAY reason when the
+/// connection was cut off. Written frame by frame: a client library decides itself when its
+/// frames go out, and a reset that reaches the server after the answer is no rapid reset.
 async fn reset_burst_is_cut_off(env: &Env) -> Option<h2::Reason> {
-    let tcp = TcpStream::connect(env.plain_addr()).await.unwrap();
-    let (mut send, conn) = h2::client::handshake(tcp).await.unwrap();
-    let mut conn = tokio::spawn(conn);
-    // No await that yields between them: the connection task writes them all at once.
-    for _ in 0..15 {
-        let req = http::Request::get("http://kg/api/v1/pods")
-            .body(())
-            .unwrap();
-        let (_resp, mut stream) = send.send_request(req, true).unwrap();
-        stream.send_reset(h2::Reason::CANCEL);
+    // :method GET, :scheme http (static table), :path and :authority as literals.
+    let mut get_pods = vec![0x82, 0x86, 0x04, 12];
+    get_pods.extend_from_slice(b"/api/v1/pods");
+    get_pods.extend_from_slice(&[0x01, 2]);
+    get_pods.extend_from_slice(b"kg");
+    let mut burst = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    burst.extend(frame(0x4, 0, &[]));
+    for id in (1..30).step_by(2) {
+        // HEADERS with END_STREAM | END_HEADERS, then RST_STREAM(CANCEL).
+        burst.extend(stream_frame(0x1, 0x5, id, &get_pods));
+        burst.extend(stream_frame(0x3, 0, id, &0x8u32.to_be_bytes()));
     }
-    let served = async {
-        let mut send = send.ready().await.ok()?;
-        let req = http::Request::get("http://kg/api/v1/pods")
-            .body(())
-            .unwrap();
-        let (resp, _) = send.send_request(req, true).ok()?;
-        resp.await.ok().map(|r| r.status())
-    };
-    tokio::select! {
-        status = tokio::time::timeout(Duration::from_secs(10), served) => match status {
-            Ok(Some(code)) if code == 200 => None,
-            other => {
-                let ended = tokio::time::timeout(Duration::from_secs(5), &mut conn).await;
-                match ended {
-                    Ok(Ok(Err(e))) => e.reason(),
-                    _ => panic!("neither served nor cut off: {other:?}"),
+    burst.extend(stream_frame(0x1, 0x5, 31, &get_pods));
+    let mut s = TcpStream::connect(env.plain_addr()).await.unwrap();
+    s.write_all(&burst).await.unwrap();
+    let answer = async {
+        let mut buf = Vec::new();
+        loop {
+            while buf.len() >= 9 {
+                let len =
+                    usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+                if buf.len() < 9 + len {
+                    break;
+                }
+                let kind = buf[3];
+                let id = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+                let payload: Vec<u8> = buf.drain(..9 + len).skip(9).collect();
+                match kind {
+                    // GOAWAY: last stream id, then the error code.
+                    0x7 => {
+                        let code = u32::from_be_bytes(payload[4..8].try_into().unwrap());
+                        return Some(h2::Reason::from(code));
+                    }
+                    0x1 if id == 31 => return None,
+                    _ => {}
                 }
             }
-        },
-        ended = &mut conn => match ended {
-            Ok(Err(e)) => e.reason(),
-            other => panic!("connection ended without an error: {other:?}"),
-        },
-    }
+            let mut chunk = [0u8; 16 * 1024];
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "the connection closed with neither an answer nor GOAWAY"
+            );
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), answer)
+        .await
+        .expect("neither answered nor cut off within 10 s")
 }
 
 const STREAMS: usize = 5_000;
@@ -466,20 +483,16 @@ async fn rapid_reset_is_cut_off(env: Env, max_forwarded: usize) {
     env.shutdown().await;
 }
 
-/// An h2 frame header: 24-bit length, type, flags, stream 0.
+/// An h2 frame on stream 0.
 fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+    stream_frame(kind, flags, 0, payload)
+}
+
+/// An h2 frame: 24-bit length, type, flags, stream id, payload.
+fn stream_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
-    let mut f = vec![
-        (len >> 16) as u8,
-        (len >> 8) as u8,
-        len as u8,
-        kind,
-        flags,
-        0,
-        0,
-        0,
-        0,
-    ];
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
     f.extend_from_slice(payload);
     f
 }
