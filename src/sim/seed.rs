@@ -94,9 +94,14 @@ fn namespace_name(i: usize) -> String {
     }
 }
 
+/// splitmix64's increment (the golden ratio in 64 bits).
+pub(crate) const SPLITMIX_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// splitmix64: a cheap, well-mixed hash of an index (the seed of every per-object choice).
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+/// Randomized tests use it as their generator: output `mix(state)`, then the state moves on
+/// by `SPLITMIX_STEP` (splitmix64's sequence).
+pub(crate) fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(SPLITMIX_STEP);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
