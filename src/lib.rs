@@ -16,6 +16,9 @@
 //!
 //! [`sim`] is the emulated API server used by `kubeguard demo`, the tests and the load tests.
 
+// No `unsafe` anywhere in the library; Cargo.toml only denies it, for the binary's allocator.
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod audit;
 pub mod cli;
