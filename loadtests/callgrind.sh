@@ -7,6 +7,7 @@
 #   bash loadtests/callgrind.sh              # 20,000 GETs each; prints instructions/request
 #   N=5000 ONLY=kubeguard bash loadtests/callgrind.sh
 #   PROTO=h2 bash loadtests/callgrind.sh     # h2 (prior knowledge, 4 connections x 8 streams)
+#   PROTO=h2tls ONLY=kubeguard bash loadtests/callgrind.sh  # h2 over TLS 1.3 (kubeguard's own cert)
 #   KUBEGUARD_CONFIG=loadtests/h2-hyper.yaml PROTO=h2 ONLY=kubeguard bash loadtests/callgrind.sh  # hyper's h2
 #   callgrind_annotate --inclusive=yes target/callgrind/kubeguard.out | head -80
 set -euo pipefail
@@ -15,10 +16,13 @@ PERF="${PERF_HARNESS:-$ROOT/../shared/perf}"
 BIN="$PERF/target/release"
 N="${N:-20000}"
 # h1: HTTP/1.1 keep-alive over 4 connections; h2: 4 connections x 8 concurrent streams.
+SCHEME=http
 case "${PROTO:-h1}" in
   h1) LOAD=(--h1 -c 4) ;;
   h2) LOAD=(-c 4 -m 8) ;;
-  *) echo "PROTO is h1 or h2" >&2; exit 1 ;;
+  h2tls) LOAD=(-c 4 -m 8) SCHEME=https
+    [ "${ONLY:-}" = kubeguard ] || { echo "PROTO=h2tls measures kubeguard only: set ONLY=kubeguard" >&2; exit 1; } ;;
+  *) echo "PROTO is h1, h2 or h2tls" >&2; exit 1 ;;
 esac
 OUT="$ROOT/target/callgrind"
 UP_PORT=18780 KG_PORT=18781 MIN_PORT=18782
@@ -60,9 +64,9 @@ measure() {
   local pid=$!
   pids+=("$pid")
   wait_port "$port"
-  h2load "${LOAD[@]}" -n 2000 "http://127.0.0.1:$port$PATH_SMALL" >/dev/null
+  h2load "${LOAD[@]}" -n 2000 "$SCHEME://127.0.0.1:$port$PATH_SMALL" >/dev/null
   callgrind_control -i on "$pid" >/dev/null
-  h2load "${LOAD[@]}" -n "$N" "http://127.0.0.1:$port$PATH_SMALL" | grep -E "^requests:" >&2
+  h2load "${LOAD[@]}" -n "$N" "$SCHEME://127.0.0.1:$port$PATH_SMALL" | grep -E "^requests:" >&2
   callgrind_control -i off "$pid" >/dev/null
   callgrind_control -d "$pid" >/dev/null
   kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -77,5 +81,5 @@ if [ "${ONLY:-}" != kubeguard ]; then
   measure minproxy "$MIN_PORT" "$BIN/minproxy" --listen "127.0.0.1:$MIN_PORT" --upstream "http://127.0.0.1:$UP_PORT"
 fi
 RUST_LOG=warn measure kubeguard "$KG_PORT" "$ROOT/target/release/kubeguard" serve \
-  --listen "http://127.0.0.1:$KG_PORT" --admin-listen 127.0.0.1:0 --kubeconfig "$OUT/kubeconfig" \
+  --listen "$SCHEME://127.0.0.1:$KG_PORT" --admin-listen 127.0.0.1:0 --kubeconfig "$OUT/kubeconfig" \
   ${KUBEGUARD_CONFIG:+--config "$(realpath "$KUBEGUARD_CONFIG")"}
