@@ -165,9 +165,10 @@ impl Huffman {
 
 /// Appends the Huffman-decoded `input` to `out` (§5.2: the padding is at most 7 bits, all ones).
 ///
-/// While input lasts, the bit buffer is kept above 30 bits (the longest code), so every symbol is
-/// one look-up of its first 8 bits, or, for the rare longer codes, a search from 9 bits; only the
-/// last few symbols go through `decode_tail`.
+/// While input lasts, the bit buffer is refilled with whole bytes to more than 56 bits (eight
+/// bytes read as one word where the input has them), then symbols are taken while more than 30
+/// bits (the longest code) remain: every symbol is one look-up of its first 8 bits, or, for the
+/// rare longer codes, a search from 9 bits. Only the last few symbols go through `decode_tail`.
 pub fn huffman_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
     let h = huffman();
     // Codes are at least 5 bits: no more symbols than this.
@@ -176,53 +177,73 @@ pub fn huffman_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
     let mut nbits: u32 = 0;
     let mut rest = input;
     loop {
-        while nbits <= 56 {
-            let Some((&b, tail)) = rest.split_first() else {
-                break;
-            };
-            // Bits above `nbits` are left over from decoded symbols: every read below masks them.
-            acc = (acc << 8) | u64::from(b);
-            nbits += 8;
-            rest = tail;
+        // Bits above `nbits` are left over from decoded symbols: every read below masks them.
+        let room = ((64 - nbits) / 8) as usize;
+        if let Some(word) = rest.first_chunk::<8>() {
+            let word = u64::from_be_bytes(*word);
+            let fill = 8 * room as u32;
+            // `room` is 8 only when the buffer is empty.
+            acc = acc.checked_shl(fill).unwrap_or(0) | (word >> (64 - fill));
+            nbits += fill;
+            rest = &rest[room..];
+        } else {
+            for _ in 0..room {
+                let Some((&b, tail)) = rest.split_first() else {
+                    break;
+                };
+                acc = (acc << 8) | u64::from(b);
+                nbits += 8;
+                rest = tail;
+            }
         }
         if nbits < 30 {
             // The input has ended.
             return decode_tail(h, acc, nbits, out);
         }
-        let (sym, l) = h.fast[((acc >> (nbits - FAST_BITS)) & 0xff) as usize];
-        if l != 0 {
-            out.push(sym);
-            nbits -= u32::from(l);
-            continue;
-        }
-        // Longer than FAST_BITS (every shorter code is in the table).
-        let (sym, l) = h.search(acc, nbits, FAST_BITS + 1, 30)?.ok_or(Error)?;
-        out.push(sym);
-        nbits -= l;
-    }
-}
-
-/// The symbols in the last `nbits` (< 30) bits of `acc`, then the padding check.
-fn decode_tail(h: &Huffman, mut acc: u64, mut nbits: u32, out: &mut Vec<u8>) -> Result<(), Error> {
-    acc &= (1u64 << nbits) - 1;
-    while nbits >= 5 {
-        if nbits >= FAST_BITS {
+        while nbits >= 30 {
             let (sym, l) = h.fast[((acc >> (nbits - FAST_BITS)) & 0xff) as usize];
             if l != 0 {
                 out.push(sym);
                 nbits -= u32::from(l);
-                acc &= (1u64 << nbits) - 1;
                 continue;
             }
+            // Longer than FAST_BITS (every shorter code is in the table).
+            let (sym, l) = h.search(acc, nbits, FAST_BITS + 1, 30)?.ok_or(Error)?;
+            out.push(sym);
+            nbits -= l;
         }
-        match h.search(acc, nbits, 5, nbits)? {
-            Some((sym, l)) => {
-                out.push(sym);
-                nbits -= l;
-                acc &= (1u64 << nbits) - 1;
+    }
+}
+
+/// The symbols in the last `nbits` (< 30) bits of `acc`, then the padding check.
+///
+/// Fewer than 8 bits are looked up as if followed by ones: the padding is ones, and no code of
+/// at most 8 bits is all ones, so a code found that is longer than the bits left was read into
+/// the padding, and what is left is padding.
+fn decode_tail(h: &Huffman, mut acc: u64, mut nbits: u32, out: &mut Vec<u8>) -> Result<(), Error> {
+    acc &= (1u64 << nbits) - 1;
+    while nbits >= 5 {
+        let top = if nbits >= FAST_BITS {
+            acc >> (nbits - FAST_BITS)
+        } else {
+            (acc << (FAST_BITS - nbits)) | ((1 << (FAST_BITS - nbits)) - 1)
+        };
+        let (sym, l) = h.fast[(top & 0xff) as usize];
+        let (sym, l) = if l != 0 {
+            if u32::from(l) > nbits {
+                break;
             }
-            None => break,
-        }
+            (sym, u32::from(l))
+        } else {
+            // A code of more than 8 bits (none when fewer than 9 are left).
+            match h.search(acc, nbits, FAST_BITS + 1, nbits)? {
+                Some(code) => code,
+                None => break,
+            }
+        };
+        out.push(sym);
+        nbits -= l;
+        acc &= (1u64 << nbits) - 1;
     }
     let mask = (1u64 << nbits) - 1;
     if nbits > 7 || acc & mask != mask {
@@ -479,6 +500,65 @@ mod tests {
         assert!(huffman_decode(&[0xff, 0xff], &mut Vec::new()).is_err());
         let a = huffman_encode(b"a"); // 5 bits of code, 3 of padding
         assert!(huffman_decode(&[a[0] & !1], &mut Vec::new()).is_err());
+    }
+
+    /// Bit by bit over the same canonical code: the reference `huffman_decode` is checked against.
+    fn reference_decode(input: &[u8]) -> Result<Vec<u8>, Error> {
+        let h = huffman();
+        let (mut out, mut code, mut len) = (Vec::new(), 0u32, 0usize);
+        for bit in input
+            .iter()
+            .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
+        {
+            code = (code << 1) | u32::from(bit);
+            len += 1;
+            let k = code.wrapping_sub(h.first[len]);
+            if k < h.count[len] {
+                match h.syms[(h.offset[len] + k) as usize] {
+                    256 => return Err(Error),
+                    sym => out.push(sym as u8),
+                }
+                (code, len) = (0, 0);
+            }
+        }
+        if len > 7 || code != (1 << len) - 1 {
+            return Err(Error);
+        }
+        Ok(out)
+    }
+
+    /// Every cut of coded strings, and random bytes (mostly not valid Huffman, rich in the ones
+    /// that long codes, EOS and padding are made of), decode exactly as bit by bit: the same
+    /// symbols, the same errors.
+    #[test]
+    fn huffman_decoding_agrees_with_a_bit_by_bit_decoder() {
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for text in [
+            &b"/api/v1/namespaces/default/pods/p1?limit=500&resourceVersion=0"[..],
+            b"application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io",
+            b"\x00\xff~|{}<>^`\\\x7f\x80\xfe",
+        ] {
+            let coded = huffman_encode(text);
+            inputs.extend((0..=coded.len()).map(|n| coded[..n].to_vec()));
+        }
+        let mut x = 7u64;
+        for n in 0..4000 {
+            inputs.push(
+                (0..n % 23)
+                    .map(|_| {
+                        x = x.wrapping_add(crate::sim::seed::SPLITMIX_STEP);
+                        let r = crate::sim::seed::mix(x);
+                        // Half the bytes all ones, the rest random.
+                        if r & 1 == 0 { 0xff } else { (r >> 8) as u8 }
+                    })
+                    .collect(),
+            );
+        }
+        for input in inputs {
+            let mut out = Vec::new();
+            let got = huffman_decode(&input, &mut out).map(|()| out);
+            assert_eq!(got, reference_decode(&input), "input {input:02x?}");
+        }
     }
 
     /// RFC 7541 C.4: requests with Huffman coding, the dynamic table carried between them.
