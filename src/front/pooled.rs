@@ -285,16 +285,25 @@ impl Head {
     }
 }
 
-/// The name of a field: those every apiserver answer carries are made without allocating
-/// (`HeaderName::from_bytes` does so for the standard names only).
+/// The name of a field. Those every apiserver answer carries are picked by length and one
+/// comparison: `HeaderName::from_bytes` would allocate for the apiserver's own names, and look up
+/// the standard ones in its full table.
 fn field_name(name: &str) -> Option<HeaderName> {
     const AUDIT_ID: HeaderName = HeaderName::from_static("audit-id");
     const FLOW_SCHEMA: HeaderName = HeaderName::from_static("x-kubernetes-pf-flowschema-uid");
     const PRIORITY_LEVEL: HeaderName = HeaderName::from_static("x-kubernetes-pf-prioritylevel-uid");
-    for known in [AUDIT_ID, FLOW_SCHEMA, PRIORITY_LEVEL] {
-        if name.len() == known.as_str().len() && name.eq_ignore_ascii_case(known.as_str()) {
-            return Some(known);
-        }
+    let likely = match name.len() {
+        4 => http::header::DATE,
+        8 => AUDIT_ID,
+        12 => http::header::CONTENT_TYPE,
+        13 => http::header::CACHE_CONTROL,
+        14 => http::header::CONTENT_LENGTH,
+        30 => FLOW_SCHEMA,
+        33 => PRIORITY_LEVEL,
+        _ => return HeaderName::from_bytes(name.as_bytes()).ok(),
+    };
+    if name.eq_ignore_ascii_case(likely.as_str()) {
+        return Some(likely);
     }
     HeaderName::from_bytes(name.as_bytes()).ok()
 }
@@ -657,13 +666,21 @@ mod tests {
         assert_eq!(multi, ["1", "2"]);
         assert_eq!(headers.len(), 5);
 
-        // The names every apiserver answer carries, whatever their case.
+        // The names every apiserver answer carries, whatever their case, and others of the
+        // same lengths.
         for name in [
             "Audit-Id",
             "X-Kubernetes-Pf-Flowschema-Uid",
             "x-kubernetes-pf-prioritylevel-uid",
             "Content-Type",
+            "Cache-Control",
+            "Content-Length",
+            "DATE",
             "X-Other",
+            "Location",
+            "ETag",
+            "Last-Modified",
+            "X-Kubernetes-Pf-Flowschema-Ui2",
         ] {
             assert_eq!(
                 field_name(name).unwrap().as_str(),
