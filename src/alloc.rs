@@ -38,29 +38,13 @@ unsafe impl GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: see the impl.
-        let p = unsafe {
-            if layout.align() <= PLAIN_ALIGN {
-                mi_malloc(layout.size())
-            } else {
-                mi_malloc_aligned(layout.size(), layout.align())
-            }
-        };
-        debug_assert!(p.is_null() || (p as usize).is_multiple_of(layout.align()));
-        p.cast()
+        unsafe { fresh(layout, mi_malloc, mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: see the impl.
-        let p = unsafe {
-            if layout.align() <= PLAIN_ALIGN {
-                mi_zalloc(layout.size())
-            } else {
-                mi_zalloc_aligned(layout.size(), layout.align())
-            }
-        };
-        debug_assert!(p.is_null() || (p as usize).is_multiple_of(layout.align()));
-        p.cast()
+        unsafe { fresh(layout, mi_zalloc, mi_zalloc_aligned) }
     }
 
     #[inline]
@@ -82,4 +66,28 @@ unsafe impl GlobalAlloc for MiMalloc {
         debug_assert!(p.is_null() || (p as usize).is_multiple_of(layout.align()));
         p.cast()
     }
+}
+
+/// A new block for `layout`: from `plain` when mimalloc's own alignment is enough, else from
+/// `aligned`.
+///
+/// # Safety
+/// `plain` and `aligned` are mimalloc's allocating functions (`mi_malloc`/`mi_malloc_aligned`
+/// or `mi_zalloc`/`mi_zalloc_aligned`).
+#[inline(always)]
+unsafe fn fresh(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: both are mimalloc's, which take any size and a power-of-two alignment.
+    let p = unsafe {
+        if layout.align() <= PLAIN_ALIGN {
+            plain(layout.size())
+        } else {
+            aligned(layout.size(), layout.align())
+        }
+    };
+    debug_assert!(p.is_null() || (p as usize).is_multiple_of(layout.align()));
+    p.cast()
 }
