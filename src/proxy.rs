@@ -181,7 +181,7 @@ impl Proxy {
             Ok(a) => a,
             Err(answer) => return answer,
         };
-        let mut resp = self
+        let (mut resp, outcome) = self
             .decide_and_forward(&api, &caller, &audit_id, req, &conn)
             .await;
         // The admission slot is kept until the response body is sent or dropped (for a watch or
@@ -193,7 +193,7 @@ impl Proxy {
         {
             ended.clone().hold_until_closed(permit);
         }
-        self.conclude(Some(&api), Some(&caller), &audit_id, resp, start)
+        self.conclude(Some(&api), Some(&caller), &audit_id, resp, outcome, start)
     }
 
     /// `handle` up to the decide step (also for a request the HTTP/1.1 front end, `front/`,
@@ -224,7 +224,7 @@ impl Proxy {
                     crate::policy::engine::DECISION_HEADER.clone(),
                     HeaderValue::from_static("forward"),
                 );
-                return Err(self.conclude(None, None, &audit_id, resp, start));
+                return Err(self.conclude(None, None, &audit_id, resp, None, start));
             }
         };
         match self.auth.identify(headers, conn).await {
@@ -236,7 +236,7 @@ impl Proxy {
             }),
             Err(e) => {
                 let resp = e.status().into_response();
-                Err(self.conclude(Some(&api), None, &audit_id, resp, start))
+                Err(self.conclude(Some(&api), None, &audit_id, resp, None, start))
             }
         }
     }
@@ -259,7 +259,14 @@ impl Proxy {
             format!("kubeguard: request body not read: length limit exceeded ({limit} bytes)"),
         )
         .into_response();
-        self.conclude(Some(&a.api), Some(&a.caller), &a.audit_id, resp, start)
+        self.conclude(
+            Some(&a.api),
+            Some(&a.caller),
+            &a.audit_id,
+            resp,
+            None,
+            start,
+        )
     }
 
     /// The decide step for an admitted request of the front end; `body` when a guard needed it.
@@ -272,11 +279,12 @@ impl Proxy {
         start: Instant,
     ) -> Prepared {
         match self.decide(&a.api, &a.caller, headers, query, body).await {
-            Decided::Answer(resp) => Prepared::Answer(self.conclude(
+            Decided::Answer(resp, outcome) => Prepared::Answer(self.conclude(
                 Some(&a.api),
                 Some(&a.caller),
                 &a.audit_id,
                 resp,
+                outcome,
                 start,
             )),
             Decided::Forward(fwd) => Prepared::Forward(Prepared1 {
@@ -297,24 +305,33 @@ impl Proxy {
         resp: Response<ProxyBody>,
         start: Instant,
     ) -> Response<ProxyBody> {
-        let resp = self.finish(&p.caller.identity, &p.api, p.fwd, resp);
-        self.conclude(Some(&p.api), Some(&p.caller), &p.audit_id, resp, start)
+        let (resp, outcome) = self.finish(&p.caller.identity, &p.api, p.fwd, resp);
+        self.conclude(
+            Some(&p.api),
+            Some(&p.caller),
+            &p.audit_id,
+            resp,
+            Some(outcome),
+            start,
+        )
     }
 
     /// The last steps of every answer: the Audit-ID (the apiserver echoes the one it was given;
-    /// kubeguard's own answers carry it too), the ledger record, the metrics and log line.
+    /// kubeguard's own answers carry it too), the ledger record (with what the decide step did,
+    /// when it ran), the metrics and log line.
     fn conclude(
         &self,
         api: Option<&ApiRequest>,
         caller: Option<&Caller>,
         audit_id: &HeaderValue,
         mut resp: Response<ProxyBody>,
+        outcome: Option<Outcome>,
         start: Instant,
     ) -> Response<ProxyBody> {
         resp.headers_mut()
             .entry(AUDIT_ID)
             .or_insert(audit_id.clone());
-        self.account(api, caller, &mut resp, start);
+        self.account(api, caller, &mut resp, outcome, start);
         self.observe(api, caller, audit_id, resp, start)
     }
 
@@ -334,9 +351,9 @@ impl Proxy {
         api: Option<&ApiRequest>,
         caller: Option<&Caller>,
         resp: &mut Response<ProxyBody>,
+        outcome: Option<Outcome>,
         start: Instant,
     ) {
-        let outcome = resp.extensions_mut().remove::<Outcome>();
         let Some((mut record, ledger)) =
             self.cost_record(api, caller, resp.status(), outcome, start)
         else {
@@ -501,10 +518,10 @@ impl Proxy {
         audit_id: &HeaderValue,
         req: Request<RequestBody>,
         conn: &ConnInfo,
-    ) -> Response<ProxyBody> {
+    ) -> (Response<ProxyBody>, Option<Outcome>) {
         let req = match self.read_body_for_guards(api, req).await {
             Ok(req) => req,
-            Err(resp) => return resp,
+            Err(resp) => return (resp, None),
         };
         let decided = {
             let body = match req.body() {
@@ -515,12 +532,13 @@ impl Proxy {
                 .await
         };
         match decided {
-            Decided::Answer(resp) => resp,
+            Decided::Answer(resp, outcome) => (resp, outcome),
             Decided::Forward(fwd) => {
                 let resp = self
                     .forward(api, caller, audit_id, fwd.rewrite.as_deref(), req, conn)
                     .await;
-                self.finish(&caller.identity, api, fwd, resp)
+                let (resp, outcome) = self.finish(&caller.identity, api, fwd, resp);
+                (resp, Some(outcome))
             }
         }
     }
@@ -597,14 +615,13 @@ impl Proxy {
                 LimitCheck::Pass(permit) => (permit, None),
                 LimitCheck::Warn(warning) => (None, Some(warning)),
                 LimitCheck::Refuse { throttled, status } => {
-                    let mut resp: Response<ProxyBody> = (*status).into_response();
-                    resp.extensions_mut().insert(Outcome {
+                    let outcome = Outcome {
                         throttled,
                         blocked: !throttled,
                         estimate: Estimate::default(),
                         ..Outcome::default()
-                    });
-                    return Decided::Answer(resp);
+                    };
+                    return Decided::Answer((*status).into_response(), Some(outcome));
                 }
             }
         };
@@ -617,29 +634,31 @@ impl Proxy {
             outcome,
         };
         match refusal_resp {
-            Some(resp) => Decided::Answer(self.finish(identity, api, fwd, resp)),
+            Some(resp) => {
+                let (resp, outcome) = self.finish(identity, api, fwd, resp);
+                Decided::Answer(resp, Some(outcome))
+            }
             None => Decided::Forward(fwd),
         }
     }
 
     /// Adds to an answer what the decide step concluded: the decision and warning headers
-    /// (`X-Kubeguard-Decision`, shadow verdicts), the expensive-request slot held until the
-    /// body ends, and the outcome the ledger records.
+    /// (`X-Kubeguard-Decision`, shadow verdicts) and the expensive-request slot held until the
+    /// body ends. Returns it with the outcome the ledger records.
     fn finish(
         &self,
         identity: &Identity,
         api: &ApiRequest,
         fwd: Forwarding,
         mut resp: Response<ProxyBody>,
-    ) -> Response<ProxyBody> {
+    ) -> (Response<ProxyBody>, Outcome) {
         let status = resp.status();
         fwd.response_headers(&self.engine, identity, api, status, resp.headers_mut());
         if let ProxyBody::Upstream { meter, .. } = resp.body_mut() {
             // The expensive-request slot is held until the stream ends.
             meter.permit = fwd.permit;
         }
-        resp.extensions_mut().insert(fwd.outcome);
-        resp
+        (resp, fwd.outcome)
     }
 
     /// A guard that must see the body (the delete guard reads DeleteOptions) gets at most its
@@ -1193,8 +1212,8 @@ pub(crate) struct Prepared1 {
 
 /// What the decide step concluded.
 pub(crate) enum Decided {
-    /// Answered by kubeguard (a limit, a guard's refusal).
-    Answer(Response<ProxyBody>),
+    /// Answered by kubeguard (a limit, a guard's refusal), with what the ledger records of it.
+    Answer(Response<ProxyBody>, Option<Outcome>),
     /// Goes upstream.
     Forward(Forwarding),
 }
@@ -1228,9 +1247,9 @@ impl Forwarding {
     }
 }
 
-/// What the decide step did, carried to the ledger in the response's extensions.
+/// What the decide step did, carried beside the answer to the ledger (`conclude`).
 #[derive(Clone, Debug, Default)]
-struct Outcome {
+pub(crate) struct Outcome {
     rewritten: bool,
     throttled: bool,
     blocked: bool,
