@@ -201,25 +201,8 @@ mod tests {
     use super::*;
     use crate::observe::scan::{BodyKind, ScanSummary, Scanner};
 
-    /// splitmix64: deterministic, so a failure names its case.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            let out = crate::sim::seed::mix(self.0);
-            self.0 = self.0.wrapping_add(crate::sim::seed::SPLITMIX_STEP);
-            out
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn chance(&mut self, percent: usize) -> bool {
-            self.below(100) < percent
-        }
-        fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
-            of[self.below(of.len())]
-        }
-    }
+    /// The tests' splitmix64 generator: deterministic, so a failure names its case.
+    use crate::sim::seed::TestRng as Rng;
 
     fn ws(r: &mut Rng, out: &mut String) {
         if r.chance(15) {
@@ -230,12 +213,12 @@ mod tests {
     fn string(r: &mut Rng, out: &mut String) {
         out.push('"');
         let n = if r.chance(5) {
-            64 + r.below(300)
+            64 + r.index(300)
         } else {
-            r.below(16)
+            r.index(16)
         };
         for _ in 0..n {
-            match r.below(24) {
+            match r.index(24) {
                 0 => out.push_str(r#"\""#),
                 1 => out.push_str(r"\\"),
                 2 => out.push_str(r#"\\\""#),
@@ -244,7 +227,7 @@ mod tests {
                 5 => out.push_str(r"\u00e9"),
                 6 => out.push_str(r.pick(&["é", "日本", "🦀"])),
                 7 => out.push_str(r.pick(&["{", "}", "[", "]", ",", ":", r#"{\"a\":["#, "]}"])),
-                _ => out.push(char::from(b'a' + r.below(26) as u8)),
+                _ => out.push(char::from(b'a' + r.index(26) as u8)),
             }
         }
         out.push('"');
@@ -252,13 +235,13 @@ mod tests {
 
     fn value(r: &mut Rng, depth: usize, out: &mut String) {
         ws(r, out);
-        match r.below(if depth >= 7 { 4 } else { 8 }) {
+        match r.index(if depth >= 7 { 4 } else { 8 }) {
             0 | 1 => string(r, out),
             2 => out.push_str(r.pick(&["0", "-12", "3.25e-7", "410", "123456789012", "1E3"])),
             3 => out.push_str(r.pick(&["true", "false", "null"])),
             4..=6 => {
                 out.push('{');
-                for k in 0..r.below(5) {
+                for k in 0..r.index(5) {
                     if k > 0 {
                         out.push(',');
                     }
@@ -273,7 +256,7 @@ mod tests {
             }
             _ => {
                 out.push('[');
-                for k in 0..r.below(5) {
+                for k in 0..r.index(5) {
                     if k > 0 {
                         out.push(',');
                     }
@@ -289,7 +272,7 @@ mod tests {
     fn object_meta(r: &mut Rng, out: &mut String) {
         out.push_str(r#"{"metadata":{"name":"#);
         string(r, out);
-        out.push_str(&format!(r#","resourceVersion":"{}""#, r.below(100_000)));
+        out.push_str(&format!(r#","resourceVersion":"{}""#, r.index(100_000)));
         out.push_str(r#","labels":"#);
         value(r, 3, out);
         out.push_str(r#"},"spec":"#);
@@ -300,7 +283,7 @@ mod tests {
     /// A list or Table, its metadata before or after the items.
     fn list(r: &mut Rng) -> String {
         let table = r.chance(15);
-        let mut meta = format!(r#""metadata":{{"resourceVersion":"{}""#, r.below(1_000_000));
+        let mut meta = format!(r#""metadata":{{"resourceVersion":"{}""#, r.index(1_000_000));
         if r.chance(50) {
             meta.push_str(r#","continue":"#);
             if r.chance(30) {
@@ -308,11 +291,11 @@ mod tests {
             } else {
                 string(r, &mut meta);
             }
-            meta.push_str(&format!(r#","remainingItemCount":{}"#, r.below(5000)));
+            meta.push_str(&format!(r#","remainingItemCount":{}"#, r.index(5000)));
         }
         meta.push('}');
         let mut items = format!(r#""{}":["#, if table { "rows" } else { "items" });
-        for k in 0..r.below(8) {
+        for k in 0..r.index(8) {
             if k > 0 {
                 items.push(',');
             }
@@ -336,7 +319,7 @@ mod tests {
 
     fn watch(r: &mut Rng) -> String {
         let mut body = String::new();
-        for _ in 0..1 + r.below(6) {
+        for _ in 0..1 + r.index(6) {
             let kind = r.pick(&["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
             body.push_str(&format!(r#"{{"type":"{kind}","object":"#));
             if kind == "ERROR" {
@@ -354,14 +337,14 @@ mod tests {
 
     /// A random byte replaced, a backslash put outside a string, or the body cut short.
     fn mutate(r: &mut Rng, body: &mut Vec<u8>) {
-        for _ in 0..1 + r.below(3) {
-            let at = r.below(body.len().max(1));
-            match r.below(4) {
+        for _ in 0..1 + r.index(3) {
+            let at = r.index(body.len().max(1));
+            match r.index(4) {
                 0 => body.truncate(at),
                 1 => body.insert(at.min(body.len()), b'\\'),
                 _ => {
                     if let Some(b) = body.get_mut(at) {
-                        *b = *b"\"\\{}[] x:,\xff".get(r.below(11)).unwrap_or(&b'x');
+                        *b = *b"\"\\{}[] x:,\xff".get(r.index(11)).unwrap_or(&b'x');
                     }
                 }
             }
@@ -399,7 +382,7 @@ mod tests {
         for size in [1, 2, 3, 7, 63, 64, 65, 4096] {
             agree(kind, body, &[size], case);
         }
-        let random: Vec<usize> = (0..16).map(|_| 1 + r.below(150)).collect();
+        let random: Vec<usize> = (0..16).map(|_| 1 + r.index(150)).collect();
         agree(kind, body, &random, case);
     }
 
@@ -532,7 +515,7 @@ mod tests {
             let mut block = [0u8; BLOCK];
             for b in &mut block {
                 *b = if r.chance(50) {
-                    alphabet[r.below(alphabet.len())]
+                    alphabet[r.index(alphabet.len())]
                 } else {
                     r.next() as u8
                 };
@@ -553,7 +536,7 @@ mod tests {
             let backslash = match case % 3 {
                 0 => r.next(),
                 1 => r.next() | r.next() | r.next(),
-                _ => !(r.next() & r.next()) & r.next().rotate_left(r.below(64) as u32),
+                _ => !(r.next() & r.next()) & r.next().rotate_left(r.index(64) as u32),
             };
             let escape_in = r.chance(50);
             let (mut want, mut esc) = (0u64, escape_in);

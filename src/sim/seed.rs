@@ -107,6 +107,50 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The generator of the randomized tests: splitmix64's sequence (output `mix(state)`, then the
+/// state moves on by `SPLITMIX_STEP`). Deterministic, so a failure names its case.
+#[cfg(test)]
+pub(crate) struct TestRng(pub u64);
+
+#[cfg(test)]
+impl TestRng {
+    pub(crate) fn next(&mut self) -> u64 {
+        let out = mix(self.0);
+        self.0 = self.0.wrapping_add(SPLITMIX_STEP);
+        out
+    }
+
+    /// A number below `n` (> 0).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// An index below `n` (> 0).
+    pub(crate) fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+
+    /// True once in `n` times.
+    pub(crate) fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+
+    /// True `percent` times in 100.
+    pub(crate) fn chance(&mut self, percent: usize) -> bool {
+        self.index(100) < percent
+    }
+
+    /// One of `of` (not empty).
+    pub(crate) fn pick<T: Copy>(&mut self, of: &[T]) -> T {
+        of[self.index(of.len())]
+    }
+
+    /// `n` random bytes.
+    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
 /// FNV-1a of a name: the same image always gets the same digest.
 fn name_hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {

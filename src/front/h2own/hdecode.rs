@@ -541,13 +541,12 @@ mod tests {
             let coded = huffman_encode(text);
             inputs.extend((0..=coded.len()).map(|n| coded[..n].to_vec()));
         }
-        let mut x = 7u64;
+        let mut rng = crate::sim::seed::TestRng(7);
         for n in 0..4000 {
             inputs.push(
                 (0..n % 23)
                     .map(|_| {
-                        x = x.wrapping_add(crate::sim::seed::SPLITMIX_STEP);
-                        let r = crate::sim::seed::mix(x);
+                        let r = rng.next();
                         // Half the bytes all ones, the rest random.
                         if r & 1 == 0 { 0xff } else { (r >> 8) as u8 }
                     })

@@ -644,28 +644,8 @@ async fn keep_alive_pings_and_closes_a_silent_peer() {
     );
 }
 
-/// splitmix64: deterministic, so a failure names its case.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let out = crate::sim::seed::mix(self.0);
-        self.0 = self.0.wrapping_add(crate::sim::seed::SPLITMIX_STEP);
-        out
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn one_in(&mut self, n: u64) -> bool {
-        self.below(n) == 0
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+/// The tests' splitmix64 generator: deterministic, so a failure names its case.
+use crate::sim::seed::TestRng as Rng;
 
 /// The payload of the PING the random-frame cases end with.
 const SYNC: &[u8; 8] = b"fz-sync!";
