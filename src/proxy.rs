@@ -153,47 +153,55 @@ impl Proxy {
     }
 
     /// Serves one request. Never fails: every error becomes a Kubernetes `Status` response.
-    pub async fn handle(
+    ///
+    /// This and the steps it awaits are functions that return an `async move` block rather than
+    /// `async fn`s: an `async fn` keeps each argument twice in its future (as given, and as the
+    /// local it is moved to), and every request's future is copied once per layer as it is built.
+    #[allow(clippy::manual_async_fn)]
+    pub fn handle(
         self: Arc<Self>,
         req: Request<RequestBody>,
         conn: Arc<ConnInfo>,
-    ) -> Response<ProxyBody> {
-        let start = Instant::now();
-        let _inflight = InflightGuard::new(&self.metrics);
-        // Classify, shed, identify (the identity selects policy rules, decides the upstream
-        // credentials, and is what the ledger and the log record).
-        let Admitted {
-            api,
-            caller,
-            admitted,
-            audit_id,
-        } = match self
-            .admit_request(
-                req.method(),
-                req.uri().path(),
-                req.uri().query(),
-                req.headers(),
-                &conn,
-                start,
-            )
-            .await
-        {
-            Ok(a) => a,
-            Err(answer) => return answer,
-        };
-        let (mut resp, outcome) = self
-            .decide_and_forward(&api, &caller, &audit_id, req, &conn)
-            .await;
-        // The admission slot is kept until the response body is sent or dropped (for a watch or
-        // log stream: until the stream ends), or until an upgrade's bridged connection closes.
-        if let ProxyBody::Upstream { meter, .. } = resp.body_mut() {
-            meter.admitted = admitted;
-        } else if let (Some(permit), Some(ended)) =
-            (admitted, resp.extensions().get::<UpgradeEnded>())
-        {
-            ended.clone().hold_until_closed(permit);
+    ) -> impl Future<Output = Response<ProxyBody>> {
+        async move {
+            let start = Instant::now();
+            let _inflight = InflightGuard::new(&self.metrics);
+            // Classify, shed, identify (the identity selects policy rules, decides the upstream
+            // credentials, and is what the ledger and the log record).
+            let Admitted {
+                api,
+                caller,
+                admitted,
+                audit_id,
+            } = match self
+                .admit_request(
+                    req.method(),
+                    req.uri().path(),
+                    req.uri().query(),
+                    req.headers(),
+                    &conn,
+                    start,
+                )
+                .await
+            {
+                Ok(a) => a,
+                Err(answer) => return answer,
+            };
+            let (mut resp, outcome) = self
+                .decide_and_forward(&api, &caller, &audit_id, req, &conn)
+                .await;
+            // The admission slot is kept until the response body is sent or dropped (for a watch
+            // or log stream: until the stream ends), or until an upgrade's bridged connection
+            // closes.
+            if let ProxyBody::Upstream { meter, .. } = resp.body_mut() {
+                meter.admitted = admitted;
+            } else if let (Some(permit), Some(ended)) =
+                (admitted, resp.extensions().get::<UpgradeEnded>())
+            {
+                ended.clone().hold_until_closed(permit);
+            }
+            self.conclude(Some(&api), Some(&caller), &audit_id, resp, outcome, start)
         }
-        self.conclude(Some(&api), Some(&caller), &audit_id, resp, outcome, start)
     }
 
     /// `handle` up to the decide step (also for a request the HTTP/1.1 front end, `front/`,
@@ -510,35 +518,45 @@ impl Proxy {
         }
     }
 
-    /// Decide, forward, and add to the answer what was decided.
-    async fn decide_and_forward(
+    /// Decide, forward, and add to the answer what was decided. (Not an `async fn`: see `handle`.)
+    fn decide_and_forward(
         &self,
         api: &ApiRequest,
         caller: &Caller,
         audit_id: &HeaderValue,
         req: Request<RequestBody>,
         conn: &ConnInfo,
-    ) -> (Response<ProxyBody>, Option<Outcome>) {
-        let req = match self.read_body_for_guards(api, req).await {
-            Ok(req) => req,
-            Err(resp) => return (resp, None),
-        };
-        let decided = {
-            let body = match req.body() {
-                UpstreamBody::Right(full) => full_bytes(full),
-                UpstreamBody::Left(_) => None,
+    ) -> impl Future<Output = (Response<ProxyBody>, Option<Outcome>)> {
+        let (parts, body) = req.into_parts();
+        async move {
+            let body = match self.read_body_for_guards(api, body).await {
+                Ok(body) => body,
+                Err(resp) => return (resp, None),
             };
-            self.decide(api, caller, req.headers(), req.uri().query(), body.as_ref())
+            let decided = {
+                let full = match &body {
+                    UpstreamBody::Right(full) => full_bytes(full),
+                    UpstreamBody::Left(_) => None,
+                };
+                self.decide(
+                    api,
+                    caller,
+                    &parts.headers,
+                    parts.uri.query(),
+                    full.as_ref(),
+                )
                 .await
-        };
-        match decided {
-            Decided::Answer(resp, outcome) => (resp, outcome),
-            Decided::Forward(fwd) => {
-                let resp = self
-                    .forward(api, caller, audit_id, fwd.rewrite.as_deref(), req, conn)
-                    .await;
-                let (resp, outcome) = self.finish(&caller.identity, api, fwd, resp);
-                (resp, Some(outcome))
+            };
+            match decided {
+                Decided::Answer(resp, outcome) => (resp, outcome),
+                Decided::Forward(fwd) => {
+                    let req = Request::from_parts(parts, body);
+                    let resp = self
+                        .forward(api, caller, audit_id, fwd.rewrite.as_deref(), req, conn)
+                        .await;
+                    let (resp, outcome) = self.finish(&caller.identity, api, fwd, resp);
+                    (resp, Some(outcome))
+                }
             }
         }
     }
@@ -666,17 +684,13 @@ impl Proxy {
     async fn read_body_for_guards(
         &self,
         api: &ApiRequest,
-        req: Request<RequestBody>,
-    ) -> Result<Request<UpstreamBody>, Response<ProxyBody>> {
+        body: RequestBody,
+    ) -> Result<UpstreamBody, Response<ProxyBody>> {
         let Some(limit) = self.engine.guards.body_limit(api) else {
-            return Ok(req.map(UpstreamBody::Left));
+            return Ok(UpstreamBody::Left(body));
         };
-        let (parts, body) = req.into_parts();
         match Limited::new(body, limit).collect().await {
-            Ok(collected) => Ok(Request::from_parts(
-                parts,
-                UpstreamBody::Right(Full::new(collected.to_bytes())),
-            )),
+            Ok(collected) => Ok(UpstreamBody::Right(Full::new(collected.to_bytes()))),
             Err(e) => Err(Status::failure(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
@@ -688,7 +702,7 @@ impl Proxy {
 
     /// Forward: prepares the request for the upstream and sends it on the right client, with
     /// `rewrite` as its query when a guard rewrote it.
-    async fn forward(
+    fn forward(
         &self,
         api: &ApiRequest,
         caller: &Caller,
@@ -696,13 +710,62 @@ impl Proxy {
         rewrite: Option<&str>,
         mut req: Request<UpstreamBody>,
         conn: &ConnInfo,
-    ) -> Response<ProxyBody> {
+    ) -> impl Future<Output = Response<ProxyBody>> {
         let upgrade = wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
+        let uri = self.upstream_uri(&parts.uri, rewrite);
+        // Not an `async fn`: see `handle`.
+        async move {
+            parts.uri = match uri {
+                Ok(uri) => uri,
+                Err(e) => return self.upstream_failure(e),
+            };
+            // The client's HTTP version is a property of its hop; the upstream hop negotiates its
+            // own (h2 by ALPN where offered).
+            parts.version = http::Version::HTTP_11;
+            prepare_request_headers(&mut parts.headers, upgrade);
+            parts.headers.insert(AUDIT_ID, audit_id.clone());
+            if let Err(e) = self
+                .apply_credentials(caller, &mut parts.headers, conn)
+                .await
+            {
+                return e;
+            }
+            if let Some(client_upgrade) = client_upgrade {
+                // Boxed: rare, and its state would otherwise make every request's future larger.
+                let upstream_req = Request::from_parts(parts, body);
+                return Box::pin(self.forward_upgrade(upstream_req, client_upgrade)).await;
+            }
+            let long_running = api.is_long_running();
+            let timeout = (!long_running).then_some(self.settings.response_header_timeout);
+            let sent = match self.upstream.idle_h1() {
+                Some(idle) => {
+                    crate::front::pooled::send(&self.upstream, idle, &parts, body, timeout)
+                        .await
+                        .map(|r| r.map(|b| UpstreamIn::Raw(Box::new(b))))
+                }
+                None => self
+                    .upstream
+                    .send(Request::from_parts(parts, body), long_running, timeout)
+                    .await
+                    .map(|r| r.map(UpstreamIn::Hyper)),
+            };
+            match sent {
+                Ok(resp) => self.stream_back(api, &caller.identity, resp),
+                Err(e) => self.upstream_failure(e),
+            }
+        }
+    }
 
-        let original = parts
-            .uri
+    /// The upstream's URI for a request to `uri`, with `rewrite` as its query when a guard
+    /// rewrote it.
+    fn upstream_uri(
+        &self,
+        uri: &http::Uri,
+        rewrite: Option<&str>,
+    ) -> Result<http::Uri, UpstreamError> {
+        let original = uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
@@ -712,43 +775,7 @@ impl Proxy {
             }
             None => original,
         };
-        parts.uri = match self.upstream.uri_for(&path_and_query) {
-            Ok(uri) => uri,
-            Err(e) => return self.upstream_failure(e),
-        };
-        // The client's HTTP version is a property of its hop; the upstream hop negotiates its own
-        // (h2 by ALPN where offered).
-        parts.version = http::Version::HTTP_11;
-        prepare_request_headers(&mut parts.headers, upgrade);
-        parts.headers.insert(AUDIT_ID, audit_id.clone());
-        if let Err(e) = self
-            .apply_credentials(caller, &mut parts.headers, conn)
-            .await
-        {
-            return e;
-        }
-        let upstream_req = Request::from_parts(parts, body);
-
-        if let Some(client_upgrade) = client_upgrade {
-            // Boxed: rare, and its state would otherwise make every request's future larger.
-            return Box::pin(self.forward_upgrade(upstream_req, client_upgrade)).await;
-        }
-        let long_running = api.is_long_running();
-        let timeout = (!long_running).then_some(self.settings.response_header_timeout);
-        let sent = match self.upstream.idle_h1() {
-            Some(idle) => crate::front::pooled::send(&self.upstream, idle, upstream_req, timeout)
-                .await
-                .map(|r| r.map(|b| UpstreamIn::Raw(Box::new(b)))),
-            None => self
-                .upstream
-                .send(upstream_req, long_running, timeout)
-                .await
-                .map(|r| r.map(UpstreamIn::Hyper)),
-        };
-        match sent {
-            Ok(resp) => self.stream_back(api, &caller.identity, resp),
-            Err(e) => self.upstream_failure(e),
-        }
+        self.upstream.uri_for(&path_and_query)
     }
 
     /// Credentials, by what the identity step decided (k8s-facts §2, §4): the caller's own

@@ -101,16 +101,21 @@ impl IdlePool {
     }
 }
 
-/// Sends `req` (its URI absolute, its headers prepared for the upstream) on a kept connection or
-/// a new one, and returns the upstream's answer once its head has arrived; the body follows as
-/// it arrives. Waits for the head at most `timeout` when given.
+/// Sends the request `parts` describe (its URI absolute, its headers prepared for the upstream)
+/// with `body` on a kept connection or a new one, and returns the upstream's answer once its
+/// head has arrived; the body follows as it arrives. Waits for the head at most `timeout` when
+/// given.
+///
+/// The head is borrowed, not owned: every request's future holds this one's state, and
+/// each layer of it is copied once when it is built, so it is kept small.
 pub async fn send(
     upstream: &Upstream,
     pool: &Arc<IdlePool>,
-    req: http::Request<UpstreamBody>,
+    parts: &http::request::Parts,
+    body: UpstreamBody,
     timeout: Option<Duration>,
 ) -> Result<Response<RawBody>, UpstreamError> {
-    let exchange = exchange(upstream, pool, req);
+    let exchange = exchange(upstream, pool, parts, body);
     match timeout {
         Some(t) => tokio::time::timeout(t, exchange)
             .await
@@ -127,12 +132,14 @@ enum Outgoing {
     Stream(crate::upstream::RequestBody, Option<u64>),
 }
 
-async fn exchange(
+/// The head is prepared before the future is made, so the future holds only what the exchange
+/// still needs.
+fn exchange(
     upstream: &Upstream,
     pool: &Arc<IdlePool>,
-    req: http::Request<UpstreamBody>,
-) -> Result<Response<RawBody>, UpstreamError> {
-    let (parts, body) = req.into_parts();
+    parts: &http::request::Parts,
+    body: UpstreamBody,
+) -> impl Future<Output = Result<Response<RawBody>, UpstreamError>> {
     let outgoing = match body {
         http_body_util::Either::Right(full) => {
             Outgoing::Whole(crate::proxy::full_bytes(&full).unwrap_or_default())
@@ -143,41 +150,45 @@ async fn exchange(
             Outgoing::Stream(incoming, n)
         }
     };
-    let head = request_head(upstream, &parts, &outgoing);
+    let head = request_head(upstream, parts, &outgoing);
     // A GET or HEAD without a body is sent again on a new connection when a kept one fails
     // before any answer (the apiserver closed it while idle); anything else is not.
     let idempotent = matches!(outgoing, Outgoing::None)
         && (parts.method == Method::GET || parts.method == Method::HEAD);
     // Only a request without a body is sent again, so what is left to send on a retry is none.
     let mut outgoing = Some(outgoing);
-    loop {
-        let (mut io, fresh) = match pool.take() {
-            Some(io) => (io, false),
-            None => (upstream.connect_h1().await?, true),
-        };
-        let sent = match outgoing.take().unwrap_or(Outgoing::None) {
-            Outgoing::None => io.write_all(&head).await,
-            Outgoing::Whole(bytes) => {
-                let mut bufs = [io::IoSlice::new(&head), io::IoSlice::new(&bytes)];
-                super::conn::write_all_vectored(&mut io, &mut bufs).await
+    let method = &parts.method;
+    async move {
+        loop {
+            let (mut io, fresh) = match pool.take() {
+                Some(io) => (io, false),
+                None => (upstream.connect_h1().await?, true),
+            };
+            let sent = match outgoing.take().unwrap_or(Outgoing::None) {
+                Outgoing::None => io.write_all(&head).await,
+                Outgoing::Whole(bytes) => {
+                    let mut bufs = [io::IoSlice::new(&head), io::IoSlice::new(&bytes)];
+                    super::conn::write_all_vectored(&mut io, &mut bufs).await
+                }
+                Outgoing::Stream(incoming, n) => {
+                    // Boxed: every request's future would otherwise carry this rare state.
+                    Box::pin(stream_body(&mut io, &head, incoming, n.is_none())).await
+                }
+            };
+            let retried = |why: String, answered: bool| {
+                if fresh || !idempotent || answered {
+                    Err(UpstreamError::Request(why))
+                } else {
+                    Ok(())
+                }
+            };
+            match sent {
+                Err(e) => retried(e.to_string(), false)?,
+                Ok(()) => match read_head(&mut io, method).await {
+                    Ok((head, buf)) => return Ok(answer(head, buf, io, pool)),
+                    Err((why, answered)) => retried(why, answered)?,
+                },
             }
-            Outgoing::Stream(incoming, n) => {
-                stream_body(&mut io, &head, incoming, n.is_none()).await
-            }
-        };
-        let retried = |why: String, answered: bool| {
-            if fresh || !idempotent || answered {
-                Err(UpstreamError::Request(why))
-            } else {
-                Ok(())
-            }
-        };
-        match sent {
-            Err(e) => retried(e.to_string(), false)?,
-            Ok(()) => match read_head(&mut io, &parts.method).await {
-                Ok((head, buf)) => return Ok(answer(head, buf, io, pool)),
-                Err((why, answered)) => retried(why, answered)?,
-            },
         }
     }
 }
