@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::chunked::{self, Decoder};
 use super::head::{self, Framing, Parsed, ParsedResponse, RequestHead, ResponseHead};
 use super::prepend::Prepend;
+use super::readsize::ReadSize;
 use crate::proxy::{
     AUDIT_ID, ConnInfo, InflightGuard, Meter, Prepared, Prepared1, Proxy, ProxyBody,
 };
@@ -34,11 +35,9 @@ pub struct FrontOptions {
     pub max_header_bytes: usize,
 }
 
-/// Read buffer of an upstream connection for a body that did not come with its head, at first.
+/// Read buffer of an upstream connection for a body that did not come with its head, at first;
+/// reads that fill it double it (`readsize`: a large LIST then moves in MiBs per system call).
 const BODY_BUF: usize = 64 * 1024;
-/// Reads that fill the buffer double it up to this (a large LIST then moves in a few hundred
-/// KiB per system call on each side instead of 64 KiB, as hyper's adaptive reads do).
-const BODY_BUF_MAX: usize = 512 * 1024;
 /// What is read at once from a stream that is mostly idle (a watch): on the stack, so an idle
 /// watch holds no read buffer.
 const IDLE_READ: usize = 16 * 1024;
@@ -133,8 +132,8 @@ struct Conn {
 struct Upstream1 {
     io: H1Io,
     buf: Vec<u8>,
-    /// What the next body read asks for (`BODY_BUF` up to `BODY_BUF_MAX`).
-    read_size: usize,
+    /// What the next body read asks for (from `BODY_BUF`).
+    read_size: ReadSize,
 }
 
 impl Conn {
@@ -412,7 +411,7 @@ impl Conn {
                         .await
                         .map_err(Failed::Upstream)?,
                     buf: Vec::new(),
-                    read_size: BODY_BUF,
+                    read_size: ReadSize::new(BODY_BUF),
                 }),
             };
             let sent = match &body {
@@ -568,7 +567,7 @@ impl Conn {
                 } else {
                     // An idle upstream connection holds no buffer either.
                     up.buf = Vec::new();
-                    up.read_size = BODY_BUF;
+                    up.read_size.reset();
                 }
                 !close
             }
@@ -900,15 +899,15 @@ async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
 /// Reads more of a body into the (empty or partly used) upstream buffer; the end of the
 /// connection here is a cut.
 async fn read_more(up: &mut Upstream1) -> Result<(), Cut> {
-    if up.buf.capacity() - up.buf.len() < up.read_size / 2 {
-        up.buf.reserve(up.read_size);
+    if up.buf.capacity() - up.buf.len() < up.read_size.get() / 2 {
+        up.buf.reserve(up.read_size.get());
     }
     let room = up.buf.capacity() - up.buf.len();
     match up.io.read_buf(&mut up.buf).await {
         Ok(0) => Err(Cut::Upstream(io::ErrorKind::UnexpectedEof.into())),
         Ok(n) => {
             if n == room {
-                up.read_size = (up.read_size * 2).min(BODY_BUF_MAX);
+                up.read_size.filled();
             }
             Ok(())
         }

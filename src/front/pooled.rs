@@ -23,13 +23,13 @@ use tokio::io::AsyncWriteExt;
 use super::chunked::Decoder;
 use super::framing::{self, BodyFraming, FramingField, StatusKind};
 use super::head::{self, Framing};
+use super::readsize::ReadSize;
 use crate::upstream::{H1Io, Upstream, UpstreamBody, UpstreamError};
 
 /// Largest response head accepted from the upstream (as the front end's).
 const MAX_HEAD: usize = 1 << 20;
-/// First read of a response; a body read that fills its buffer doubles the next, up to the max.
+/// First read of a response; a body read that fills its buffer doubles the next (`readsize`).
 const READ_MIN: usize = 16 * 1024;
-const READ_MAX: usize = 512 * 1024;
 
 /// Idle upstream connections, one list per connection worker (`workers::slot`): a connection is
 /// used by the thread that opened it, never woken from another.
@@ -427,7 +427,7 @@ fn answer(head: Head, mut buf: BytesMut, io: H1Io, pool: &Arc<IdlePool>) -> Resp
     let mut body = RawBody {
         io: Some(io),
         buf,
-        read_size: READ_MIN,
+        read_size: ReadSize::new(READ_MIN),
         state,
         pending: VecDeque::new(),
         keep: !close && framing != Framing::Close,
@@ -458,7 +458,7 @@ pub struct RawBody {
     io: Option<H1Io>,
     /// Bytes read and not yet passed on.
     buf: BytesMut,
-    read_size: usize,
+    read_size: ReadSize,
     state: State,
     /// Data of a chunked body decoded and not yet passed on.
     pending: VecDeque<Bytes>,
@@ -479,12 +479,14 @@ impl RawBody {
             self.pool.put(io);
         }
         self.buf = BytesMut::new();
+        self.read_size.reset();
     }
 
     fn cut(&mut self, e: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         self.state = State::Done;
         self.io = None;
         self.buf = BytesMut::new();
+        self.read_size.reset();
         Poll::Ready(Some(Err(e)))
     }
 }
@@ -559,8 +561,8 @@ impl Body for RawBody {
             let Some(io) = this.io.as_mut() else {
                 return Poll::Ready(None);
             };
-            if this.buf.capacity() - this.buf.len() < this.read_size / 2 {
-                this.buf.reserve(this.read_size);
+            if this.buf.capacity() - this.buf.len() < this.read_size.get() / 2 {
+                this.buf.reserve(this.read_size.get());
             }
             let room = this.buf.capacity() - this.buf.len();
             match tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut this.buf) {
@@ -575,7 +577,7 @@ impl Body for RawBody {
                 }
                 Poll::Ready(Ok(n)) => {
                     if n == room {
-                        this.read_size = (this.read_size * 2).min(READ_MAX);
+                        this.read_size.filled();
                     }
                 }
             }
