@@ -566,8 +566,7 @@ impl Conn {
                     self.up = None;
                 } else {
                     // An idle upstream connection holds no buffer either.
-                    up.buf = Vec::new();
-                    up.read_size.reset();
+                    up.read_size.release(&mut up.buf);
                 }
                 !close
             }
@@ -899,9 +898,7 @@ async fn copy_chunked<IO: AsyncRead + AsyncWrite + Unpin>(
 /// Reads more of a body into the (empty or partly used) upstream buffer; the end of the
 /// connection here is a cut.
 async fn read_more(up: &mut Upstream1) -> Result<(), Cut> {
-    if up.buf.capacity() - up.buf.len() < up.read_size.get() / 2 {
-        up.buf.reserve(up.read_size.get());
-    }
+    up.read_size.prepare(&mut up.buf);
     let room = up.buf.capacity() - up.buf.len();
     match up.io.read_buf(&mut up.buf).await {
         Ok(0) => Err(Cut::Upstream(io::ErrorKind::UnexpectedEof.into())),

@@ -566,7 +566,15 @@ impl Body for RawBody {
             }
             let room = this.buf.capacity() - this.buf.len();
             match tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut this.buf) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Caught up: a stream waiting for its next event holds no read buffer and
+                    // no part of the large-read allowance (`readsize`).
+                    this.read_size.reset();
+                    if this.buf.is_empty() {
+                        this.buf = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Err(e)) => return this.cut(e),
                 Poll::Ready(Ok(0)) => {
                     if matches!(this.state, State::Close) {
@@ -657,6 +665,46 @@ mod tests {
         let (clients, _servers) = sockets(1).await;
         pool.put(clients.into_iter().next().unwrap());
         assert_eq!(pool.idle(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_caught_up_holds_no_buffer_and_reads_small_again() {
+        use http_body_util::BodyExt;
+        use tokio::io::AsyncWriteExt;
+        let (mut clients, mut servers) = sockets(1).await;
+        let mut body = RawBody {
+            io: clients.pop(),
+            buf: BytesMut::new(),
+            read_size: ReadSize::new(READ_MIN),
+            state: State::Length(4 << 20),
+            pending: VecDeque::new(),
+            keep: true,
+            pool: Arc::new(IdlePool::new(1, Duration::from_secs(60))),
+            ranges: Vec::new(),
+        };
+        // 1 MiB at once: reads fill their buffers and grow.
+        let sent = 1 << 20;
+        let mut server = servers.pop().unwrap();
+        let writer = tokio::spawn(async move {
+            server.write_all(&vec![b'x'; sent]).await.unwrap();
+            server
+        });
+        let (mut got, mut largest) = (0, 0);
+        while got < sent {
+            let frame = body.frame().await.unwrap().unwrap();
+            got += frame.into_data().unwrap().len();
+            largest = largest.max(body.read_size.get());
+        }
+        assert_eq!(got, sent);
+        assert!(largest > READ_MIN, "reads never grew: {largest}");
+        let _server = writer.await.unwrap();
+        // Nothing more has come: the next poll waits, holding nothing.
+        let waiting =
+            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx).is_pending()))
+                .await;
+        assert!(waiting);
+        assert_eq!(body.read_size.get(), READ_MIN);
+        assert_eq!(body.buf.capacity(), 0);
     }
 
     #[test]

@@ -2,55 +2,86 @@
 //! fills its buffer doubles the next, so only a body the apiserver sends faster than kubeguard
 //! drains it (a large LIST) grows a large buffer, and an idle or slow stream never does.
 //!
-//! Up to `FREE_MAX` a connection grows on its own. Past it, reads ask for up to `LARGE_MAX`,
-//! but only while the process-wide allowance `LARGE_BUDGET` has room for the growth: a single
-//! large LIST then moves in a few MiB per system call on each side, while a thousand concurrent
-//! ones hold at most `FREE_MAX` each plus the allowance (one large read: a few MiB of RSS).
+//! Up to `FREE_MAX` a body grows on its own. Past it, a body moves to `LARGE_MAX` reads in one
+//! step, and only while fewer than `LARGE_READS` bodies in the whole process have them: a single
+//! large LIST then moves in MiBs per system call on each side, while a thousand concurrent ones
+//! hold at most `FREE_MAX` each, plus the large reads. One step, not doubling through the sizes
+//! between: each size on the way would be one more block for the allocator to keep.
 //!
 //! Fewer, larger reads and writes mean fewer rounds of waking the apiserver and the client per
 //! byte: the bytes copied stay the same, yet kubeguard's system time per GB fell by about a
 //! third (0.48 → 0.34 s/GB, 256 KiB against 2 MiB reads, alternating runs). With reads of at most
 //! 512 KiB a 49 MB LIST over HTTP/1.1 ran at 0.95x haproxy's speed for 1.25x its CPU per GB;
-//! with this, 1.06x for 1.08x (`loadtests/perf.sh` S3, each against haproxy in the same run;
-//! loadtests/README.md).
+//! with large reads, 1.06x for 1.08x (`loadtests/perf.sh` S3, each against haproxy in the same
+//! run; loadtests/README.md).
 //!
-//! A size is given back when its `ReadSize` is reset or dropped, which is when its buffer is.
+//! A large read is given back when its `ReadSize` is reset or dropped, which is when its buffer
+//! is let go (the body ended, or a stream caught up and waits).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Reads that fill their buffer double up to this without asking anyone.
 pub const FREE_MAX: usize = 256 * 1024;
-/// The largest read.
+/// The size of a large read.
 pub const LARGE_MAX: usize = 2 * 1024 * 1024;
-/// What all reads together may ask for beyond `FREE_MAX` each: one `LARGE_MAX` read.
-pub const LARGE_BUDGET: usize = LARGE_MAX - FREE_MAX;
+/// How many bodies may have large reads at once.
+pub const LARGE_READS: usize = 1;
 
-/// Bytes of `LARGE_BUDGET` held now.
-static LARGE_HELD: AtomicUsize = AtomicUsize::new(0);
+/// The process's large reads.
+static LARGE: Large = Large::new();
 
-/// The next read's size for one body, and what it holds of the process-wide allowance.
+/// Who has a large read, and the large buffers between bodies.
+#[derive(Debug)]
+struct Large {
+    /// Bodies with a large read now.
+    now: AtomicUsize,
+    /// Large buffers let go by bodies read into a `Vec` (`prepare`, `release`), kept for the
+    /// next large read: taken once and reused, a large buffer never goes back to the allocator,
+    /// which would keep each freed one a while (mimalloc purges after a second) and take a new
+    /// one for the next large LIST (S3's peak RSS: idle + 3.8–4.0 MB so, 4.9–6.8 MB without).
+    spare: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Large {
+    const fn new() -> Self {
+        Large {
+            now: AtomicUsize::new(0),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn spare(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        // A panic elsewhere cannot leave the list half-changed.
+        self.spare
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The next read's size for one body.
 #[derive(Debug)]
 pub struct ReadSize {
     first: usize,
     size: usize,
-    /// Bytes of `LARGE_HELD` this size holds (`size - FREE_MAX` when past it).
-    held: usize,
-    budget: &'static AtomicUsize,
+    /// This body holds one of the `LARGE_READS`.
+    large: bool,
+    pool: &'static Large,
 }
 
 impl ReadSize {
     /// A body whose first read asks for `first` bytes (at most `FREE_MAX`).
     pub const fn new(first: usize) -> Self {
-        Self::with_budget(first, &LARGE_HELD)
+        Self::within(first, &LARGE)
     }
 
-    const fn with_budget(first: usize, budget: &'static AtomicUsize) -> Self {
+    const fn within(first: usize, pool: &'static Large) -> Self {
         let first = if first < FREE_MAX { first } else { FREE_MAX };
         ReadSize {
             first,
             size: first,
-            held: 0,
-            budget,
+            large: false,
+            pool,
         }
     }
 
@@ -59,33 +90,70 @@ impl ReadSize {
         self.size
     }
 
-    /// The last read filled its buffer: the next asks for twice as much, within the limits.
+    /// The last read filled its buffer: the next asks for twice as much, or for a large read.
     pub fn filled(&mut self) {
-        let want = (self.size * 2).min(LARGE_MAX);
-        if want <= FREE_MAX {
-            self.size = want;
+        if self.size < FREE_MAX {
+            self.size = (self.size * 2).min(FREE_MAX);
             return;
         }
-        let more = want - FREE_MAX - self.held;
-        if more == 0 {
+        if self.large {
             return;
         }
-        let granted = self
-            .budget
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                let room = LARGE_BUDGET.saturating_sub(held);
-                (room > 0).then(|| held + more.min(room))
+        let took = self
+            .pool
+            .now
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < LARGE_READS).then_some(n + 1)
             })
-            .map_or(0, |before| more.min(LARGE_BUDGET - before));
-        self.held += granted;
-        self.size = self.size.max(FREE_MAX + self.held);
+            .is_ok();
+        if took {
+            self.large = true;
+            self.size = LARGE_MAX;
+        }
     }
 
-    /// Back to the first size (the body ended and its buffer was let go), giving back what it held.
+    /// Makes room in `buf` for the next read (at least half of `get()` free), with a spare
+    /// large buffer when this body has a large read.
+    pub fn prepare(&self, buf: &mut Vec<u8>) {
+        if buf.capacity() - buf.len() >= self.size / 2 {
+            return;
+        }
+        if self.large
+            && let Some(mut large) = self.pool.spare().pop()
+        {
+            large.extend_from_slice(buf);
+            *buf = large;
+            return;
+        }
+        if buf.is_empty() {
+            // The old block goes before the larger one is taken (a reallocation would hold
+            // both, and copy the old one whole).
+            *buf = Vec::new();
+        }
+        buf.reserve_exact(self.size);
+    }
+
+    /// The body ended: `buf` is let go (a large one kept for the next large read) and the
+    /// size reset.
+    pub fn release(&mut self, buf: &mut Vec<u8>) {
+        let buf = std::mem::take(buf);
+        if buf.capacity() >= LARGE_MAX {
+            let mut spare = self.pool.spare();
+            if spare.len() < LARGE_READS {
+                let mut buf = buf;
+                buf.clear();
+                spare.push(buf);
+            }
+        }
+        self.reset();
+    }
+
+    /// Back to the first size (the body ended, or its buffer was let go while it waits),
+    /// giving back a large read.
     pub fn reset(&mut self) {
-        if self.held > 0 {
-            self.budget.fetch_sub(self.held, Ordering::AcqRel);
-            self.held = 0;
+        if self.large {
+            self.pool.now.fetch_sub(1, Ordering::AcqRel);
+            self.large = false;
         }
         self.size = self.first;
     }
@@ -108,64 +176,83 @@ mod tests {
     }
 
     #[test]
-    fn doubles_freely_up_to_the_free_max() {
-        static HELD: AtomicUsize = AtomicUsize::new(0);
-        let mut r = ReadSize::with_budget(64 * 1024, &HELD);
+    fn doubles_freely_up_to_the_free_max_then_takes_a_large_read() {
+        static L: Large = Large::new();
+        let mut r = ReadSize::within(64 * 1024, &L);
         assert_eq!(r.get(), 64 * 1024);
         r.filled();
         assert_eq!(r.get(), 128 * 1024);
         r.filled();
         assert_eq!(r.get(), FREE_MAX);
-        assert_eq!(HELD.load(Ordering::Acquire), 0);
+        assert_eq!(L.now.load(Ordering::Acquire), 0);
         r.filled();
-        assert_eq!(r.get(), 2 * FREE_MAX);
-        assert_eq!(HELD.load(Ordering::Acquire), FREE_MAX);
+        assert_eq!(r.get(), LARGE_MAX);
+        assert_eq!(L.now.load(Ordering::Acquire), 1);
         grow(&mut r, 10);
         assert_eq!(r.get(), LARGE_MAX);
-        assert_eq!(HELD.load(Ordering::Acquire), LARGE_BUDGET);
+        assert_eq!(L.now.load(Ordering::Acquire), 1, "taken once");
         r.reset();
         assert_eq!(r.get(), 64 * 1024);
-        assert_eq!(HELD.load(Ordering::Acquire), 0);
+        assert_eq!(L.now.load(Ordering::Acquire), 0);
+        r.reset();
+        assert_eq!(L.now.load(Ordering::Acquire), 0, "given back once");
     }
 
     #[test]
-    fn the_allowance_bounds_all_reads_together_and_comes_back() {
-        static HELD: AtomicUsize = AtomicUsize::new(0);
-        let mut reads: Vec<ReadSize> = (0..8)
-            .map(|_| ReadSize::with_budget(16 * 1024, &HELD))
-            .collect();
+    fn large_reads_are_bounded_in_the_whole_process_and_pass_on() {
+        static L: Large = Large::new();
+        let mut reads: Vec<ReadSize> = (0..8).map(|_| ReadSize::within(16 * 1024, &L)).collect();
         for r in &mut reads {
             grow(r, 20);
         }
-        let total: usize = reads.iter().map(ReadSize::get).sum();
-        // The first took the whole allowance; the others stopped at the free max.
-        assert_eq!(reads[0].get(), LARGE_MAX);
-        assert!(reads[1..].iter().all(|r| r.get() == FREE_MAX));
-        assert_eq!(total, 8 * FREE_MAX + LARGE_BUDGET);
-        assert_eq!(HELD.load(Ordering::Acquire), LARGE_BUDGET);
-        // The allowance passes on when the large one ends.
+        let large = reads.iter().filter(|r| r.get() == LARGE_MAX).count();
+        assert_eq!(large, LARGE_READS);
+        assert!(reads[LARGE_READS..].iter().all(|r| r.get() == FREE_MAX));
+        assert_eq!(L.now.load(Ordering::Acquire), LARGE_READS);
+        // A large read passes on once a body that has one ends.
         drop(reads.remove(0));
-        assert_eq!(HELD.load(Ordering::Acquire), 0);
-        grow(&mut reads[0], 20);
-        assert_eq!(reads[0].get(), LARGE_MAX);
+        assert_eq!(L.now.load(Ordering::Acquire), LARGE_READS - 1);
+        reads[LARGE_READS - 1].filled();
+        assert_eq!(reads[LARGE_READS - 1].get(), LARGE_MAX);
         drop(reads);
-        assert_eq!(HELD.load(Ordering::Acquire), 0);
+        assert_eq!(L.now.load(Ordering::Acquire), 0);
     }
 
     #[test]
-    fn a_partial_grant_is_used_and_topped_up_later() {
-        static HELD: AtomicUsize = AtomicUsize::new(0);
-        // Another body holds all but 100 KiB of the allowance.
-        HELD.store(LARGE_BUDGET - 100 * 1024, Ordering::Release);
-        let mut r = ReadSize::with_budget(FREE_MAX, &HELD);
+    fn a_large_buffer_is_taken_once_and_reused() {
+        static L: Large = Large::new();
+        let mut r = ReadSize::within(FREE_MAX, &L);
+        let mut buf = Vec::with_capacity(FREE_MAX);
+        buf.extend_from_slice(b"partial chunk line");
+        // Room for half a read: nothing changes.
+        r.prepare(&mut buf);
+        assert_eq!(buf.capacity(), FREE_MAX);
         r.filled();
-        assert_eq!(r.get(), FREE_MAX + 100 * 1024);
-        assert_eq!(HELD.load(Ordering::Acquire), LARGE_BUDGET);
-        // The other ends: the next filled read takes what it wants.
-        HELD.fetch_sub(LARGE_BUDGET - 100 * 1024, Ordering::AcqRel);
-        r.filled();
-        assert_eq!(r.get(), 2 * (FREE_MAX + 100 * 1024));
-        r.reset();
-        assert_eq!(HELD.load(Ordering::Acquire), 0);
+        assert_eq!(r.get(), LARGE_MAX);
+        // A large read: a large buffer, with the bytes not yet used.
+        r.prepare(&mut buf);
+        assert!(buf.capacity() >= LARGE_MAX);
+        assert_eq!(buf, b"partial chunk line");
+        let first = buf.as_ptr();
+        r.release(&mut buf);
+        assert_eq!(buf.capacity(), 0, "the body holds nothing once ended");
+        assert_eq!(r.get(), FREE_MAX);
+        assert_eq!(L.now.load(Ordering::Acquire), 0);
+        assert_eq!(L.spare().len(), 1);
+        // The next large read, of another body, takes the same buffer, empty.
+        let mut other = ReadSize::within(FREE_MAX, &L);
+        other.filled();
+        let mut buf2 = Vec::new();
+        other.prepare(&mut buf2);
+        assert_eq!(buf2.as_ptr(), first);
+        assert!(buf2.is_empty());
+        assert!(L.spare().is_empty());
+        // A small buffer is not kept; nor more large ones than there are large reads.
+        let mut small = vec![0u8; 1024];
+        ReadSize::within(FREE_MAX, &L).release(&mut small);
+        assert!(L.spare().is_empty());
+        L.spare().push(Vec::with_capacity(LARGE_MAX));
+        other.release(&mut buf2);
+        assert_eq!(L.spare().len(), LARGE_READS);
     }
 }
