@@ -11,9 +11,9 @@
 //! Fewer, larger reads and writes mean fewer rounds of waking the apiserver and the client per
 //! byte: the bytes copied stay the same, yet kubeguard's system time per GB fell by about a
 //! third (0.48 → 0.34 s/GB, 256 KiB against 2 MiB reads, alternating runs). With reads of at most
-//! 512 KiB a 49 MB LIST over HTTP/1.1 ran at 0.95x haproxy's speed for 1.25x its CPU per GB;
-//! with large reads, 1.06x for 1.08x (`loadtests/perf.sh` S3, each against haproxy in the same
-//! run; loadtests/README.md).
+//! 512 KiB a 49 MB LIST over HTTP/1.1 ran at 0.79–0.95x haproxy's speed for 1.25–1.27x its CPU
+//! per GB; with large reads, 1.08–1.18x for 1.02–1.11x, 1.88–2.01 GB/s (`loadtests/perf.sh` S3,
+//! two runs each, against haproxy in the same run; loadtests/README.md).
 //!
 //! A large read is given back when its `ReadSize` is reset or dropped, which is when its buffer
 //! is let go (the body ended, or a stream caught up and waits).
