@@ -38,22 +38,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-wait_port() {
-  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "port $1 did not open" >&2; return 1
-}
-
-"$BIN/fake-apiserver" --http "127.0.0.1:$UP_PORT" >"$OUT/upstream.log" 2>&1 &
-pids+=($!)
-wait_port "$UP_PORT"
-cat >"$OUT/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$UP_PORT"}}]
-users: [{name: bench, user: {token: bench-not-a-secret}}]
-contexts: [{name: fake, context: {cluster: fake, user: bench}}]
-current-context: fake
-EOF
+# shellcheck source=loadtests/fake_upstream.sh
+. "$ROOT/loadtests/fake_upstream.sh"
+start_fake_upstream "$BIN" "$UP_PORT" "$OUT"
 
 # One measured proxy: start under callgrind with collection off, warm up, count N requests.
 measure() {

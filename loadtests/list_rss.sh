@@ -18,22 +18,16 @@ WORK="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-cat > "$WORK/kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$UP_PORT"}}]
-users: [{name: bench, user: {token: bench-not-a-secret}}]
-contexts: [{name: fake, context: {cluster: fake, user: bench}}]
-current-context: fake
-KC
-"$BIN/fake-apiserver" --http "127.0.0.1:$UP_PORT" >"$WORK/up.log" 2>&1 & pids+=($!)
+# shellcheck source=loadtests/fake_upstream.sh
+. "$ROOT/loadtests/fake_upstream.sh"
+start_fake_upstream "$BIN" "$UP_PORT" "$WORK"
 kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$2/status"; }
 mb() { python3 -c "import json,sys; print(round(json.load(sys.stdin)['mb_per_s']))"; }
 URL="http://127.0.0.1:$KG_PORT/api/v1/pods?limit=10000"
 for run in $(seq "${RUNS:-1}"); do
   RUST_LOG=warn "$ROOT/target/release/kubeguard" serve --listen "http://127.0.0.1:$KG_PORT" \
     --admin-listen 127.0.0.1:0 --kubeconfig "$WORK/kubeconfig" >"$WORK/kg.log" 2>&1 & kg=$!
-  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$KG_PORT/version" && break; sleep 0.1; done
+  wait_port "$KG_PORT"
   idle=$(kb VmRSS "$kg")
   seq_mb=$(timeout 120 "$BIN/perfclient" list --url "$URL" --count 20 --concurrency 1 --timeout 90 | mb)
   after_seq=$(kb VmHWM "$kg")
