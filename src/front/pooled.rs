@@ -568,7 +568,7 @@ impl Body for RawBody {
             match tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut this.buf) {
                 Poll::Pending => {
                     // Caught up: a stream waiting for its next event holds no read buffer and
-                    // no part of the large-read allowance (`readsize`).
+                    // no large read (`readsize`).
                     this.read_size.reset();
                     if this.buf.is_empty() {
                         this.buf = BytesMut::new();
