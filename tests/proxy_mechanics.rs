@@ -101,7 +101,9 @@ async fn handle(
             tokio::time::sleep(Duration::from_secs(3)).await;
             Response::new(full("late"))
         }
-        "/api/v1/namespaces/default/pods/p/exec" => {
+        "/api/v1/namespaces/default/pods/p/exec"
+        | "/api/v1/namespaces/default/pods/p/attach"
+        | "/api/v1/namespaces/default/pods/p/portforward" => {
             if req.uri().query().unwrap_or("").contains("refuse") {
                 Response::builder()
                     .status(StatusCode::FORBIDDEN)
@@ -122,13 +124,21 @@ async fn handle(
                         io.write_all(&buf[..n]).await.unwrap();
                     }
                 });
-                Response::builder()
+                // The protocol the client asked for (WebSocket, or SPDY/3.1 with its stream
+                // protocol version), as the kubelet's answer names it.
+                let mut answer = Response::builder()
                     .status(StatusCode::SWITCHING_PROTOCOLS)
-                    .header("connection", "Upgrade")
-                    .header("upgrade", "websocket")
-                    .header("sec-websocket-protocol", "v5.channel.k8s.io")
-                    .body(full(""))
-                    .unwrap()
+                    .header("connection", "Upgrade");
+                for name in [
+                    "upgrade",
+                    "sec-websocket-protocol",
+                    "x-stream-protocol-version",
+                ] {
+                    if let Some(v) = req.headers().get(name) {
+                        answer = answer.header(name, v);
+                    }
+                }
+                answer.body(full("")).unwrap()
             }
         }
         _ => Response::builder()
@@ -362,6 +372,46 @@ async fn upgrade_is_bridged_after_101() {
         .expect("echo arrives")
         .unwrap();
     assert_eq!(&buf, b"echo:hello");
+    kg.shutdown().await;
+}
+
+/// kubectl's SPDY/3.1 (its fallback, and the only protocol of kubectl < 1.30): a POST with
+/// `Upgrade: SPDY/3.1`, for port-forward and attach as for exec, is bridged the same way.
+#[tokio::test]
+async fn spdy_port_forward_and_websocket_attach_are_bridged_after_101() {
+    let (up, _tx) = start_upstream().await;
+    let kg = start_kubeguard(&format!("http://{}", up.addr), "").await;
+    let addr = plain_url(&kg).trim_start_matches("http://").to_string();
+    for (request, protocol) in [
+        (
+            "POST /api/v1/namespaces/default/pods/p/portforward HTTP/1.1\r\nHost: x\r\n\
+             Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+             X-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n",
+            "x-stream-protocol-version: portforward.k8s.io",
+        ),
+        (
+            "GET /api/v1/namespaces/default/pods/p/attach?container=c&stdout=true HTTP/1.1\r\n\
+             Host: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n",
+            "sec-websocket-protocol: v5.channel.k8s.io",
+        ),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let head = read_head(&mut s).await.to_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains(protocol), "{head}");
+        for round in [&b"ping"[..], b"pong!"] {
+            s.write_all(round).await.unwrap();
+            let mut buf = vec![0u8; 5 + round.len()];
+            tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+                .await
+                .expect("echo arrives")
+                .unwrap();
+            assert_eq!(&buf[..5], b"echo:", "{request}");
+            assert_eq!(&buf[5..], round, "{request}");
+        }
+    }
     kg.shutdown().await;
 }
 
