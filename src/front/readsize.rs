@@ -136,11 +136,10 @@ impl ReadSize {
     /// The body ended: `buf` is let go (a large one kept for the next large read) and the
     /// size reset.
     pub fn release(&mut self, buf: &mut Vec<u8>) {
-        let buf = std::mem::take(buf);
+        let mut buf = std::mem::take(buf);
         if buf.capacity() >= LARGE_MAX {
             let mut spare = self.pool.spare();
             if spare.len() < LARGE_READS {
-                let mut buf = buf;
                 buf.clear();
                 spare.push(buf);
             }
