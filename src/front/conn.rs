@@ -136,6 +136,14 @@ struct Upstream1 {
     read_size: ReadSize,
 }
 
+impl Drop for Upstream1 {
+    /// A connection let go in the middle of a large LIST (the client or the apiserver left)
+    /// hands its large buffer back too.
+    fn drop(&mut self) {
+        self.read_size.release(&mut self.buf);
+    }
+}
+
 impl Conn {
     async fn read_head<IO: AsyncRead + Unpin>(
         &mut self,

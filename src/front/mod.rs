@@ -16,7 +16,7 @@ pub mod h2own;
 pub mod head;
 pub mod pooled;
 mod prepend;
-mod readsize;
+pub mod readsize;
 
 pub use conn::{FrontOptions, serve};
 pub use prepend::Prepend;

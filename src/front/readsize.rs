@@ -41,6 +41,10 @@ struct Large {
     /// which would keep each freed one a while (mimalloc purges after a second) and take a new
     /// one for the next large LIST (S3's peak RSS: idle + 3.8–4.0 MB so, 4.9–6.8 MB without).
     spare: Mutex<Vec<Vec<u8>>>,
+    /// Large reads given out so far.
+    granted: AtomicUsize,
+    /// Large buffers taken from the allocator so far (`prepare` without a spare one).
+    allocated: AtomicUsize,
 }
 
 impl Large {
@@ -48,6 +52,8 @@ impl Large {
         Large {
             now: AtomicUsize::new(0),
             spare: Mutex::new(Vec::new()),
+            granted: AtomicUsize::new(0),
+            allocated: AtomicUsize::new(0),
         }
     }
 
@@ -56,6 +62,27 @@ impl Large {
         self.spare
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The process's large reads: held now, given out and buffers taken since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LargeReads {
+    /// Bodies that have a large read now.
+    pub now: usize,
+    /// Large reads given out.
+    pub granted: usize,
+    /// Large buffers taken from the allocator for them. With buffers handed back and reused
+    /// this stays at `LARGE_READS` however many large LISTs pass (tests/large_list_reads.rs).
+    pub allocated: usize,
+}
+
+/// The process's large reads now.
+pub fn large_reads() -> LargeReads {
+    LargeReads {
+        now: LARGE.now.load(Ordering::Acquire),
+        granted: LARGE.granted.load(Ordering::Relaxed),
+        allocated: LARGE.allocated.load(Ordering::Relaxed),
     }
 }
 
@@ -107,6 +134,7 @@ impl ReadSize {
             })
             .is_ok();
         if took {
+            self.pool.granted.fetch_add(1, Ordering::Relaxed);
             self.large = true;
             self.size = LARGE_MAX;
         }
@@ -124,6 +152,9 @@ impl ReadSize {
             large.extend_from_slice(buf);
             *buf = large;
             return;
+        }
+        if self.large {
+            self.pool.allocated.fetch_add(1, Ordering::Relaxed);
         }
         if buf.is_empty() {
             // The old block goes before the larger one is taken (a reallocation would hold
