@@ -58,20 +58,40 @@ pub(super) fn precondition_failed(
 
 /// A 422 Invalid naming one field, shaped like the apiserver's.
 pub fn invalid(rt: &ResourceType, name: &str, field: &str, reason: &str, msg: &str) -> Status {
+    let cause = StatusCause {
+        reason: reason.into(),
+        message: msg.into(),
+        field: field.into(),
+    };
+    invalid_causes(rt, name, vec![cause])
+}
+
+/// A 422 Invalid with every field error (`errors.NewInvalid`): the message names the kind as
+/// `Kind.group` and lists the errors, in brackets when there are several.
+pub fn invalid_causes(rt: &ResourceType, name: &str, causes: Vec<StatusCause>) -> Status {
+    let errs: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    let errs = match errs.as_slice() {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    };
+    let kind = if rt.group.is_empty() {
+        rt.kind.clone()
+    } else {
+        format!("{}.{}", rt.kind, rt.group)
+    };
     Status::failure(
         StatusCode::UNPROCESSABLE_ENTITY,
         "Invalid",
-        format!("{} \"{name}\" is invalid: {field}: {msg}", rt.kind),
+        format!("{kind} \"{name}\" is invalid: {errs}"),
     )
     .with_details(StatusDetails {
         name: name.into(),
         group: rt.group.clone(),
         kind: rt.kind.clone(),
-        causes: vec![StatusCause {
-            reason: reason.into(),
-            message: msg.into(),
-            field: field.into(),
-        }],
+        causes,
         ..Default::default()
     })
 }
