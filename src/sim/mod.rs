@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod registry;
 pub mod seed;
 pub mod table;
+pub mod token;
 
 mod admin;
 mod cost;
