@@ -362,3 +362,7 @@ fn binding(o: &Value, now: i64) -> Vec<Value> {
         json!(of_kind("ServiceAccount")),
     ]
 }
+
+#[cfg(test)]
+#[path = "table_printers_cluster_tests.rs"]
+mod tests;

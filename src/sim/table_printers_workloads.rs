@@ -174,3 +174,7 @@ fn cron_job(o: &Value, now: i64) -> Vec<Value> {
         json!(label_selector(o.pointer("/spec/jobTemplate/spec/selector"))),
     ]
 }
+
+#[cfg(test)]
+#[path = "table_printers_workloads_tests.rs"]
+mod tests;
