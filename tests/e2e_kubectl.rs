@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -58,7 +58,7 @@ async fn env_with(server_yaml: &str) -> Env {
 }
 
 /// Runs kubectl with a kubeconfig; returns stdout, failing the test with stderr on error.
-async fn kubectl(kubeconfig: &PathBuf, args: &[&str]) -> String {
+async fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     let out = tokio::time::timeout(
         Duration::from_secs(60),
         common::kubectl_with(kubeconfig)

@@ -70,64 +70,80 @@ impl Errors {
     }
 }
 
+/// The checks of one kind: field errors of `obj` (with the stored `old` on update).
+type Check = fn(&mut Errors, &Value, Option<&Value>, &ResourceType);
+
 /// Checks `obj` (already defaulted) as the apiserver would on create (`old` None) or update.
+/// Kinds without checks here (the first built-ins, custom resources) are accepted as they are.
 pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(), Status> {
+    let Some(check) = checks(rt) else {
+        return Ok(());
+    };
     check_shape(rt, obj)?;
     let mut e = Errors::default();
-    let spec = &obj["spec"];
-    match (rt.group.as_str(), rt.resource.as_str()) {
-        ("", "persistentvolumes") => persistent_volume(&mut e, spec),
-        ("", "persistentvolumeclaims") => {
-            if is_empty(&spec["accessModes"]) {
-                e.required("spec.accessModes", "at least 1 access mode is required");
-            }
-            access_modes(&mut e, "spec.accessModes", &spec["accessModes"]);
-            if spec["resources"]["requests"]["storage"].is_null() {
-                e.required("spec.resources[storage]", "");
-            }
-        }
-        ("apps", "statefulsets" | "daemonsets") => {
-            workload(&mut e, spec);
-            e.non_negative("spec.replicas", &spec["replicas"]);
-        }
-        ("batch", "jobs") => job_spec(&mut e, "spec", spec),
-        ("batch", "cronjobs") => {
-            match spec["schedule"].as_str() {
-                None | Some("") => e.required("spec.schedule", ""),
-                Some(s) => {
-                    if let Err(why) = check_cron(s) {
-                        e.invalid("spec.schedule", &spec["schedule"], &why);
-                    }
-                }
-            }
-            job_spec(
-                &mut e,
-                "spec.jobTemplate.spec",
-                &spec["jobTemplate"]["spec"],
-            );
-        }
-        ("coordination.k8s.io", "leases") => {
-            let duration = &spec["leaseDurationSeconds"];
-            if duration.as_i64().is_some_and(|d| d <= 0) {
-                e.invalid(
-                    "spec.leaseDurationSeconds",
-                    duration,
-                    "must be greater than 0",
-                );
-            }
-            e.non_negative("spec.leaseTransitions", &spec["leaseTransitions"]);
-        }
-        ("discovery.k8s.io", "endpointslices") => endpoint_slice(&mut e, obj),
-        (RBAC, "roles" | "clusterroles") => rules(&mut e, obj, rt.namespaced),
-        (RBAC, "rolebindings" | "clusterrolebindings") => binding(&mut e, obj, old, rt.namespaced),
-        ("storage.k8s.io", "storageclasses") => storage_class(&mut e, obj, old),
-        _ => {}
-    }
+    check(&mut e, obj, old, rt);
     if e.0.is_empty() {
         return Ok(());
     }
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     Err(errors::invalid_causes(rt, name, e.0))
+}
+
+fn checks(rt: &ResourceType) -> Option<Check> {
+    let check: Check = match (rt.group.as_str(), rt.resource.as_str()) {
+        ("", "persistentvolumes") => |e, o, _, _| persistent_volume(e, &o["spec"]),
+        ("", "persistentvolumeclaims") => |e, o, _, _| claim(e, &o["spec"]),
+        ("", "endpoints") => |_, _, _, _| {},
+        ("apps", "statefulsets" | "daemonsets") => |e, o, _, _| {
+            workload(e, &o["spec"]);
+            e.non_negative("spec.replicas", &o["spec"]["replicas"]);
+        },
+        ("batch", "jobs") => |e, o, _, _| job_spec(e, "spec", &o["spec"]),
+        ("batch", "cronjobs") => |e, o, _, _| cron_job(e, &o["spec"]),
+        ("coordination.k8s.io", "leases") => |e, o, _, _| lease(e, &o["spec"]),
+        ("discovery.k8s.io", "endpointslices") => |e, o, _, _| endpoint_slice(e, o),
+        (RBAC, "roles" | "clusterroles") => |e, o, _, rt| rules(e, o, rt.namespaced),
+        (RBAC, "rolebindings" | "clusterrolebindings") => {
+            |e, o, old, rt| binding(e, o, old, rt.namespaced)
+        }
+        ("storage.k8s.io", "storageclasses") => |e, o, old, _| storage_class(e, o, old),
+        _ => return None,
+    };
+    Some(check)
+}
+
+fn claim(e: &mut Errors, spec: &Value) {
+    if is_empty(&spec["accessModes"]) {
+        e.required("spec.accessModes", "at least 1 access mode is required");
+    }
+    access_modes(e, "spec.accessModes", &spec["accessModes"]);
+    if spec["resources"]["requests"]["storage"].is_null() {
+        e.required("spec.resources[storage]", "");
+    }
+}
+
+fn cron_job(e: &mut Errors, spec: &Value) {
+    match spec["schedule"].as_str() {
+        None | Some("") => e.required("spec.schedule", ""),
+        Some(s) => {
+            if let Err(why) = check_cron(s) {
+                e.invalid("spec.schedule", &spec["schedule"], &why);
+            }
+        }
+    }
+    job_spec(e, "spec.jobTemplate.spec", &spec["jobTemplate"]["spec"]);
+}
+
+fn lease(e: &mut Errors, spec: &Value) {
+    let duration = &spec["leaseDurationSeconds"];
+    if duration.as_i64().is_some_and(|d| d <= 0) {
+        e.invalid(
+            "spec.leaseDurationSeconds",
+            duration,
+            "must be greater than 0",
+        );
+    }
+    e.non_negative("spec.leaseTransitions", &spec["leaseTransitions"]);
 }
 
 /// The fields that must be objects or arrays if present: anything else would fail to decode

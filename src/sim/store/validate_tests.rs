@@ -277,3 +277,14 @@ fn seeded_objects_are_valid() {
         }
     }
 }
+
+#[test]
+fn kinds_without_checks_are_left_alone() {
+    // A custom resource may well have a string `spec` or an object `rules`.
+    let mut widget = rt("", "configmaps");
+    widget.group = "example.com".into();
+    widget.resource = "widgets".into();
+    let odd = json!({"spec": "free-form", "rules": {"a": 1}, "ports": "none"});
+    assert!(validate(&widget, &odd, None).is_ok());
+    assert!(validate(&rt("", "pods"), &json!({"spec": {}}), None).is_ok());
+}
