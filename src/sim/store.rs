@@ -33,7 +33,7 @@ use crd::register_crd;
 pub use defaults::DEFAULT_CLASS_ANNOTATION;
 use defaults::{defaults_on_create, prepare_for_create, set_defaults};
 use errors::{already_exists, precondition_failed};
-pub use errors::{conflict, invalid, invalid_causes, not_found, qualified};
+pub use errors::{conflict, invalid, invalid_causes, invalid_kind, not_found, qualified};
 use range::{MergeOverride, ns_range, range_iter};
 use stored::Interner;
 pub use stored::{Filter, Stored};

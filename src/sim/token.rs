@@ -164,25 +164,12 @@ fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
 
 /// A 422 about the TokenRequest, named like the apiserver's (`TokenRequest.authentication.k8s.io`).
 fn invalid(name: &str, field: &str, value: &Value, detail: &str) -> Status {
-    let message = format!("Invalid value: {value}: {detail}");
-    let tr = ResourceType {
-        group: "authentication.k8s.io".into(),
-        version: "v1".into(),
-        resource: "tokenrequests".into(),
-        kind: "TokenRequest".into(),
-        singular: "tokenrequest".into(),
-        namespaced: true,
-        short_names: vec![],
-        categories: vec![],
-        verbs: vec!["create".into()],
-        subresources: vec![],
-    };
     let cause = StatusCause {
         reason: "FieldValueInvalid".into(),
-        message,
+        message: format!("Invalid value: {value}: {detail}"),
         field: field.into(),
     };
-    store::invalid_causes(&tr, name, vec![cause])
+    store::invalid_kind("authentication.k8s.io", "TokenRequest", name, vec![cause])
 }
 
 /// Answers a TokenRequest for service account `ns/name` of type `sa_type` (`serviceaccounts`):

@@ -69,6 +69,11 @@ pub fn invalid(rt: &ResourceType, name: &str, field: &str, reason: &str, msg: &s
 /// A 422 Invalid with every field error (`errors.NewInvalid`): the message names the kind as
 /// `Kind.group` and lists the errors, in brackets when there are several.
 pub fn invalid_causes(rt: &ResourceType, name: &str, causes: Vec<StatusCause>) -> Status {
+    invalid_kind(&rt.group, &rt.kind, name, causes)
+}
+
+/// [`invalid_causes`] for a kind that is not a served type (a subresource's request kind).
+pub fn invalid_kind(group: &str, kind: &str, name: &str, causes: Vec<StatusCause>) -> Status {
     let errs: Vec<String> = causes
         .iter()
         .map(|c| format!("{}: {}", c.field, c.message))
@@ -77,20 +82,20 @@ pub fn invalid_causes(rt: &ResourceType, name: &str, causes: Vec<StatusCause>) -
         [one] => one.clone(),
         many => format!("[{}]", many.join(", ")),
     };
-    let kind = if rt.group.is_empty() {
-        rt.kind.clone()
+    let qualified = if group.is_empty() {
+        kind.to_string()
     } else {
-        format!("{}.{}", rt.kind, rt.group)
+        format!("{kind}.{group}")
     };
     Status::failure(
         StatusCode::UNPROCESSABLE_ENTITY,
         "Invalid",
-        format!("{kind} \"{name}\" is invalid: {errs}"),
+        format!("{qualified} \"{name}\" is invalid: {errs}"),
     )
     .with_details(StatusDetails {
         name: name.into(),
-        group: rt.group.clone(),
-        kind: rt.kind.clone(),
+        group: group.into(),
+        kind: kind.into(),
         causes,
         ..Default::default()
     })
