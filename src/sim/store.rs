@@ -21,6 +21,7 @@ use crate::status::{Status, StatusCause, StatusDetails};
 
 mod commit;
 mod crd;
+mod cron;
 mod defaults;
 mod errors;
 mod range;
@@ -37,7 +38,7 @@ pub use errors::{conflict, invalid, invalid_causes, invalid_kind, not_found, qua
 use range::{MergeOverride, ns_range, range_iter};
 use stored::Interner;
 pub use stored::{Filter, Stored};
-pub use validate::{check_cron, validate};
+pub use validate::validate;
 pub use writes::now_rfc3339;
 
 /// `(group, resource)`: where a type's objects live, whatever the version.

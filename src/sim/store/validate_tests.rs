@@ -92,45 +92,6 @@ fn jobs_refuse_always_and_cron_jobs_check_their_schedule() {
 }
 
 #[test]
-fn cron_schedules_parse_like_the_controllers() {
-    for ok in [
-        "*/5 * * * *",
-        "0 2 * * *",
-        "0 0 1,15 * mon-fri",
-        "30 6 * jan-mar SUN",
-        "@hourly",
-        "@every 1h30m",
-        "0-59/15 0-23 1-31 1-12 0-6",
-    ] {
-        assert_eq!(check_cron(ok), Ok(()), "{ok}");
-    }
-    for (bad, why) in [
-        ("", "empty spec string"),
-        ("60 * * * *", "end of range (60) above maximum (59): 60"),
-        ("* * 0 * *", "beginning of range (0) below minimum (1): 0"),
-        (
-            "5-1 * * * *",
-            "beginning of range (5) beyond end of range (1): 5-1",
-        ),
-        (
-            "*/0 * * * *",
-            "step of range should be a positive number: */0",
-        ),
-        (
-            "x * * * *",
-            "failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax",
-        ),
-        ("@fortnightly", "unrecognized descriptor: @fortnightly"),
-        (
-            "TZ=UTC 0 * * * *",
-            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
-        ),
-    ] {
-        assert_eq!(check_cron(bad), Err(why.to_string()), "{bad}");
-    }
-}
-
-#[test]
 fn sets_need_a_selector_their_template_matches() {
     let m = refused(
         "apps",
