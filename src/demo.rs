@@ -85,6 +85,8 @@ Try, in another terminal:\n\
   curl -s http://{sim_admin}/metrics | grep -E 'sim_(etcd_objects_read|lists)'   # what the apiserver spent\n\
   {exe} top --once --admin http://{admin}     # who costs what (live without --once)\n\
   kubectl delete namespace prod              # refused: what it would delete and how to confirm\n\
+  kubectl delete pv nfs-archive              # refused too: a volume's data may go with it\n\
+  kubectl get all -n prod; kubectl get pv,pvc,sc,leases -A\n\
   curl -s http://{admin}/metrics | grep -E 'kubeguard_(requests|decisions)_total'\n\
 \n\
 Ctrl-C stops everything and removes {kc}.",

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use kubeguard::serve::RunningServe;
 use kubeguard::sim::{RunningSim, SimOptions};
-use tokio::process::Command;
 
 struct Env {
     _sim: RunningSim,
@@ -64,9 +63,7 @@ const ENFORCE: &str = "policy:\n  mode: enforce\n";
 async fn run(kubeconfig: &Path, args: &[&str]) -> Output {
     tokio::time::timeout(
         Duration::from_secs(60),
-        Command::new(common::kubectl())
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
+        common::kubectl_with(kubeconfig)
             .arg("--request-timeout=30s")
             .args(args)
             .stdin(Stdio::null())
@@ -363,4 +360,63 @@ async fn a_service_account_needs_the_annotation() {
     ok(&helm, &["delete", "namespace", "prod", "--wait=false"]).await;
     namespace_goes(&helm, "prod").await;
     drop(kg);
+}
+
+/// `kubectl delete pv` through `kubeguard demo`'s gateway settings (config/demo.yaml) in front of
+/// the demo's emulated cluster: refused with the guard's message until confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_volume_delete_is_refused_in_the_demo() {
+    let sim = kubeguard::sim::start(kubeguard::demo::demo_sim_options())
+        .await
+        .unwrap();
+    let config =
+        kubeguard::config::FileConfig::from_yaml(kubeguard::demo::DEMO_CONFIG, "demo").unwrap();
+    let upstream = kube::Config::new(sim.url.parse().unwrap());
+    let kg = kubeguard::serve::start(&config, upstream).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo.kubeconfig");
+    let mut kc = kg.client_kubeconfig();
+    kc.auth_infos[0].auth_info.as_mut().unwrap().token = Some("kubeguard-demo".to_string().into());
+    kubeguard::kubeconfig::write(&demo, &kc).unwrap();
+    let direct = dir.path().join("direct.kubeconfig");
+    std::fs::write(&direct, sim.kubeconfig_yaml(None)).unwrap();
+
+    let pvs = ok(&demo, &["get", "pv", "-o", "name"]).await;
+    assert!(
+        pvs.contains("persistentvolume/nfs-archive"),
+        "the demo has volumes: {pvs}"
+    );
+    let bound = pvs
+        .lines()
+        .find_map(|l| l.strip_prefix("persistentvolume/pvc-"))
+        .map(|uid| format!("pvc-{uid}"))
+        .expect("a dynamically provisioned volume");
+    for (name, short) in [("nfs-archive", "pv"), (bound.as_str(), "persistentvolume")] {
+        let err = refused(&demo, &["delete", short, name]).await;
+        assert!(err.contains("Error from server (Forbidden)"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "kubeguard: deleting persistentvolumes {name} is protected: it would remove persistent volume {name} and, by its reclaim policy, possibly its data. To confirm,"
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "run `kubectl delete persistentvolumes {name} --dry-run=server` then `kubectl delete persistentvolumes {name}` within 5 minutes"
+            )),
+            "{err}"
+        );
+        ok(&direct, &["get", "pv", name]).await;
+    }
+    // The usual confirmation works for volumes too.
+    ok(&demo, &["delete", "pv", "nfs-archive", "--dry-run=server"]).await;
+    ok(&direct, &["get", "pv", "nfs-archive"]).await;
+    ok(&demo, &["delete", "pv", "nfs-archive"]).await;
+    let gone = run(&direct, &["get", "pv", "nfs-archive"]).await;
+    assert!(
+        !gone.status.success() && String::from_utf8_lossy(&gone.stderr).contains("NotFound"),
+        "{gone:?}"
+    );
+    kg.shutdown().await;
+    sim.shutdown().await;
 }

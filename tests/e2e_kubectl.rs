@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use kubeguard::serve::RunningServe;
 use kubeguard::sim::{RunningSim, SimOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 struct Env {
     sim: RunningSim,
@@ -59,12 +58,10 @@ async fn env_with(server_yaml: &str) -> Env {
 }
 
 /// Runs kubectl with a kubeconfig; returns stdout, failing the test with stderr on error.
-async fn kubectl(kubeconfig: &PathBuf, args: &[&str]) -> String {
+async fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     let out = tokio::time::timeout(
         Duration::from_secs(60),
-        Command::new(common::kubectl())
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
+        common::kubectl_with(kubeconfig)
             .arg("--request-timeout=30s")
             .args(args)
             .stdin(Stdio::null())
@@ -112,6 +109,9 @@ async fn reads_are_identical_through_kubeguard() {
         vec!["get", "namespaces"],
         vec!["get", "deployments", "-A"],
         vec!["get", "pods", "-n", "prod", "--show-labels"],
+        vec!["get", "all", "-A"],
+        vec!["get", "pv", "-o", "wide"],
+        vec!["get", "pvc,endpoints,leases", "-A"],
     ] {
         let direct = kubectl(&e.direct, &args).await;
         let guarded = kubectl(&e.guarded, &args).await;
@@ -246,9 +246,7 @@ async fn watch_receives_live_events() {
         ],
     )
     .await;
-    let mut child = Command::new(common::kubectl())
-        .arg("--kubeconfig")
-        .arg(&e.guarded)
+    let mut child = common::kubectl_with(&e.guarded)
         .args([
             "get",
             "configmaps",
@@ -332,9 +330,7 @@ async fn logs_follow_and_exec() {
     .await;
     assert_eq!(hello.trim(), "hello kubeguard");
     // A non-zero exit code comes back through the bridged stream.
-    let out = Command::new(common::kubectl())
-        .arg("--kubeconfig")
-        .arg(&e.guarded)
+    let out = common::kubectl_with(&e.guarded)
         .args(["exec", "-n", "prod", &pod, "--", "sh", "-c", "exit 3"])
         .stdin(Stdio::null())
         .output()
@@ -347,9 +343,7 @@ async fn logs_follow_and_exec() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut child = Command::new(common::kubectl())
-        .arg("--kubeconfig")
-        .arg(&e.guarded)
+    let mut child = common::kubectl_with(&e.guarded)
         .args(["logs", "-f", "--tail=1", "-n", "prod", &pod])
         .stdout(Stdio::piped())
         .stdin(Stdio::null())

@@ -262,6 +262,8 @@ pub struct Users {
     by_name: HashMap<String, usize>,
     group_rules: HashMap<String, Vec<Rule>>,
     token_reviews: AtomicU64,
+    /// Mints `kubectl create token` tokens and accepts them back (token.rs).
+    issuer: super::token::Issuer,
 }
 
 impl Users {
@@ -407,8 +409,18 @@ impl Users {
     }
 
     fn user_for_token(&self, token: &str) -> Option<UserInfo> {
-        let i = *self.by_token.get(token)?;
-        Some(self.users[i].info.clone())
+        match self.by_token.get(token) {
+            Some(&i) => Some(self.users[i].info.clone()),
+            // A service-account token the TokenRequest API minted.
+            None => self
+                .issuer
+                .verify(token, jiff::Timestamp::now().as_second()),
+        }
+    }
+
+    /// The issuer of service-account tokens these users authenticate with.
+    pub fn token_issuer(&self) -> &super::token::Issuer {
+        &self.issuer
     }
 
     /// The impersonation filter: the identity the `Impersonate-*` headers ask for, each part

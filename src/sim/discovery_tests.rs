@@ -19,7 +19,18 @@ fn group_list_has_apps_and_no_core() {
     let reg = Registry::builtin();
     let list: meta::APIGroupList = serde_json::from_value(group_list(&reg)).unwrap();
     let names: Vec<&str> = list.groups.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(names, vec!["apps", "apiextensions.k8s.io"]);
+    assert_eq!(
+        names,
+        vec![
+            "apps",
+            "batch",
+            "rbac.authorization.k8s.io",
+            "storage.k8s.io",
+            "apiextensions.k8s.io",
+            "coordination.k8s.io",
+            "discovery.k8s.io"
+        ]
+    );
     let apps = &list.groups[0];
     assert_eq!(apps.versions[0].group_version, "apps/v1");
     assert_eq!(
@@ -35,7 +46,8 @@ fn one_group_or_none() {
     assert_eq!(g["kind"], "APIGroup");
     let g: meta::APIGroup = serde_json::from_value(g).unwrap();
     assert_eq!(g.name, "apps");
-    assert!(group(&reg, "batch").is_none());
+    assert!(group(&reg, "batch").is_some());
+    assert!(group(&reg, "policy").is_none());
     assert!(group(&reg, "").is_none());
 }
 
@@ -151,8 +163,39 @@ fn aggregated_core_and_groups() {
         .iter()
         .map(|i| i["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["apps", "apiextensions.k8s.io"]);
-    let deploy = &groups["items"][0]["versions"][0]["resources"][0];
+    assert_eq!(
+        names,
+        vec![
+            "apps",
+            "batch",
+            "rbac.authorization.k8s.io",
+            "storage.k8s.io",
+            "apiextensions.k8s.io",
+            "coordination.k8s.io",
+            "discovery.k8s.io"
+        ]
+    );
+    let item = |group: &str, resource: &str| {
+        let g = groups["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == group)
+            .unwrap();
+        g["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == resource)
+            .unwrap()
+            .clone()
+    };
+    // Resources are listed by name within a group version.
+    assert_eq!(
+        groups["items"][0]["versions"][0]["resources"][0]["resource"],
+        "daemonsets"
+    );
+    let deploy = &item("apps", "deployments");
     assert_eq!(deploy["resource"], "deployments");
     assert_eq!(deploy["shortNames"], json!(["deploy"]));
     let scale = deploy["subresources"]
@@ -165,7 +208,7 @@ fn aggregated_core_and_groups() {
         scale["responseKind"],
         json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
     );
-    let crd = &groups["items"][1]["versions"][0]["resources"][0];
+    let crd = &item("apiextensions.k8s.io", "customresourcedefinitions");
     assert_eq!(crd["scope"], "Cluster");
 }
 

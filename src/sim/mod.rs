@@ -1,7 +1,10 @@
 //! `kubeguard sim`: an emulated Kubernetes API server with real semantics and a cost model.
 //!
 //! It is the upstream of `kubeguard demo`, of the end-to-end tests and of the load tests. See
-//! the module docs of each file for which apiserver behaviour it reproduces.
+//! the module docs of each file for which apiserver behaviour it reproduces: registry.rs lists
+//! the served types, store/defaults.rs and store/validate.rs what happens to an object on the
+//! way in, table.rs and openapi.rs what kubectl sees of it, seed.rs the cluster it starts with,
+//! token.rs the TokenRequest API.
 
 // Errors here are apiserver `Status` bodies, returned on the rare path of a request; boxing
 // them everywhere would only add noise.
@@ -16,6 +19,7 @@ pub mod openapi;
 pub mod registry;
 pub mod seed;
 pub mod table;
+pub mod token;
 
 mod admin;
 mod cost;

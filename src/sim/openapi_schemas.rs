@@ -12,6 +12,11 @@ pub const APIEXT: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.
 pub const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 pub const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
 
+#[path = "openapi_schemas_cluster.rs"]
+mod cluster;
+#[path = "openapi_schemas_workloads.rs"]
+mod workloads;
+
 pub fn ref_path(name: &str) -> String {
     format!("#/components/schemas/{name}")
 }
@@ -158,6 +163,8 @@ pub fn builtin() -> &'static Map<String, Value> {
         core_schemas(&mut m);
         apps_schemas(&mut m);
         apiext_schemas(&mut m);
+        workloads::schemas(&mut m);
+        cluster::schemas(&mut m);
         m
     })
 }

@@ -1,5 +1,6 @@
 //! The emulator's resource types: what discovery advertises, what the store accepts, what
-//! Table output and OpenAPI describe. Built-ins are fixed; CRDs add and remove types at runtime.
+//! Table output and OpenAPI describe. Built-ins are fixed ([`BUILTINS`], as kube-apiserver 1.30
+//! serves them); CRDs add and remove types at runtime.
 
 /// One served resource (one group/version/resource).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,43 +42,93 @@ impl ResourceType {
         self.verbs.iter().any(|v| v == verb)
     }
 
-    fn builtin(
-        group: &str,
-        version: &str,
-        resource: &str,
-        kind: &str,
-        namespaced: bool,
-        short_names: &[&str],
-        subresources: &[&str],
-    ) -> Self {
-        let all_verbs = [
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ];
+    /// `(group, resource)` is this type: the one comparison every per-kind table makes.
+    pub fn is(&self, group: &str, resource: &str) -> bool {
+        self.group == group && self.resource == resource
+    }
+}
+
+/// One built-in type as the apiserver's discovery shows it.
+struct Builtin {
+    group: &'static str,
+    resource: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    /// `all` for the types `kubectl get all` lists.
+    categories: &'static [&'static str],
+    subresources: &'static [&'static str],
+}
+
+const ALL: &[&str] = &["all"];
+const NONE: &[&str] = &[];
+const STATUS: &[&str] = &["status"];
+const STATUS_SCALE: &[&str] = &["status", "scale"];
+
+/// Every built-in type, in the order discovery lists groups (core, apps, batch, rbac, storage,
+/// apiextensions, coordination, discovery, as kube-apiserver does); each is `v1`. One line per
+/// type reads like `kubectl api-resources`; rustfmt would spread each over nine.
+#[rustfmt::skip]
+const BUILTINS: &[Builtin] = &[
+    Builtin { group: "", resource: "namespaces", kind: "Namespace", namespaced: false, short_names: &["ns"], categories: NONE, subresources: &["status", "finalize"] },
+    Builtin { group: "", resource: "pods", kind: "Pod", namespaced: true, short_names: &["po"], categories: ALL, subresources: &["status", "log", "exec", "attach", "portforward", "binding", "eviction"] },
+    Builtin { group: "", resource: "configmaps", kind: "ConfigMap", namespaced: true, short_names: &["cm"], categories: NONE, subresources: NONE },
+    Builtin { group: "", resource: "secrets", kind: "Secret", namespaced: true, short_names: NONE, categories: NONE, subresources: NONE },
+    Builtin { group: "", resource: "services", kind: "Service", namespaced: true, short_names: &["svc"], categories: ALL, subresources: &["status", "proxy"] },
+    Builtin { group: "", resource: "endpoints", kind: "Endpoints", namespaced: true, short_names: &["ep"], categories: NONE, subresources: NONE },
+    Builtin { group: "", resource: "nodes", kind: "Node", namespaced: false, short_names: &["no"], categories: NONE, subresources: &["status", "proxy"] },
+    Builtin { group: "", resource: "events", kind: "Event", namespaced: true, short_names: &["ev"], categories: NONE, subresources: NONE },
+    Builtin { group: "", resource: "serviceaccounts", kind: "ServiceAccount", namespaced: true, short_names: &["sa"], categories: NONE, subresources: &["token"] },
+    Builtin { group: "", resource: "persistentvolumes", kind: "PersistentVolume", namespaced: false, short_names: &["pv"], categories: NONE, subresources: STATUS },
+    Builtin { group: "", resource: "persistentvolumeclaims", kind: "PersistentVolumeClaim", namespaced: true, short_names: &["pvc"], categories: NONE, subresources: STATUS },
+    Builtin { group: "apps", resource: "deployments", kind: "Deployment", namespaced: true, short_names: &["deploy"], categories: ALL, subresources: STATUS_SCALE },
+    Builtin { group: "apps", resource: "replicasets", kind: "ReplicaSet", namespaced: true, short_names: &["rs"], categories: ALL, subresources: STATUS_SCALE },
+    Builtin { group: "apps", resource: "statefulsets", kind: "StatefulSet", namespaced: true, short_names: &["sts"], categories: ALL, subresources: STATUS_SCALE },
+    Builtin { group: "apps", resource: "daemonsets", kind: "DaemonSet", namespaced: true, short_names: &["ds"], categories: ALL, subresources: STATUS },
+    Builtin { group: "batch", resource: "jobs", kind: "Job", namespaced: true, short_names: NONE, categories: ALL, subresources: STATUS },
+    Builtin { group: "batch", resource: "cronjobs", kind: "CronJob", namespaced: true, short_names: &["cj"], categories: ALL, subresources: STATUS },
+    Builtin { group: RBAC, resource: "roles", kind: "Role", namespaced: true, short_names: NONE, categories: NONE, subresources: NONE },
+    Builtin { group: RBAC, resource: "rolebindings", kind: "RoleBinding", namespaced: true, short_names: NONE, categories: NONE, subresources: NONE },
+    Builtin { group: RBAC, resource: "clusterroles", kind: "ClusterRole", namespaced: false, short_names: NONE, categories: NONE, subresources: NONE },
+    Builtin { group: RBAC, resource: "clusterrolebindings", kind: "ClusterRoleBinding", namespaced: false, short_names: NONE, categories: NONE, subresources: NONE },
+    Builtin { group: "storage.k8s.io", resource: "storageclasses", kind: "StorageClass", namespaced: false, short_names: &["sc"], categories: NONE, subresources: NONE },
+    Builtin { group: "apiextensions.k8s.io", resource: "customresourcedefinitions", kind: "CustomResourceDefinition", namespaced: false, short_names: &["crd", "crds"], categories: NONE, subresources: STATUS },
+    Builtin { group: "coordination.k8s.io", resource: "leases", kind: "Lease", namespaced: true, short_names: NONE, categories: NONE, subresources: NONE },
+    Builtin { group: "discovery.k8s.io", resource: "endpointslices", kind: "EndpointSlice", namespaced: true, short_names: NONE, categories: NONE, subresources: NONE },
+];
+
+const RBAC: &str = "rbac.authorization.k8s.io";
+
+/// Every verb; namespaces lack `deletecollection` (the apiserver serves none for them).
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+impl Builtin {
+    fn resource_type(&self) -> ResourceType {
+        let strings = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let mut verbs = strings(&VERBS);
+        if self.group.is_empty() && self.resource == "namespaces" {
+            verbs.retain(|v| v != "deletecollection");
+        }
         ResourceType {
-            group: group.into(),
-            version: version.into(),
-            resource: resource.into(),
-            kind: kind.into(),
-            singular: kind.to_ascii_lowercase(),
-            namespaced,
-            short_names: short_names.iter().map(|s| s.to_string()).collect(),
-            categories: if matches!(
-                resource,
-                "pods" | "services" | "deployments" | "replicasets"
-            ) {
-                vec!["all".into()]
-            } else {
-                vec![]
-            },
-            verbs: all_verbs.iter().map(|s| s.to_string()).collect(),
-            subresources: subresources.iter().map(|s| s.to_string()).collect(),
+            group: self.group.into(),
+            version: "v1".into(),
+            resource: self.resource.into(),
+            kind: self.kind.into(),
+            singular: self.kind.to_ascii_lowercase(),
+            namespaced: self.namespaced,
+            short_names: strings(self.short_names),
+            categories: strings(self.categories),
+            verbs,
+            subresources: strings(self.subresources),
         }
     }
 }
@@ -89,100 +140,17 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in types: core/v1 namespaces, pods, configmaps, secrets, services, nodes,
-    /// events, serviceaccounts; apps/v1 deployments and replicasets; apiextensions
-    /// customresourcedefinitions.
+    /// The built-in types ([`BUILTINS`]): core/v1 namespaces, pods, configmaps, secrets,
+    /// services, endpoints, nodes, events, serviceaccounts, persistentvolumes and
+    /// persistentvolumeclaims; apps/v1 deployments, replicasets, statefulsets and daemonsets;
+    /// batch/v1 jobs and cronjobs; rbac.authorization.k8s.io/v1 roles, rolebindings,
+    /// clusterroles and clusterrolebindings; storage.k8s.io/v1 storageclasses; apiextensions
+    /// customresourcedefinitions; coordination.k8s.io/v1 leases; discovery.k8s.io/v1
+    /// endpointslices.
     pub fn builtin() -> Self {
-        use ResourceType as R;
-        let mut namespaces = R::builtin(
-            "",
-            "v1",
-            "namespaces",
-            "Namespace",
-            false,
-            &["ns"],
-            &["status", "finalize"],
-        );
-        // The apiserver serves no deletecollection for namespaces.
-        namespaces.verbs.retain(|v| v != "deletecollection");
-        let mut types = vec![
-            R::builtin(
-                "",
-                "v1",
-                "pods",
-                "Pod",
-                true,
-                &["po"],
-                &[
-                    "status",
-                    "log",
-                    "exec",
-                    "attach",
-                    "portforward",
-                    "binding",
-                    "eviction",
-                ],
-            ),
-            R::builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[]),
-            R::builtin("", "v1", "secrets", "Secret", true, &[], &[]),
-            R::builtin(
-                "",
-                "v1",
-                "services",
-                "Service",
-                true,
-                &["svc"],
-                &["status", "proxy"],
-            ),
-            R::builtin(
-                "",
-                "v1",
-                "nodes",
-                "Node",
-                false,
-                &["no"],
-                &["status", "proxy"],
-            ),
-            R::builtin("", "v1", "events", "Event", true, &["ev"], &[]),
-            R::builtin(
-                "",
-                "v1",
-                "serviceaccounts",
-                "ServiceAccount",
-                true,
-                &["sa"],
-                &["token"],
-            ),
-            R::builtin(
-                "apps",
-                "v1",
-                "deployments",
-                "Deployment",
-                true,
-                &["deploy"],
-                &["status", "scale"],
-            ),
-            R::builtin(
-                "apps",
-                "v1",
-                "replicasets",
-                "ReplicaSet",
-                true,
-                &["rs"],
-                &["status", "scale"],
-            ),
-            R::builtin(
-                "apiextensions.k8s.io",
-                "v1",
-                "customresourcedefinitions",
-                "CustomResourceDefinition",
-                false,
-                &["crd", "crds"],
-                &["status"],
-            ),
-        ];
-        types.insert(0, namespaces);
-        Registry { types }
+        Registry {
+            types: BUILTINS.iter().map(Builtin::resource_type).collect(),
+        }
     }
 
     pub fn all(&self) -> &[ResourceType] {
@@ -256,6 +224,20 @@ mod tests {
             ("apps", "deployments"),
             ("apps", "replicasets"),
             ("apiextensions.k8s.io", "customresourcedefinitions"),
+            ("", "persistentvolumes"),
+            ("", "persistentvolumeclaims"),
+            ("", "endpoints"),
+            ("apps", "statefulsets"),
+            ("apps", "daemonsets"),
+            ("batch", "jobs"),
+            ("batch", "cronjobs"),
+            ("coordination.k8s.io", "leases"),
+            ("discovery.k8s.io", "endpointslices"),
+            ("rbac.authorization.k8s.io", "roles"),
+            ("rbac.authorization.k8s.io", "rolebindings"),
+            ("rbac.authorization.k8s.io", "clusterroles"),
+            ("rbac.authorization.k8s.io", "clusterrolebindings"),
+            ("storage.k8s.io", "storageclasses"),
         ] {
             assert!(r.find(g, "v1", res).is_some(), "{g}/{res}");
         }
@@ -265,6 +247,67 @@ mod tests {
                 .has_verb("deletecollection")
         );
         assert_eq!(r.groups()[0].0, "");
+    }
+
+    #[test]
+    fn category_all_and_scopes_are_the_apiservers() {
+        let r = Registry::builtin();
+        let all: Vec<&str> = r
+            .all()
+            .iter()
+            .filter(|t| t.categories.iter().any(|c| c == "all"))
+            .map(|t| t.resource.as_str())
+            .collect();
+        // kube-apiserver 1.30 puts these (and replicationcontrollers, horizontalpodautoscalers,
+        // which the emulator does not serve) in `all`; endpoints are not in it.
+        assert_eq!(
+            all,
+            [
+                "pods",
+                "services",
+                "deployments",
+                "replicasets",
+                "statefulsets",
+                "daemonsets",
+                "jobs",
+                "cronjobs"
+            ]
+        );
+        let pv = r.find("", "v1", "persistentvolumes").unwrap();
+        assert!(!pv.namespaced && pv.short_names == ["pv"] && pv.subresources == ["status"]);
+        assert!(pv.has_verb("deletecollection"));
+        let sts = r.find("apps", "v1", "statefulsets").unwrap();
+        assert_eq!(sts.subresources, ["status", "scale"]);
+        let ds = r.find("apps", "v1", "daemonsets").unwrap();
+        assert_eq!(ds.subresources, ["status"]);
+        assert_eq!(
+            r.find("batch", "v1", "cronjobs").unwrap().short_names,
+            ["cj"]
+        );
+        assert!(
+            !r.find("storage.k8s.io", "v1", "storageclasses")
+                .unwrap()
+                .namespaced
+        );
+        assert!(
+            r.find("coordination.k8s.io", "v1", "leases")
+                .unwrap()
+                .namespaced
+        );
+        let groups: Vec<String> = r.groups().into_iter().map(|(g, _)| g).collect();
+        assert_eq!(
+            groups,
+            [
+                "",
+                "apps",
+                "batch",
+                "rbac.authorization.k8s.io",
+                "storage.k8s.io",
+                "apiextensions.k8s.io",
+                "coordination.k8s.io",
+                "discovery.k8s.io"
+            ]
+        );
     }
 
     #[test]

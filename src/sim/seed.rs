@@ -1,5 +1,6 @@
 //! Seeding: a realistic cluster (nodes, namespaces including `prod`, pods with owners, labels
-//! and 2–4 KB of JSON each) built in seconds.
+//! and 2–4 KB of JSON each, a Service with its Endpoints and EndpointSlice per deployment, and
+//! the cluster's infrastructure: see seed_cluster.rs) built in seconds.
 //!
 //! Everything is derived from the object's index with a fixed mixing function, so the same
 //! spec always yields the same cluster, and objects are produced one deployment at a time: a
@@ -50,12 +51,18 @@ pub fn objects_at(
     let namespaces = (0..ns_count).map(|i| ("", "namespaces", namespace(&namespace_name(i))));
     let nodes = (0..spec.nodes).map(move |i| ("", "nodes", node(i, &kubelet_version, &node_start)));
     let per_namespace = (0..ns_count).flat_map(|i| namespace_defaults(&namespace_name(i)));
+    let infrastructure = cluster::objects(spec.nodes, &start);
     namespaces
         .chain(nodes)
         .chain(per_namespace)
         .chain(std::iter::once(("", "services", kubernetes_service())))
+        .chain(cluster::kubernetes_endpoints())
+        .chain(infrastructure)
         .chain(Workloads::new(spec, start))
 }
+
+#[path = "seed_cluster.rs"]
+mod cluster;
 
 /// What the service account controller puts in every namespace: the `default` ServiceAccount.
 /// (The `kube-root-ca.crt` ConfigMap is left out: tests count the configmaps they create.)
@@ -506,7 +513,8 @@ impl App {
         json!({
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": self.name, "namespace": self.namespace, "labels": self.labels()},
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid(3),
+                         "labels": self.labels()},
             "spec": {
                 "type": "ClusterIP",
                 "clusterIP": ip,
@@ -658,13 +666,19 @@ impl Workloads {
             .push_back(("apps", "deployments", app.deployment()));
         self.buffer
             .push_back(("apps", "replicasets", app.replicaset()));
-        self.buffer.push_back(("", "services", app.service()));
+        let service = app.service();
+        self.buffer.push_back(("", "services", service.clone()));
         self.buffer.push_back(("", "events", app.scaled_event()));
+        let first_pod = self.buffer.len();
         for _ in 0..replicas {
             let pod = app.pod(self.pods_made, self.spec.nodes);
             self.pods_made += 1;
             self.buffer.push_back(("", "pods", pod));
         }
+        let backends = cluster::Backend::of_pods(self.buffer.range(first_pod..).map(|o| &o.2));
+        let port = app.containers.first().map_or(80, |c| c.2);
+        let endpoints = cluster::service_endpoints(&service, &backends, port, app.index as u64);
+        self.buffer.extend(endpoints);
     }
 }
 

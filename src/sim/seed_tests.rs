@@ -188,7 +188,15 @@ fn version_and_start_time_are_the_callers() {
 #[test]
 fn objects_decode_as_typed_kubernetes_objects() {
     use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-    use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service, ServiceAccount};
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{
+        Endpoints, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+        ServiceAccount,
+    };
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use k8s_openapi::api::storage::v1::StorageClass;
     fn decode<T: serde::de::DeserializeOwned>(o: &Value) {
         if let Err(e) = serde_json::from_value::<T>(o.clone()) {
             panic!("{e}: {o}");
@@ -206,10 +214,126 @@ fn objects_decode_as_typed_kubernetes_objects() {
             "deployments" => decode::<Deployment>(&o),
             "replicasets" => decode::<ReplicaSet>(&o),
             "events" => decode::<Event>(&o),
+            "endpoints" => decode::<Endpoints>(&o),
+            "endpointslices" => decode::<EndpointSlice>(&o),
+            "persistentvolumes" => decode::<PersistentVolume>(&o),
+            "persistentvolumeclaims" => decode::<PersistentVolumeClaim>(&o),
+            "storageclasses" => decode::<StorageClass>(&o),
+            "leases" => decode::<Lease>(&o),
+            "cronjobs" => decode::<CronJob>(&o),
+            "jobs" => decode::<Job>(&o),
+            "roles" => decode::<Role>(&o),
+            "rolebindings" => decode::<RoleBinding>(&o),
+            "clusterroles" => decode::<ClusterRole>(&o),
+            "clusterrolebindings" => decode::<ClusterRoleBinding>(&o),
             other => panic!("unexpected resource {other}"),
         }
     }
-    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert_eq!(seen.len(), 20, "{seen:?}");
+}
+
+#[test]
+fn every_service_has_endpoints_and_a_slice_of_its_pods() {
+    let objs: Vec<SeedObject> = objects(spec(3, 4, 40)).collect();
+    let of = |resource: &str| -> Vec<&Value> {
+        objs.iter()
+            .filter(|o| o.1 == resource)
+            .map(|o| &o.2)
+            .collect()
+    };
+    let services = of("services");
+    assert_eq!(of("endpoints").len(), services.len());
+    assert_eq!(of("endpointslices").len(), services.len());
+    let pod_ips: HashSet<&str> = of("pods")
+        .iter()
+        .map(|p| p["status"]["podIP"].as_str().unwrap())
+        .collect();
+    let mut listed = 0;
+    for ep in of("endpoints") {
+        let name = ep["metadata"]["name"].as_str().unwrap();
+        let ns = ep["metadata"]["namespace"].as_str().unwrap();
+        let slice = of("endpointslices")
+            .into_iter()
+            .find(|s| {
+                s["metadata"]["labels"]["kubernetes.io/service-name"] == name
+                    && s["metadata"]["namespace"] == ns
+            })
+            .unwrap_or_else(|| panic!("no slice for {ns}/{name}"));
+        if name == "kubernetes" {
+            continue;
+        }
+        for a in ep["subsets"][0]["addresses"].as_array().unwrap() {
+            assert!(pod_ips.contains(a["ip"].as_str().unwrap()), "{a}");
+            listed += 1;
+        }
+        assert_eq!(
+            slice["endpoints"].as_array().unwrap().len(),
+            ep["subsets"][0]["addresses"].as_array().unwrap().len()
+        );
+        assert_eq!(slice["metadata"]["ownerReferences"][0]["kind"], "Service");
+    }
+    // Every running pod backs its deployment's Service.
+    assert_eq!(listed, 40);
+}
+
+#[test]
+fn the_cluster_has_storage_rbac_leases_and_a_nightly_job() {
+    let objs: Vec<SeedObject> = objects(spec(3, 3, 0)).collect();
+    let names = |resource: &str| -> Vec<String> {
+        objs.iter()
+            .filter(|o| o.1 == resource)
+            .map(|o| {
+                let md = &o.2["metadata"];
+                match md["namespace"].as_str() {
+                    Some(ns) => format!("{ns}/{}", md["name"].as_str().unwrap()),
+                    None => md["name"].as_str().unwrap().to_string(),
+                }
+            })
+            .collect()
+    };
+    assert_eq!(names("storageclasses"), ["standard"]);
+    assert_eq!(
+        names("persistentvolumeclaims"),
+        ["prod/postgres-data", "prod/uploads", "default/scratch"]
+    );
+    assert_eq!(names("persistentvolumes").len(), 4);
+    assert!(names("persistentvolumes").contains(&"nfs-archive".to_string()));
+    // Every claim is bound to a volume whose claimRef names it back.
+    for (_, _, claim) in objs.iter().filter(|o| o.1 == "persistentvolumeclaims") {
+        let volume = objs
+            .iter()
+            .find(|o| {
+                o.1 == "persistentvolumes" && o.2["metadata"]["name"] == claim["spec"]["volumeName"]
+            })
+            .unwrap();
+        assert_eq!(
+            volume.2["spec"]["claimRef"]["name"],
+            claim["metadata"]["name"]
+        );
+        assert_eq!(
+            volume.2["spec"]["claimRef"]["uid"],
+            claim["metadata"]["uid"]
+        );
+        assert_eq!(volume.2["status"]["phase"], "Bound");
+    }
+    assert_eq!(
+        names("leases"),
+        [
+            "kube-system/kube-controller-manager",
+            "kube-system/kube-scheduler",
+            "kube-node-lease/node-1",
+            "kube-node-lease/node-2",
+            "kube-node-lease/node-3"
+        ]
+    );
+    for role in ["cluster-admin", "admin", "edit", "view"] {
+        assert!(names("clusterroles").contains(&role.to_string()), "{role}");
+    }
+    assert!(names("clusterrolebindings").contains(&"cluster-admin".to_string()));
+    assert_eq!(names("cronjobs"), ["prod/nightly-report"]);
+    let job = &objs.iter().find(|o| o.1 == "jobs").unwrap().2;
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    assert_eq!(job["status"]["succeeded"], 1);
 }
 
 #[test]
@@ -235,15 +359,22 @@ fn one_image_one_digest() {
 #[test]
 fn owner_references_name_the_owners_uids() {
     let objs: Vec<SeedObject> = objects(spec(2, 3, 40)).collect();
+    // Owners (deployments, replicasets, services, cronjobs, jobs) carry placeholder uids.
+    let owners = |o: &&SeedObject| o.2["metadata"]["uid"].is_string();
     let uids: HashSet<(&str, String)> = objs
         .iter()
-        .filter(|o| o.0 == "apps")
+        .filter(owners)
         .map(|o| {
             let kind = o.2["kind"].as_str().unwrap();
             (kind, o.2["metadata"]["uid"].as_str().unwrap().to_string())
         })
         .collect();
-    assert_eq!(uids.len(), objs.iter().filter(|o| o.0 == "apps").count());
+    assert_eq!(
+        uids.len(),
+        objs.iter().filter(owners).count(),
+        "uids are unique"
+    );
+    assert!(objs.iter().filter(|o| o.0 == "apps").all(|o| owners(&o)));
     for (_, _, o) in &objs {
         if let Some(refs) = o["metadata"]["ownerReferences"].as_array() {
             for r in refs {

@@ -21,18 +21,24 @@ use crate::status::{Status, StatusCause, StatusDetails};
 
 mod commit;
 mod crd;
+mod cron;
+mod defaults;
 mod errors;
 mod range;
 mod stored;
+mod validate;
 mod writes;
 
 use commit::translate;
 use crd::register_crd;
+pub use defaults::DEFAULT_CLASS_ANNOTATION;
+use defaults::{defaults_on_create, prepare_for_create, set_defaults};
 use errors::{already_exists, precondition_failed};
-pub use errors::{conflict, invalid, not_found, qualified};
+pub use errors::{conflict, invalid, invalid_causes, invalid_kind, not_found, qualified};
 use range::{MergeOverride, ns_range, range_iter};
 use stored::Interner;
 pub use stored::{Filter, Stored};
+pub use validate::validate;
 pub use writes::now_rfc3339;
 
 /// `(group, resource)`: where a type's objects live, whatever the version.

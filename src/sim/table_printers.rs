@@ -13,10 +13,57 @@ pub(super) const AGE_DOC: &str = "CreationTimestamp is a timestamp representing 
 
 const NAME: Column = ("Name", "string", "name", 0, NAME_DOC);
 const AGE: Column = ("Age", "string", "", 0, AGE_DOC);
+const CONTAINERS: Column = (
+    "Containers",
+    "string",
+    "",
+    1,
+    "Names of each container in the template.",
+);
+const IMAGES: Column = (
+    "Images",
+    "string",
+    "",
+    1,
+    "Images referenced by each container in the template.",
+);
+
+#[path = "table_printers_cluster.rs"]
+mod cluster;
+#[path = "table_printers_workloads.rs"]
+mod workloads;
+
+/// One kind's printer as a table entry: its columns and the cells of one object (`now` for
+/// ages). The kinds added to the emulator later are described this way; the first ones keep
+/// their `match` arms below.
+pub(super) struct Printer {
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub columns: &'static [Column],
+    pub cells: fn(&Value, i64) -> Vec<Value>,
+}
+
+fn printer(rt: &ResourceType) -> Option<&'static Printer> {
+    workloads::PRINTERS
+        .iter()
+        .chain(cluster::PRINTERS)
+        .find(|p| rt.is(p.group, p.resource))
+}
+
+fn name_cell(o: &Value) -> Value {
+    json!(str_at(o, "/metadata/name"))
+}
+
+fn age_cell(o: &Value, now: i64) -> Value {
+    json!(age_at(o, "/metadata/creationTimestamp", now))
+}
 
 // One line per column reads like the printers' column tables; rustfmt would split every tuple.
 #[rustfmt::skip]
 pub(super) fn columns(rt: &ResourceType) -> Vec<Column> {
+    if let Some(p) = printer(rt) {
+        return p.columns.to_vec();
+    }
     match (rt.group.as_str(), rt.resource.as_str()) {
         ("", "pods") => vec![
             NAME,
@@ -101,6 +148,9 @@ pub(super) fn columns(rt: &ResourceType) -> Vec<Column> {
 }
 
 pub(super) fn cells(rt: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
+    if let Some(p) = printer(rt) {
+        return (p.cells)(o, now);
+    }
     let name = json!(str_at(o, "/metadata/name"));
     let age = json!(age_at(o, "/metadata/creationTimestamp", now));
     match (rt.group.as_str(), rt.resource.as_str()) {
@@ -407,18 +457,24 @@ fn event_cells(o: &Value, name: Value, now: i64) -> Vec<Value> {
 
 /// CONTAINERS, IMAGES and SELECTOR of a workload with a pod template.
 fn template_cells(o: &Value) -> Vec<Value> {
+    let [names, images] = container_cells(o, "/spec/template");
+    vec![
+        names,
+        images,
+        json!(label_selector(o.pointer("/spec/selector"))),
+    ]
+}
+
+/// CONTAINERS and IMAGES of the pod template at `template` (`layoutContainerCells`).
+fn container_cells(o: &Value, template: &str) -> [Value; 2] {
     let containers = o
-        .pointer("/spec/template/spec/containers")
+        .pointer(&format!("{template}/spec/containers"))
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[]);
     let names: Vec<&str> = containers.iter().map(|c| str_at(c, "/name")).collect();
     let images: Vec<&str> = containers.iter().map(|c| str_at(c, "/image")).collect();
-    vec![
-        json!(names.join(",")),
-        json!(images.join(",")),
-        json!(label_selector(o.pointer("/spec/selector"))),
-    ]
+    [json!(names.join(",")), json!(images.join(","))]
 }
 
 /// A `metav1.LabelSelector` as kubectl prints it (`app=web,tier in (a,b)`).

@@ -88,6 +88,19 @@ pub fn kubectl() -> String {
     path
 }
 
+/// kubectl with `kubeconfig` and a discovery cache beside it. The default cache
+/// (~/.kube/cache, keyed by host:port, kept for hours) is shared by every test run on the
+/// machine: an emulator that reuses a port would see another run's types.
+pub fn kubectl_with(kubeconfig: &std::path::Path) -> tokio::process::Command {
+    let cache = kubeconfig.with_file_name("kube-cache");
+    let mut cmd = tokio::process::Command::new(kubectl());
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache);
+    cmd
+}
+
 /// A loopback port nobody listens on (bound, then released): an unreachable upstream.
 pub fn unused_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

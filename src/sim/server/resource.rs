@@ -174,6 +174,9 @@ pub(super) async fn resource(
         (&Method::GET | &Method::POST, true, Some("exec")) if is_pods(&ctx.rt) => {
             serve_exec(&ctx, req)
         }
+        (&Method::POST, true, Some("token")) if ctx.rt.is("", "serviceaccounts") => {
+            serve_token(&ctx, req).await
+        }
         (m, true, Some("scale")) if ctx.rt.subresources.iter().any(|s| s == "scale") => {
             serve_scale(&ctx, m.clone(), req).await
         }
@@ -212,6 +215,32 @@ pub(super) fn serve_exec(
     let pod = pod_value(ctx)?;
     let gone = ctx.sim.pods_gone.token(&ctx.ns, ctx.name());
     Ok(exec::serve(req, &pod, gone))
+}
+
+/// `kubectl create token`: a TokenRequest answered with a token (token.rs).
+pub(super) async fn serve_token(
+    ctx: &Ctx<'_>,
+    req: Request<Incoming>,
+) -> Result<Response<SimBody>, Status> {
+    let request = parse_object(&body(req).await?)?;
+    let fresh;
+    let issuer = match &ctx.sim.users {
+        Some(users) => users.token_issuer(),
+        // Without authentication no token is ever checked: any key will do.
+        None => {
+            fresh = crate::sim::token::Issuer::default();
+            &fresh
+        }
+    };
+    let answer = crate::sim::token::token_request(
+        &ctx.sim.store,
+        issuer,
+        &ctx.rt,
+        &ctx.ns,
+        ctx.name(),
+        &request,
+    )?;
+    Ok(hu::json_value(StatusCode::CREATED, &answer))
 }
 
 pub(super) fn with_name_selector(q: Query, name: &str) -> Query {

@@ -58,20 +58,45 @@ pub(super) fn precondition_failed(
 
 /// A 422 Invalid naming one field, shaped like the apiserver's.
 pub fn invalid(rt: &ResourceType, name: &str, field: &str, reason: &str, msg: &str) -> Status {
+    let cause = StatusCause {
+        reason: reason.into(),
+        message: msg.into(),
+        field: field.into(),
+    };
+    invalid_causes(rt, name, vec![cause])
+}
+
+/// A 422 Invalid with every field error (`errors.NewInvalid`): the message names the kind as
+/// `Kind.group` and lists the errors, in brackets when there are several.
+pub fn invalid_causes(rt: &ResourceType, name: &str, causes: Vec<StatusCause>) -> Status {
+    invalid_kind(&rt.group, &rt.kind, name, causes)
+}
+
+/// [`invalid_causes`] for a kind that is not a served type (a subresource's request kind).
+pub fn invalid_kind(group: &str, kind: &str, name: &str, causes: Vec<StatusCause>) -> Status {
+    let errs: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    let errs = match errs.as_slice() {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    };
+    let qualified = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    };
     Status::failure(
         StatusCode::UNPROCESSABLE_ENTITY,
         "Invalid",
-        format!("{} \"{name}\" is invalid: {field}: {msg}", rt.kind),
+        format!("{qualified} \"{name}\" is invalid: {errs}"),
     )
     .with_details(StatusDetails {
         name: name.into(),
-        group: rt.group.clone(),
-        kind: rt.kind.clone(),
-        causes: vec![StatusCause {
-            reason: reason.into(),
-            message: msg.into(),
-            field: field.into(),
-        }],
+        group: group.into(),
+        kind: kind.into(),
+        causes,
         ..Default::default()
     })
 }

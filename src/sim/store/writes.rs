@@ -66,6 +66,9 @@ impl Store {
         obj["apiVersion"] = json!(rt.api_version());
         obj["kind"] = json!(rt.kind);
         defaults_on_create(rt, &mut obj);
+        prepare_for_create(rt, &mut obj);
+        g.admit(rt, &mut obj);
+        validate(rt, &obj, None)?;
         let rv = g.rv + 1;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         if dry_run {
@@ -230,6 +233,10 @@ impl Store {
         }
         new["apiVersion"] = old_v["apiVersion"].clone();
         new["kind"] = json!(rt.kind);
+        if !status_only {
+            set_defaults(rt, &mut new);
+            validate(rt, &new, Some(&old_v))?;
+        }
         if new.get("spec") != old_v.get("spec") && new.get("spec").is_some() {
             let gen_ = old_v["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             new["metadata"]["generation"] = json!(gen_);
@@ -410,20 +417,4 @@ pub(super) fn validate_name(rt: &ResourceType, name: &str) -> Result<(), Status>
             "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
         ),
     ))
-}
-
-/// Defaults the apiserver (or the controllers it stands for) fills in on create.
-pub(super) fn defaults_on_create(rt: &ResourceType, obj: &mut Value) {
-    match (rt.group.as_str(), rt.resource.as_str()) {
-        ("", "namespaces") => {
-            if obj["spec"]["finalizers"].is_null() {
-                obj["spec"]["finalizers"] = json!(["kubernetes"]);
-            }
-            obj["status"] = json!({"phase": "Active"});
-        }
-        ("", "pods") if obj["status"]["phase"].is_null() => {
-            obj["status"]["phase"] = json!("Pending");
-        }
-        _ => {}
-    }
 }
