@@ -724,6 +724,10 @@ async fn kubectl(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
         Command::new(common::kubectl())
             .arg("--kubeconfig")
             .arg(kubeconfig)
+            // Its own discovery cache: ~/.kube/cache is keyed by host:port and shared by
+            // every run on the machine (common::kubectl_with).
+            .arg("--cache-dir")
+            .arg(kubeconfig.with_file_name("kube-cache"))
             .arg("--request-timeout=30s")
             .args(args)
             .stdin(Stdio::null())
