@@ -385,3 +385,165 @@ async fn delete_seeded_deployment_cascades() {
     assert_eq!(owned_pods(&pods), 0, "{pods}");
     e.sim.shutdown().await;
 }
+
+/// Splits a kubectl table into rows of cells.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn auth_commands_without_authentication_see_always_allow() {
+    let e = env(fast_opts()).await;
+    assert_eq!(e.ok(&["auth", "can-i", "list", "pods"]).await, "yes\n");
+    assert_eq!(
+        e.ok(&["auth", "can-i", "delete", "nodes", "--all-namespaces"])
+            .await,
+        "yes\n"
+    );
+    let list = e.ok(&["auth", "can-i", "--list"]).await;
+    assert_eq!(
+        rows(&list),
+        vec![
+            vec![
+                "Resources",
+                "Non-Resource",
+                "URLs",
+                "Resource",
+                "Names",
+                "Verbs"
+            ],
+            vec!["*.*", "[]", "[]", "[*]"],
+            vec!["[*]", "[]", "[*]"],
+        ],
+        "{list}"
+    );
+    let me = e.ok(&["auth", "whoami"]).await;
+    assert_eq!(
+        rows(&me),
+        vec![
+            vec!["ATTRIBUTE", "VALUE"],
+            vec!["Username", "system:anonymous"],
+            vec!["Groups", "[system:unauthenticated]"],
+        ],
+        "{me}"
+    );
+    // AlwaysAllow lets anyone impersonate: --as is who the apiserver sees.
+    let jane: Value = serde_json::from_str(
+        &e.ok(&[
+            "auth",
+            "whoami",
+            "--as=jane",
+            "--as-group=devs",
+            "-o",
+            "json",
+        ])
+        .await,
+    )
+    .unwrap();
+    assert_eq!(jane["kind"], "SelfSubjectReview");
+    assert_eq!(
+        jane["status"]["userInfo"],
+        json!({"username": "jane", "groups": ["devs", "system:authenticated"]})
+    );
+    let res = e
+        .ok(&[
+            "api-resources",
+            "--api-group=authorization.k8s.io",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(
+        res,
+        "localsubjectaccessreviews.authorization.k8s.io\nselfsubjectaccessreviews.authorization.k8s.io\n\
+         selfsubjectrulesreviews.authorization.k8s.io\nsubjectaccessreviews.authorization.k8s.io\n"
+    );
+    // A review is answered, not stored: there is nothing to read back.
+    let (ok, _, err) = e.run(&["get", "selfsubjectreviews"]).await;
+    assert!(!ok && err.contains("MethodNotAllowed"), "{err}");
+    e.sim.shutdown().await;
+}
+
+const USERS: &str = r#"
+users:
+  - name: alice
+    token: alice-token
+    uid: "1001"
+    groups: [devs]
+    rules:
+      - verbs: [get, list, watch]
+        resources: [pods]
+        namespaces: [prod]
+groups:
+  - name: devs
+    rules:
+      - verbs: [get]
+        nonResourceURLs: [/metrics]
+"#;
+
+#[tokio::test]
+async fn auth_commands_with_a_users_file_see_the_users_rules() {
+    let mut e = env(fast_opts()).await;
+    let users = e.file("users.yaml", USERS);
+    e.sim.shutdown().await;
+    // Over TLS: kubectl sends no bearer token to a plain-http server.
+    e.sim = start(SimOptions {
+        users: Some(users.into()),
+        tls: true,
+        ..fast_opts()
+    })
+    .await;
+    std::fs::write(&e.kubeconfig, e.sim.kubeconfig_yaml(Some("alice-token"))).unwrap();
+
+    let me = e.ok(&["auth", "whoami"]).await;
+    assert_eq!(
+        rows(&me),
+        vec![
+            vec!["ATTRIBUTE", "VALUE"],
+            vec!["Username", "alice"],
+            vec!["UID", "1001"],
+            vec!["Groups", "[devs", "system:authenticated]"],
+        ],
+        "{me}"
+    );
+    assert_eq!(
+        e.ok(&["auth", "can-i", "watch", "pods", "-n", "prod"])
+            .await,
+        "yes\n"
+    );
+    let (ok, out, _) = e.run(&["auth", "can-i", "list", "pods", "-n", "dev"]).await;
+    assert!(!ok && out == "no\n", "{out}");
+    assert_eq!(
+        e.ok(&["auth", "can-i", "create", "selfsubjectreviews"])
+            .await,
+        "yes\n"
+    );
+
+    let prod = rows(&e.ok(&["auth", "can-i", "--list", "-n", "prod"]).await);
+    let has = |table: &[Vec<String>], row: &[&str]| table.iter().any(|r| r == row);
+    // No apiGroups in the users file means any group: RBAC's `*`.
+    assert!(
+        has(&prod, &["pods.*", "[]", "[]", "[get", "list", "watch]"]),
+        "{prod:?}"
+    );
+    assert!(
+        has(
+            &prod,
+            &[
+                "selfsubjectreviews.authentication.k8s.io",
+                "[]",
+                "[]",
+                "[create]"
+            ]
+        ),
+        "{prod:?}"
+    );
+    assert!(has(&prod, &["[/metrics]", "[]", "[get]"]), "{prod:?}");
+    assert!(has(&prod, &["[/apis/*]", "[]", "[get]"]), "{prod:?}");
+    let dev = rows(&e.ok(&["auth", "can-i", "--list", "-n", "dev"]).await);
+    assert!(!dev.iter().any(|r| r[0] == "pods.*"), "{dev:?}");
+    e.sim.shutdown().await;
+}

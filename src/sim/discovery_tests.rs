@@ -19,7 +19,15 @@ fn group_list_has_apps_and_no_core() {
     let reg = Registry::builtin();
     let list: meta::APIGroupList = serde_json::from_value(group_list(&reg)).unwrap();
     let names: Vec<&str> = list.groups.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(names, vec!["apps", "apiextensions.k8s.io"]);
+    assert_eq!(
+        names,
+        vec![
+            "apps",
+            "authentication.k8s.io",
+            "authorization.k8s.io",
+            "apiextensions.k8s.io"
+        ]
+    );
     let apps = &list.groups[0];
     assert_eq!(apps.versions[0].group_version, "apps/v1");
     assert_eq!(
@@ -151,7 +159,15 @@ fn aggregated_core_and_groups() {
         .iter()
         .map(|i| i["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["apps", "apiextensions.k8s.io"]);
+    assert_eq!(
+        names,
+        vec![
+            "apps",
+            "authentication.k8s.io",
+            "authorization.k8s.io",
+            "apiextensions.k8s.io"
+        ]
+    );
     let deploy = &groups["items"][0]["versions"][0]["resources"][0];
     assert_eq!(deploy["resource"], "deployments");
     assert_eq!(deploy["shortNames"], json!(["deploy"]));
@@ -165,7 +181,16 @@ fn aggregated_core_and_groups() {
         scale["responseKind"],
         json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
     );
-    let crd = &groups["items"][1]["versions"][0]["resources"][0];
+    let whoami = &groups["items"][1]["versions"][0]["resources"][0];
+    assert_eq!(
+        (&whoami["resource"], &whoami["verbs"], &whoami["scope"]),
+        (
+            &json!("selfsubjectreviews"),
+            &json!(["create"]),
+            &json!("Cluster")
+        )
+    );
+    let crd = &groups["items"][3]["versions"][0]["resources"][0];
     assert_eq!(crd["scope"], "Cluster");
 }
 
@@ -189,4 +214,39 @@ fn crd_types_show_up_in_discovery() {
             .iter()
             .any(|i| i["metadata"]["name"] == "example.com")
     );
+}
+
+#[test]
+fn the_review_apis_are_create_only_and_unstored() {
+    let reg = Registry::builtin();
+    let doc = resource_list(&reg, "authorization.k8s.io", "v1").unwrap();
+    let list: meta::APIResourceList = serde_json::from_value(doc).unwrap();
+    let names: Vec<(&str, &str, bool)> = list
+        .resources
+        .iter()
+        .map(|r| (r.name.as_str(), r.kind.as_str(), r.namespaced))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            (
+                "localsubjectaccessreviews",
+                "LocalSubjectAccessReview",
+                true
+            ),
+            ("selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
+            ("selfsubjectrulesreviews", "SelfSubjectRulesReview", false),
+            ("subjectaccessreviews", "SubjectAccessReview", false),
+        ]
+    );
+    for r in &list.resources {
+        assert_eq!(r.verbs, vec!["create"], "{}", r.name);
+        // Nothing is stored, so the apiserver gives no storage version hash.
+        assert!(r.storage_version_hash.is_none(), "{}", r.name);
+    }
+    let doc = resource_list(&reg, "authentication.k8s.io", "v1").unwrap();
+    let list: meta::APIResourceList = serde_json::from_value(doc).unwrap();
+    let names: Vec<&str> = list.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["selfsubjectreviews", "tokenreviews"]);
+    assert_eq!(list.resources[0].singular_name, "selfsubjectreview");
 }

@@ -41,6 +41,12 @@ impl ResourceType {
         self.verbs.iter().any(|v| v == verb)
     }
 
+    /// A review API (TokenReview, SubjectAccessReview…): `create` is its only verb, and what
+    /// is created is answered, never stored or read back.
+    pub fn is_review(&self) -> bool {
+        self.verbs == ["create"]
+    }
+
     fn builtin(
         group: &str,
         version: &str,
@@ -80,6 +86,14 @@ impl ResourceType {
             subresources: subresources.iter().map(|s| s.to_string()).collect(),
         }
     }
+
+    /// A review API of `group`/v1: only `create`, no short names, no subresources.
+    fn review(group: &str, resource: &str, kind: &str, namespaced: bool) -> Self {
+        ResourceType {
+            verbs: vec!["create".into()],
+            ..Self::builtin(group, "v1", resource, kind, namespaced, &[], &[])
+        }
+    }
 }
 
 /// All resource types the emulator serves right now.
@@ -90,10 +104,13 @@ pub struct Registry {
 
 impl Registry {
     /// The built-in types: core/v1 namespaces, pods, configmaps, secrets, services, nodes,
-    /// events, serviceaccounts; apps/v1 deployments and replicasets; apiextensions
+    /// events, serviceaccounts; apps/v1 deployments and replicasets; the review APIs of
+    /// authentication.k8s.io/v1 and authorization.k8s.io/v1; apiextensions
     /// customresourcedefinitions.
     pub fn builtin() -> Self {
         use ResourceType as R;
+        const AUTHN: &str = "authentication.k8s.io";
+        const AUTHZ: &str = "authorization.k8s.io";
         let mut namespaces = R::builtin(
             "",
             "v1",
@@ -171,6 +188,27 @@ impl Registry {
                 &["rs"],
                 &["status", "scale"],
             ),
+            R::review(AUTHN, "selfsubjectreviews", "SelfSubjectReview", false),
+            R::review(AUTHN, "tokenreviews", "TokenReview", false),
+            R::review(
+                AUTHZ,
+                "localsubjectaccessreviews",
+                "LocalSubjectAccessReview",
+                true,
+            ),
+            R::review(
+                AUTHZ,
+                "selfsubjectaccessreviews",
+                "SelfSubjectAccessReview",
+                false,
+            ),
+            R::review(
+                AUTHZ,
+                "selfsubjectrulesreviews",
+                "SelfSubjectRulesReview",
+                false,
+            ),
+            R::review(AUTHZ, "subjectaccessreviews", "SubjectAccessReview", false),
             R::builtin(
                 "apiextensions.k8s.io",
                 "v1",

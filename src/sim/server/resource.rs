@@ -2,6 +2,7 @@
 //! subresource (reads.rs, writes.rs); the request context and body helpers they share.
 
 use super::reads::{serve_get, serve_list, serve_watch};
+use super::reviews::serve_review;
 use super::writes::{
     serve_create, serve_delete, serve_deletecollection, serve_patch, serve_scale, serve_update,
 };
@@ -123,6 +124,11 @@ pub(super) async fn resource(
     if !scoped_ok {
         return (verb, hu::status(hu::no_such_resource()));
     }
+    // The apiserver answers a verb the type does not serve (deletecollection of namespaces, a
+    // GET of a review) with 405; subresources check their own methods below.
+    if rp.sub.is_none() && !rt.has_verb(rbac_verb(verb)) {
+        return (verb, hu::status(hu::method_not_allowed()));
+    }
     let ctx = Ctx {
         sim,
         rt,
@@ -133,6 +139,8 @@ pub(super) async fn resource(
         accept: accept.to_string(),
     };
     let result = match (&method, rp.name.is_some(), rp.sub.as_deref()) {
+        (&Method::POST, false, None) if ctx.rt.is_review() => serve_review(&ctx, req, user).await,
+        (_, _, None) if ctx.rt.is_review() => Err(hu::method_not_allowed()),
         (&Method::GET, false, None) if watch => serve_watch(&ctx),
         (&Method::GET, false, None) => serve_list(&ctx).await,
         (&Method::POST, false, None) => match body(req).await {
