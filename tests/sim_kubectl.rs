@@ -547,3 +547,81 @@ async fn auth_commands_with_a_users_file_see_the_users_rules() {
     assert!(!dev.iter().any(|r| r[0] == "pods.*"), "{dev:?}");
     e.sim.shutdown().await;
 }
+
+/// Reads lines of a child's stdout until one contains `wanted` (bounded).
+async fn line_with(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    wanted: &str,
+) -> String {
+    tokio::time::timeout(T, async {
+        loop {
+            match lines.next_line().await.unwrap() {
+                Some(l) if l.contains(wanted) => return l,
+                Some(_) => {}
+                None => panic!("kubectl ended before printing {wanted:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {wanted:?} within {T:?}"))
+}
+
+#[tokio::test]
+async fn attach_streams_the_log_echoes_stdin_and_ends_with_the_pod() {
+    let e = env(SimOptions {
+        log_interval: Duration::from_millis(50),
+        ..fast_opts()
+    })
+    .await;
+    let f = e.file(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\nspec:\n  containers:\n  - name: app\n    image: nginx\n",
+    );
+    e.ok(&["apply", "-f", &f]).await;
+
+    let mut child = e
+        .cmd(&["attach", "web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // New lines of the container's log, from the moment of attaching (the history ends at 19).
+    let first = line_with(&mut lines, "request served").await;
+    assert!(
+        first.ends_with("INFO app=app pod=web request served n=20"),
+        "{first}"
+    );
+    line_with(&mut lines, "n=21").await;
+    // The pod goes away: the session ends and kubectl with it, successfully.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client(&e.sim), "default");
+    pods.delete("web", &Default::default()).await.unwrap();
+    let status = tokio::time::timeout(T, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut err = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut err)
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("If you don't see a command prompt"), "{err}");
+
+    // With -i, what is typed comes back on stdout.
+    e.ok(&["apply", "-f", &f]).await;
+    let mut child = e
+        .cmd(&["attach", "-i", "web"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"hello from stdin\n")
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(line_with(&mut lines, "hello").await, "hello from stdin");
+    let _ = child.kill().await;
+    e.sim.shutdown().await;
+}

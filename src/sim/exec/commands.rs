@@ -90,7 +90,7 @@ impl Io {
         let _ = self.out.send((channel, text.into())).await;
     }
 
-    async fn stdout(&self, text: impl Into<Bytes>) {
+    pub(super) async fn stdout(&self, text: impl Into<Bytes>) {
         self.write(STDOUT, text).await
     }
 
@@ -99,7 +99,7 @@ impl Io {
     }
 
     /// The next line of stdin without its newline, or `None` at EOF.
-    async fn line(&mut self) -> Option<String> {
+    pub(super) async fn line(&mut self) -> Option<String> {
         loop {
             if let Some(end) = self.stdin_buf.iter().position(|b| *b == b'\n') {
                 let line = self.stdin_buf.split_to(end + 1);
@@ -284,7 +284,7 @@ async fn script_run(script: &str, sb: &Sandbox, io: &mut Io) -> Result<i32, i32>
     Ok(last)
 }
 
-fn is_builtin(program: &str) -> bool {
+pub(super) fn is_builtin(program: &str) -> bool {
     let name = program.rsplit('/').next().unwrap_or_default();
     matches!(
         name,

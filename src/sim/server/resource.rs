@@ -182,6 +182,9 @@ pub(super) async fn resource(
         (&Method::GET | &Method::POST, true, Some("exec")) if is_pods(&ctx.rt) => {
             serve_exec(&ctx, req)
         }
+        (&Method::GET | &Method::POST, true, Some("attach")) if is_pods(&ctx.rt) => {
+            serve_attach(&ctx, req)
+        }
         (m, true, Some("scale")) if ctx.rt.subresources.iter().any(|s| s == "scale") => {
             serve_scale(&ctx, m.clone(), req).await
         }
@@ -222,6 +225,20 @@ pub(super) fn serve_exec(
     Ok(exec::serve(req, &pod, gone))
 }
 
+pub(super) fn serve_attach(
+    ctx: &Ctx<'_>,
+    req: Request<Incoming>,
+) -> Result<Response<SimBody>, Status> {
+    let pod = pod_value(ctx)?;
+    let gone = ctx.sim.pods_gone.token(&ctx.ns, ctx.name());
+    Ok(exec::serve_attach(
+        req,
+        &pod,
+        gone,
+        ctx.sim.opts.log_interval,
+    ))
+}
+
 pub(super) fn with_name_selector(q: Query, name: &str) -> Query {
     let mut s = String::new();
     let mut ser = form_urlencoded::Serializer::new(&mut s);
@@ -243,11 +260,12 @@ pub(super) fn with_name_selector(q: Query, name: &str) -> Query {
     Query::parse(Some(&s))
 }
 
-/// The RBAC verb of a request: logs are `get` on pods/log, exec is `create` on pods/exec.
+/// The RBAC verb of a request: logs are `get` on pods/log, exec and attach are `create` on
+/// pods/exec and pods/attach.
 pub(super) fn rbac_verb(verb: &'static str) -> &'static str {
     match verb {
         "log" => "get",
-        "exec" => "create",
+        "exec" | "attach" => "create",
         v => v,
     }
 }
@@ -256,6 +274,7 @@ pub(super) fn verb_name(m: &Method, named: bool, watch: bool, sub: Option<&str>)
     match (m, named, watch, sub) {
         (_, _, _, Some("log")) => "log",
         (_, _, _, Some("exec")) => "exec",
+        (_, _, _, Some("attach")) => "attach",
         (&Method::GET, _, true, _) => "watch",
         (&Method::GET, false, _, _) => "list",
         (&Method::GET, true, _, _) => "get",
