@@ -625,3 +625,73 @@ async fn attach_streams_the_log_echoes_stdin_and_ends_with_the_pod() {
     let _ = child.kill().await;
     e.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn debug_adds_a_running_ephemeral_container_and_attaches_a_shell() {
+    let e = env(fast_opts()).await;
+    let f = e.file(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\nspec:\n  containers:\n  - name: app\n    image: nginx\n",
+    );
+    e.ok(&["apply", "-f", &f]).await;
+
+    // Without -i kubectl patches pods/ephemeralcontainers and is done.
+    let (ok, out, err) = e
+        .run(&["debug", "web", "--image=busybox", "-c", "dbg"])
+        .await;
+    assert!(ok, "{out}\n{err}");
+    let pod: Value =
+        serde_json::from_str(&e.ok(&["get", "pod", "web", "-o", "json"]).await).unwrap();
+    assert_eq!(pod["spec"]["ephemeralContainers"][0]["name"], "dbg");
+    assert_eq!(pod["spec"]["ephemeralContainers"][0]["image"], "busybox");
+    let status = &pod["status"]["ephemeralContainerStatuses"][0];
+    assert_eq!(status["name"], "dbg");
+    assert!(
+        status["state"]["running"]["startedAt"].is_string(),
+        "{status}"
+    );
+    assert_eq!(pod["spec"]["containers"][0]["image"], "nginx");
+
+    // Removing it is refused with the apiserver's 422.
+    let mut without = pod.clone();
+    without["spec"]["ephemeralContainers"] = json!([]);
+    let body = e.file("without.json", &without.to_string());
+    let (ok, _, err) = e
+        .run(&[
+            "replace",
+            "--raw",
+            "/api/v1/namespaces/default/pods/web/ephemeralcontainers",
+            "-f",
+            &body,
+        ])
+        .await;
+    assert!(
+        !ok && err.contains("existing ephemeral containers \"dbg\" may not be removed"),
+        "{err}"
+    );
+
+    // With -i kubectl waits for the container to run, then attaches: the debug image's shell.
+    let mut child = e
+        .cmd(&["debug", "-i", "web", "--image=busybox", "-c", "shell"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"echo hello from debug\nhostname\nexit\n")
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(T, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, "hello from debug\nweb\n");
+    e.sim.shutdown().await;
+}

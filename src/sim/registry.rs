@@ -138,6 +138,7 @@ impl Registry {
                     "portforward",
                     "binding",
                     "eviction",
+                    "ephemeralcontainers",
                 ],
             ),
             R::builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[]),

@@ -4,7 +4,8 @@
 use super::reads::{serve_get, serve_list, serve_watch};
 use super::reviews::serve_review;
 use super::writes::{
-    serve_create, serve_delete, serve_deletecollection, serve_patch, serve_scale, serve_update,
+    Part, serve_create, serve_delete, serve_deletecollection, serve_patch, serve_scale,
+    serve_update,
 };
 use super::*;
 
@@ -159,10 +160,10 @@ pub(super) async fn resource(
         }
         (&Method::GET, true, None) => serve_get(&ctx).await,
         (&Method::PUT, true, None) => match body(req).await {
-            Ok(b) => serve_update(&ctx, b, false),
+            Ok(b) => serve_update(&ctx, b, Part::Object),
             Err(e) => Err(e),
         },
-        (&Method::PATCH, true, None) => serve_patch(&ctx, req, false).await,
+        (&Method::PATCH, true, None) => serve_patch(&ctx, req, Part::Object).await,
         (&Method::DELETE, true, None) => match body(req).await {
             Ok(b) => serve_delete(&ctx, b),
             Err(e) => Err(e),
@@ -171,10 +172,10 @@ pub(super) async fn resource(
             match *m {
                 Method::GET => serve_get(&ctx).await,
                 Method::PUT => match body(req).await {
-                    Ok(b) => serve_update(&ctx, b, true),
+                    Ok(b) => serve_update(&ctx, b, Part::Status),
                     Err(e) => Err(e),
                 },
-                Method::PATCH => serve_patch(&ctx, req, true).await,
+                Method::PATCH => serve_patch(&ctx, req, Part::Status).await,
                 _ => Err(hu::method_not_allowed()),
             }
         }
@@ -185,6 +186,15 @@ pub(super) async fn resource(
         (&Method::GET | &Method::POST, true, Some("attach")) if is_pods(&ctx.rt) => {
             serve_attach(&ctx, req)
         }
+        (m, true, Some("ephemeralcontainers")) if is_pods(&ctx.rt) => match *m {
+            Method::GET => serve_get(&ctx).await,
+            Method::PUT => match body(req).await {
+                Ok(b) => serve_update(&ctx, b, Part::EphemeralContainers),
+                Err(e) => Err(e),
+            },
+            Method::PATCH => serve_patch(&ctx, req, Part::EphemeralContainers).await,
+            _ => Err(hu::method_not_allowed()),
+        },
         (m, true, Some("scale")) if ctx.rt.subresources.iter().any(|s| s == "scale") => {
             serve_scale(&ctx, m.clone(), req).await
         }
