@@ -695,3 +695,31 @@ async fn debug_adds_a_running_ephemeral_container_and_attaches_a_shell() {
     assert_eq!(stdout, "hello from debug\nweb\n");
     e.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn port_forward_and_cp_say_they_are_not_emulated() {
+    let e = env(seeded()).await;
+    let pods: Value =
+        serde_json::from_str(&e.ok(&["get", "pods", "-A", "-o", "json"]).await).unwrap();
+    let pod = &pods["items"][0]["metadata"];
+    let (ns, name) = (
+        pod["namespace"].as_str().unwrap(),
+        pod["name"].as_str().unwrap(),
+    );
+    assert_eq!(pods["items"][0]["status"]["phase"], "Running");
+
+    let (ok, _, err) = e.run(&["port-forward", "-n", ns, name, "0:80"]).await;
+    assert!(
+        !ok && err.contains("pods/portforward is not emulated by kubeguard sim"),
+        "{err}"
+    );
+    let out = e.dir.path().join("copied");
+    let from = format!("{ns}/{name}:/etc/hostname");
+    let (ok, stdout, stderr) = e.run(&["cp", &from, out.to_str().unwrap()]).await;
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("tar: not emulated by kubeguard sim"),
+        "{stdout}\n{stderr}"
+    );
+    e.sim.shutdown().await;
+}

@@ -20,7 +20,8 @@
 //! `sleep N`, `date`, `true`, `false`, and `sh -c 'SCRIPT'` / `sh` reading lines from stdin, where a
 //! script is `;`-separated simple commands split on white space, `exit N` included. An unknown
 //! command gets the container runtime's `executable file not found` message and exit code 126; an
-//! unknown command inside `sh` gets `sh: 1: X: not found` and 127. When the pod is deleted (`gone`)
+//! unknown command inside `sh` gets `sh: 1: X: not found` and 127. `tar` (what `kubectl cp`
+//! runs) says on stderr that it is not emulated, exit code 126: `kubectl cp` does not work. When the pod is deleted (`gone`)
 //! a running command is killed: exit code 137. A `--tty` session gets a small terminal: input is
 //! echoed and handed over a line at a time (Enter, Backspace, Ctrl-D for end of input, Ctrl-C
 //! interrupts with exit code 130), output has `\r\n` line ends, stderr shares the stdout channel,

@@ -191,6 +191,15 @@ pub(super) fn run_argv<'a>(
                 }
             }
             "sh" | "bash" | "ash" => shell(args, sb, io).await,
+            // What `kubectl cp` runs: say plainly that it cannot work here (kubectl shows a
+            // copy's stderr, not the runtime's message on stdout, which it reads as the archive).
+            "tar" => {
+                io.stderr(
+                    "tar: not emulated by kubeguard sim: kubectl cp needs a real container\n",
+                )
+                .await;
+                126
+            }
             _ => {
                 io.stdout(format!(
                     "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{program}\": executable file not found in $PATH: unknown\n"

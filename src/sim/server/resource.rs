@@ -198,14 +198,30 @@ pub(super) async fn resource(
         (m, true, Some("scale")) if ctx.rt.subresources.iter().any(|s| s == "scale") => {
             serve_scale(&ctx, m.clone(), req).await
         }
+        (_, true, Some(s)) if EMULATED_SUBRESOURCES.contains(&s) => Err(hu::method_not_allowed()),
+        // Discovery lists it (as the apiserver's does) but nothing here plays it: say so, so
+        // that `kubectl port-forward` or `kubectl drain` tell the user why they fail.
         (_, true, Some(s)) if ctx.rt.subresources.iter().any(|x| x == s) => {
-            Err(hu::method_not_allowed())
+            Err(Status::bad_request(format!(
+                "{}/{s} is not emulated by kubeguard sim",
+                ctx.rt.resource
+            )))
         }
         (_, _, Some(_)) => Err(hu::no_such_resource()),
         _ => Err(hu::method_not_allowed()),
     };
     (verb, result.unwrap_or_else(hu::status))
 }
+
+/// The subresources served above; another one the type lists is not emulated.
+const EMULATED_SUBRESOURCES: [&str; 6] = [
+    "status",
+    "log",
+    "exec",
+    "attach",
+    "ephemeralcontainers",
+    "scale",
+];
 
 pub(super) fn is_pods(rt: &ResourceType) -> bool {
     rt.group.is_empty() && rt.resource == "pods"
