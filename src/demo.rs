@@ -79,6 +79,8 @@ Try, in another terminal:\n\
   kubectl -n prod delete pod $(kubectl -n prod get pods -o name | head -1 | cut -d/ -f2)\n\
   kubectl -n prod logs -f $(kubectl -n prod get pods -o name | head -1)\n\
   kubectl -n prod exec $(kubectl -n prod get pods -o name | head -1 | cut -d/ -f2) -- echo hello\n\
+  kubectl -n prod debug -it $(kubectl -n prod get pods -o name | head -1) --image=busybox   # a shell\n\
+  kubectl auth whoami                        # the emulator runs without authentication (AlwaysAllow)\n\
   # kubectl's unversioned LIST is served from the watch cache (resourceVersion=0) once kubeguard\n\
   # knows the collection is small enough; the decision is in a response header:\n\
   kubectl get pods -A -v=8 2>&1 | grep -i x-kubeguard-decision\n\

@@ -370,6 +370,112 @@ async fn logs_follow_and_exec() {
     e.sim.shutdown().await;
 }
 
+/// Runs kubectl through kubeguard with `input` on stdin; returns (success, stdout, stderr).
+async fn kubectl_with_input(
+    kubeconfig: &Path,
+    args: &[&str],
+    input: &str,
+) -> (bool, String, String) {
+    let mut child = common::kubectl_with(kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, input.as_bytes())
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("kubectl finished within 30 s")
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `kubectl auth`, `kubectl attach` and `kubectl debug` work through kubeguard as they do direct.
+#[tokio::test]
+async fn auth_attach_and_debug_through_kubeguard() {
+    let e = env().await;
+    for args in [
+        vec!["auth", "whoami"],
+        vec!["auth", "can-i", "list", "pods"],
+        vec!["auth", "can-i", "--list"],
+    ] {
+        let direct = kubectl(&e.direct, &args).await;
+        let guarded = kubectl(&e.guarded, &args).await;
+        assert_eq!(direct, guarded, "{args:?}");
+    }
+    let me = kubectl(&e.guarded, &["auth", "whoami"]).await;
+    assert!(me.contains("system:anonymous"), "{me}");
+
+    let pods = kubectl(&e.guarded, &["get", "pods", "-n", "prod", "-o", "name"]).await;
+    let pod = pods
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("pod/")
+        .to_string();
+    // attach: the container's log from now on, line by line through the bridged WebSocket.
+    let mut child = common::kubectl_with(&e.guarded)
+        .args(["attach", "-n", "prod", &pod])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("a log line within 20 s")
+        .unwrap()
+        .unwrap();
+    assert!(first.ends_with("request served n=20"), "{first}");
+    child.kill().await.unwrap();
+
+    // debug -i: an ephemeral container, running at once, with a shell attached.
+    let (ok, out, err) = kubectl_with_input(
+        &e.guarded,
+        &[
+            "debug",
+            "-i",
+            "-n",
+            "prod",
+            &pod,
+            "--image=busybox",
+            "-c",
+            "dbg",
+        ],
+        "echo debugging through kubeguard\nexit\n",
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(out, "debugging through kubeguard\n");
+    let statuses = kubectl(
+        &e.direct,
+        &[
+            "get",
+            "pod",
+            "-n",
+            "prod",
+            &pod,
+            "-o",
+            "jsonpath={.status.ephemeralContainerStatuses[*].name}",
+        ],
+    )
+    .await;
+    assert_eq!(statuses, "dbg");
+    e.kg.shutdown().await;
+    e.sim.shutdown().await;
+}
+
 #[test]
 fn ages_are_blanked_and_nothing_else() {
     assert_eq!(without_ages("p1 Running 0 5s"), "p1 Running 0 AGE");

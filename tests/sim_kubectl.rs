@@ -385,3 +385,341 @@ async fn delete_seeded_deployment_cascades() {
     assert_eq!(owned_pods(&pods), 0, "{pods}");
     e.sim.shutdown().await;
 }
+
+/// Splits a kubectl table into rows of cells.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn auth_commands_without_authentication_see_always_allow() {
+    let e = env(fast_opts()).await;
+    assert_eq!(e.ok(&["auth", "can-i", "list", "pods"]).await, "yes\n");
+    assert_eq!(
+        e.ok(&["auth", "can-i", "delete", "nodes", "--all-namespaces"])
+            .await,
+        "yes\n"
+    );
+    let list = e.ok(&["auth", "can-i", "--list"]).await;
+    assert_eq!(
+        rows(&list),
+        vec![
+            vec![
+                "Resources",
+                "Non-Resource",
+                "URLs",
+                "Resource",
+                "Names",
+                "Verbs"
+            ],
+            vec!["*.*", "[]", "[]", "[*]"],
+            vec!["[*]", "[]", "[*]"],
+        ],
+        "{list}"
+    );
+    let me = e.ok(&["auth", "whoami"]).await;
+    assert_eq!(
+        rows(&me),
+        vec![
+            vec!["ATTRIBUTE", "VALUE"],
+            vec!["Username", "system:anonymous"],
+            vec!["Groups", "[system:unauthenticated]"],
+        ],
+        "{me}"
+    );
+    // AlwaysAllow lets anyone impersonate: --as is who the apiserver sees.
+    let jane: Value = serde_json::from_str(
+        &e.ok(&[
+            "auth",
+            "whoami",
+            "--as=jane",
+            "--as-group=devs",
+            "-o",
+            "json",
+        ])
+        .await,
+    )
+    .unwrap();
+    assert_eq!(jane["kind"], "SelfSubjectReview");
+    assert_eq!(
+        jane["status"]["userInfo"],
+        json!({"username": "jane", "groups": ["devs", "system:authenticated"]})
+    );
+    let res = e
+        .ok(&[
+            "api-resources",
+            "--api-group=authorization.k8s.io",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(
+        res,
+        "localsubjectaccessreviews.authorization.k8s.io\nselfsubjectaccessreviews.authorization.k8s.io\n\
+         selfsubjectrulesreviews.authorization.k8s.io\nsubjectaccessreviews.authorization.k8s.io\n"
+    );
+    // A review is answered, not stored: there is nothing to read back.
+    let (ok, _, err) = e.run(&["get", "selfsubjectreviews"]).await;
+    assert!(!ok && err.contains("MethodNotAllowed"), "{err}");
+    e.sim.shutdown().await;
+}
+
+const USERS: &str = r#"
+users:
+  - name: alice
+    token: alice-token
+    uid: "1001"
+    groups: [devs]
+    rules:
+      - verbs: [get, list, watch]
+        resources: [pods]
+        namespaces: [prod]
+groups:
+  - name: devs
+    rules:
+      - verbs: [get]
+        nonResourceURLs: [/metrics]
+"#;
+
+#[tokio::test]
+async fn auth_commands_with_a_users_file_see_the_users_rules() {
+    let mut e = env(fast_opts()).await;
+    let users = e.file("users.yaml", USERS);
+    e.sim.shutdown().await;
+    // Over TLS: kubectl sends no bearer token to a plain-http server.
+    e.sim = start(SimOptions {
+        users: Some(users.into()),
+        tls: true,
+        ..fast_opts()
+    })
+    .await;
+    std::fs::write(&e.kubeconfig, e.sim.kubeconfig_yaml(Some("alice-token"))).unwrap();
+
+    let me = e.ok(&["auth", "whoami"]).await;
+    assert_eq!(
+        rows(&me),
+        vec![
+            vec!["ATTRIBUTE", "VALUE"],
+            vec!["Username", "alice"],
+            vec!["UID", "1001"],
+            vec!["Groups", "[devs", "system:authenticated]"],
+        ],
+        "{me}"
+    );
+    assert_eq!(
+        e.ok(&["auth", "can-i", "watch", "pods", "-n", "prod"])
+            .await,
+        "yes\n"
+    );
+    let (ok, out, _) = e.run(&["auth", "can-i", "list", "pods", "-n", "dev"]).await;
+    assert!(!ok && out == "no\n", "{out}");
+    assert_eq!(
+        e.ok(&["auth", "can-i", "create", "selfsubjectreviews"])
+            .await,
+        "yes\n"
+    );
+
+    let prod = rows(&e.ok(&["auth", "can-i", "--list", "-n", "prod"]).await);
+    let has = |table: &[Vec<String>], row: &[&str]| table.iter().any(|r| r == row);
+    // No apiGroups in the users file means any group: RBAC's `*`.
+    assert!(
+        has(&prod, &["pods.*", "[]", "[]", "[get", "list", "watch]"]),
+        "{prod:?}"
+    );
+    assert!(
+        has(
+            &prod,
+            &[
+                "selfsubjectreviews.authentication.k8s.io",
+                "[]",
+                "[]",
+                "[create]"
+            ]
+        ),
+        "{prod:?}"
+    );
+    assert!(has(&prod, &["[/metrics]", "[]", "[get]"]), "{prod:?}");
+    assert!(has(&prod, &["[/apis/*]", "[]", "[get]"]), "{prod:?}");
+    let dev = rows(&e.ok(&["auth", "can-i", "--list", "-n", "dev"]).await);
+    assert!(!dev.iter().any(|r| r[0] == "pods.*"), "{dev:?}");
+    e.sim.shutdown().await;
+}
+
+/// Reads lines of a child's stdout until one contains `wanted` (bounded).
+async fn line_with(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    wanted: &str,
+) -> String {
+    tokio::time::timeout(T, async {
+        loop {
+            match lines.next_line().await.unwrap() {
+                Some(l) if l.contains(wanted) => return l,
+                Some(_) => {}
+                None => panic!("kubectl ended before printing {wanted:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {wanted:?} within {T:?}"))
+}
+
+#[tokio::test]
+async fn attach_streams_the_log_echoes_stdin_and_ends_with_the_pod() {
+    let e = env(SimOptions {
+        log_interval: Duration::from_millis(50),
+        ..fast_opts()
+    })
+    .await;
+    let f = e.file(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\nspec:\n  containers:\n  - name: app\n    image: nginx\n",
+    );
+    e.ok(&["apply", "-f", &f]).await;
+
+    let mut child = e
+        .cmd(&["attach", "web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // New lines of the container's log, from the moment of attaching (the history ends at 19).
+    let first = line_with(&mut lines, "request served").await;
+    assert!(
+        first.ends_with("INFO app=app pod=web request served n=20"),
+        "{first}"
+    );
+    line_with(&mut lines, "n=21").await;
+    // The pod goes away: the session ends and kubectl with it, successfully.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client(&e.sim), "default");
+    pods.delete("web", &Default::default()).await.unwrap();
+    let status = tokio::time::timeout(T, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut err = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut err)
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("If you don't see a command prompt"), "{err}");
+
+    // With -i, what is typed comes back on stdout.
+    e.ok(&["apply", "-f", &f]).await;
+    let mut child = e
+        .cmd(&["attach", "-i", "web"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"hello from stdin\n")
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(line_with(&mut lines, "hello").await, "hello from stdin");
+    let _ = child.kill().await;
+    e.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn debug_adds_a_running_ephemeral_container_and_attaches_a_shell() {
+    let e = env(fast_opts()).await;
+    let f = e.file(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\nspec:\n  containers:\n  - name: app\n    image: nginx\n",
+    );
+    e.ok(&["apply", "-f", &f]).await;
+
+    // Without -i kubectl patches pods/ephemeralcontainers and is done.
+    let (ok, out, err) = e
+        .run(&["debug", "web", "--image=busybox", "-c", "dbg"])
+        .await;
+    assert!(ok, "{out}\n{err}");
+    let pod: Value =
+        serde_json::from_str(&e.ok(&["get", "pod", "web", "-o", "json"]).await).unwrap();
+    assert_eq!(pod["spec"]["ephemeralContainers"][0]["name"], "dbg");
+    assert_eq!(pod["spec"]["ephemeralContainers"][0]["image"], "busybox");
+    let status = &pod["status"]["ephemeralContainerStatuses"][0];
+    assert_eq!(status["name"], "dbg");
+    assert!(
+        status["state"]["running"]["startedAt"].is_string(),
+        "{status}"
+    );
+    assert_eq!(pod["spec"]["containers"][0]["image"], "nginx");
+
+    // Removing it is refused with the apiserver's 422.
+    let mut without = pod.clone();
+    without["spec"]["ephemeralContainers"] = json!([]);
+    let body = e.file("without.json", &without.to_string());
+    let (ok, _, err) = e
+        .run(&[
+            "replace",
+            "--raw",
+            "/api/v1/namespaces/default/pods/web/ephemeralcontainers",
+            "-f",
+            &body,
+        ])
+        .await;
+    assert!(
+        !ok && err.contains("existing ephemeral containers \"dbg\" may not be removed"),
+        "{err}"
+    );
+
+    // With -i kubectl waits for the container to run, then attaches: the debug image's shell.
+    let mut child = e
+        .cmd(&["debug", "-i", "web", "--image=busybox", "-c", "shell"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"echo hello from debug\nhostname\nexit\n")
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(T, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, "hello from debug\nweb\n");
+    e.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn port_forward_and_cp_say_they_are_not_emulated() {
+    let e = env(seeded()).await;
+    let pods: Value =
+        serde_json::from_str(&e.ok(&["get", "pods", "-A", "-o", "json"]).await).unwrap();
+    let pod = &pods["items"][0]["metadata"];
+    let (ns, name) = (
+        pod["namespace"].as_str().unwrap(),
+        pod["name"].as_str().unwrap(),
+    );
+    assert_eq!(pods["items"][0]["status"]["phase"], "Running");
+
+    let (ok, _, err) = e.run(&["port-forward", "-n", ns, name, "0:80"]).await;
+    assert!(
+        !ok && err.contains("pods/portforward is not emulated by kubeguard sim"),
+        "{err}"
+    );
+    let out = e.dir.path().join("copied");
+    let from = format!("{ns}/{name}:/etc/hostname");
+    let (ok, stdout, stderr) = e.run(&["cp", &from, out.to_str().unwrap()]).await;
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("tar: not emulated by kubeguard sim"),
+        "{stdout}\n{stderr}"
+    );
+    e.sim.shutdown().await;
+}

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use http::Method;
 use serde_json::{Map, Value, json};
 
+use super::auth::{ANONYMOUS, UNAUTHENTICATED};
 use super::{RequestHook, RequestRecord};
 use crate::request::{Target, Verb, classify};
 
@@ -70,6 +71,15 @@ impl Drop for AuditWriter {
     }
 }
 
+/// Who made the request: the authenticated user, or without authentication the anonymous user
+/// of kube-apiserver (as `kubectl auth whoami` shows it, auth.rs).
+fn user(r: &RequestRecord) -> Value {
+    match &r.user {
+        Some(name) => json!({"username": name, "groups": r.groups}),
+        None => json!({"username": ANONYMOUS, "groups": [UNAUTHENTICATED]}),
+    }
+}
+
 /// The audit event of one served request.
 pub fn event(r: &RequestRecord) -> Value {
     let (path, query) = match r.uri.split_once('?') {
@@ -88,7 +98,7 @@ pub fn event(r: &RequestRecord) -> Value {
         "stage": if long_running { "ResponseStarted" } else { "ResponseComplete" },
         "requestURI": r.uri,
         "verb": audit_verb(&method, api.as_ref().map(|a| a.verb)),
-        "user": { "username": r.user.as_deref().unwrap_or("system:anonymous"), "groups": r.groups },
+        "user": user(r),
         "sourceIPs": ["127.0.0.1"],
         "userAgent": r.user_agent,
         "responseStatus": { "metadata": {}, "code": r.code },
@@ -212,5 +222,16 @@ mod tests {
         ));
         assert_eq!(ev["verb"], "create");
         assert_eq!(ev["objectRef"]["subresource"], "exec");
+    }
+
+    #[test]
+    fn without_authentication_the_user_is_anonymous() {
+        let mut r = record("GET", "/api/v1/pods");
+        r.user = None;
+        r.groups = vec![];
+        assert_eq!(
+            event(&r)["user"],
+            json!({"username": "system:anonymous", "groups": ["system:unauthenticated"]})
+        );
     }
 }

@@ -49,12 +49,23 @@
 //!   are honoured only if the caller may `impersonate` each of them (resources `users`, `groups`,
 //!   `serviceaccounts`, and `uids` / `userextras/<key>` in `authentication.k8s.io`), else 403
 //!   with the apiserver's message.
-//! - Every authenticated user may `get` the discovery and health paths (`/api`, `/apis`,
-//!   `/version`, `/openapi/*`, `/healthz`…), as the `system:discovery` and
-//!   `system:public-info-viewer` roles allow.
-//! - TokenReview and SubjectAccessReview (and SelfSubjectAccessReview, for `kubectl auth can-i`)
-//!   are answered with the real API's shapes; TokenReviews are counted, so that kubeguard's tests
-//!   can prove its token cache works.
+//! - The bootstrap roles hold as in kube-apiserver (rules.rs): `system:masters` may do
+//!   everything (`cluster-admin`); every authenticated user may `get` the discovery and health
+//!   paths (`/api`, `/apis`, `/version`, `/openapi/*`, `/healthz`…, `system:discovery`) and
+//!   create the self reviews (`system:basic-user`).
+//! - The review APIs are answered with the real API's shapes (review.rs): TokenReview (counted,
+//!   so that kubeguard's tests can prove its token cache works), SubjectAccessReview and
+//!   LocalSubjectAccessReview, SelfSubjectAccessReview (`kubectl auth can-i`),
+//!   SelfSubjectRulesReview (`kubectl auth can-i --list`, from the same rules) and
+//!   SelfSubjectReview (`kubectl auth whoami`).
+//!
+//! # Without a users file
+//! The emulator is kube-apiserver with only anonymous authentication and the `AlwaysAllow`
+//! authorizer ([`Authorizer::AlwaysAllow`]): credentials are not read, every request is allowed,
+//! and the review APIs say so: `kubectl auth whoami` is `system:anonymous` in
+//! `system:unauthenticated` (or the `--as` user: `AlwaysAllow` lets anyone impersonate),
+//! `kubectl auth can-i` is always `yes`, `--list` shows `*` on everything, and a TokenReview
+//! authenticates no one (no token authenticator is configured).
 
 // `Status` is the error every caller turns straight into a response (see logs.rs).
 #![allow(clippy::result_large_err)]
@@ -230,20 +241,6 @@ fn url_matches(pattern: &str, path: &str) -> bool {
         None => pattern == path,
     }
 }
-
-/// Paths every authenticated user may `get` (`system:discovery`, `system:public-info-viewer`).
-const PUBLIC_PATHS: [&str; 10] = [
-    "/api",
-    "/api/*",
-    "/apis",
-    "/apis/*",
-    "/version",
-    "/version/",
-    "/openapi/*",
-    "/healthz",
-    "/livez",
-    "/readyz",
-];
 
 /// A users-file entry, converted for use.
 #[derive(Debug)]
@@ -426,68 +423,13 @@ impl Users {
     /// The impersonation filter: the identity the `Impersonate-*` headers ask for, each part
     /// authorised for `caller`; `caller` itself when there are none.
     fn impersonate(&self, caller: UserInfo, headers: &HeaderMap) -> Result<UserInfo, Status> {
-        // The same reading of the headers as kubeguard's own (identity/sar.rs).
-        let wanted = match crate::identity::sar::requested(headers) {
-            Ok(None) => return Ok(caller),
-            Ok(Some(wanted)) => wanted,
-            Err(why) => {
-                return Err(Status::internal(format!("Internal error occurred: {why}")));
-            }
+        let Some(wanted) = Impersonation::requested(headers)? else {
+            return Ok(caller);
         };
-        let crate::identity::sar::Requested {
-            user: username,
-            groups,
-            uid,
-            extra,
-        } = wanted;
-
-        let mut checks = Vec::new();
-        let mut new_groups = groups.clone();
-        match username
-            .strip_prefix(SA_PREFIX)
-            .and_then(|r| r.split_once(':'))
-        {
-            Some((ns, name)) => {
-                checks.push(
-                    ResourceAttributes::new("impersonate", "", "serviceaccounts", ns).named(name),
-                );
-                if groups.is_empty() {
-                    new_groups = vec![
-                        "system:serviceaccounts".into(),
-                        format!("system:serviceaccounts:{ns}"),
-                    ];
-                }
-            }
-            None => checks
-                .push(ResourceAttributes::new("impersonate", "", "users", "").named(&username)),
-        }
-        for g in &groups {
-            checks.push(ResourceAttributes::new("impersonate", "", "groups", "").named(g));
-        }
-        if let Some(uid) = &uid {
-            checks.push(ResourceAttributes::new("impersonate", AUTHN_GROUP, "uids", "").named(uid));
-        }
-        for (key, vals) in &extra {
-            for v in vals {
-                checks.push(
-                    ResourceAttributes::new("impersonate", AUTHN_GROUP, "userextras", "")
-                        .subresource(key)
-                        .named(v),
-                );
-            }
-        }
-        for check in &checks {
+        for check in &wanted.checks {
             self.authorize(&caller, check)?;
         }
-        if username != "system:anonymous" && !new_groups.iter().any(|g| g == AUTHENTICATED) {
-            new_groups.push(AUTHENTICATED.into());
-        }
-        Ok(UserInfo {
-            username,
-            uid: uid.unwrap_or_default(),
-            groups: new_groups,
-            extra,
-        })
+        Ok(wanted.user)
     }
 
     /// May `user` do what `attrs` describe? 403 with the apiserver's message if not.
@@ -514,65 +456,29 @@ impl Users {
         }
     }
 
-    /// The rules that apply to `user`: its own entry's, then its groups'.
-    fn rules_of<'a>(&'a self, user: &'a UserInfo) -> impl Iterator<Item = (String, &'a Rule)> + 'a {
-        let own = self
-            .by_name
-            .get(&user.username)
-            .map(|&i| &self.users[i])
-            .into_iter()
-            .flat_map(move |u| {
-                u.rules
-                    .iter()
-                    .enumerate()
-                    .map(move |(j, r)| (format!("rule {j} of user {:?}", u.info.username), r))
-            });
-        let groups = user.groups.iter().flat_map(move |g| {
-            self.group_rules
-                .get(g)
-                .into_iter()
-                .flatten()
-                .enumerate()
-                .map(move |(j, r)| (format!("rule {j} of group {g:?}"), r))
-        });
-        own.chain(groups)
-    }
-
     /// `Some(reason)` when allowed.
     fn decide(&self, user: &UserInfo, attrs: &ResourceAttributes) -> Option<String> {
-        if user.groups.iter().any(|g| g == MASTERS) {
-            return Some(format!(
-                "allowed: {:?} is in group {MASTERS:?}",
-                user.username
-            ));
-        }
         if attrs.verb == "impersonate"
-            && let Some(&i) = self.by_name.get(&user.username)
-            && self.users[i].can_impersonate
+            && self
+                .entry(&user.username)
+                .is_some_and(|u| u.can_impersonate)
         {
             return Some(format!("allowed: {:?} has canImpersonate", user.username));
         }
         self.rules_of(user)
             .find(|(_, r)| r.matches(attrs))
-            .map(|(which, _)| format!("allowed by {which} in the users file"))
+            .map(|(source, _)| format!("allowed by {source}"))
     }
 
     fn decide_path(&self, user: &UserInfo, verb: &str, path: &str) -> Option<String> {
-        if user.groups.iter().any(|g| g == MASTERS) {
-            return Some(format!(
-                "allowed: {:?} is in group {MASTERS:?}",
-                user.username
-            ));
-        }
-        let authenticated = user.groups.iter().any(|g| g == AUTHENTICATED);
-        if authenticated && verb == "get" && PUBLIC_PATHS.iter().any(|p| url_matches(p, path)) {
-            return Some(
-                "allowed: discovery and health paths are public to authenticated users".into(),
-            );
-        }
         self.rules_of(user)
             .find(|(_, r)| r.matches_path(verb, path))
-            .map(|(which, _)| format!("allowed by {which} in the users file"))
+            .map(|(source, _)| format!("allowed by {source}"))
+    }
+
+    /// The users-file entry of `username`, if it has one.
+    fn entry(&self, username: &str) -> Option<&User> {
+        self.by_name.get(username).map(|&i| &self.users[i])
     }
 }
 
@@ -642,8 +548,47 @@ pub fn forbidden(user: &UserInfo, a: &ResourceAttributes) -> Status {
     })
 }
 
+/// Who decides whether a request is allowed: the users file's rules, or, with authentication
+/// off, kube-apiserver's `AlwaysAllow` authorizer (everything, for everyone, with no reason).
+#[derive(Clone, Copy, Debug)]
+pub enum Authorizer<'a> {
+    Rules(&'a Users),
+    AlwaysAllow,
+}
+
+impl Authorizer<'_> {
+    /// `Some(reason)` when allowed (`AlwaysAllow` gives an empty reason).
+    fn decide(&self, user: &UserInfo, attrs: &ResourceAttributes) -> Option<String> {
+        match self {
+            Authorizer::Rules(users) => users.decide(user, attrs),
+            Authorizer::AlwaysAllow => Some(String::new()),
+        }
+    }
+
+    fn decide_path(&self, user: &UserInfo, verb: &str, path: &str) -> Option<String> {
+        match self {
+            Authorizer::Rules(users) => users.decide_path(user, verb, path),
+            Authorizer::AlwaysAllow => Some(String::new()),
+        }
+    }
+
+    /// What `user` may do in `namespace` (a SelfSubjectRulesReview's status).
+    pub fn rules_review(&self, user: &UserInfo, namespace: &str) -> RulesReviewStatus {
+        match self {
+            Authorizer::Rules(users) => users.rules_review(user, namespace),
+            Authorizer::AlwaysAllow => RulesReviewStatus::everything(),
+        }
+    }
+}
+
+mod impersonation;
 mod review;
+mod rules;
 use crate::identity::x509;
+use impersonation::Impersonation;
+pub use impersonation::{ANONYMOUS, UNAUTHENTICATED, unauthenticated_caller};
+pub use review::{self_subject_review, token_review_without_authenticator};
+pub use rules::{NonResourceRule, ResourceRule, RulesReviewStatus};
 
 #[cfg(test)]
 mod tests;

@@ -113,7 +113,7 @@ pub struct Cost {
 }
 
 /// The verbs `sim_requests_total` distinguishes; anything else counts as `other`.
-const VERBS: [&str; 11] = [
+const VERBS: [&str; 12] = [
     "get",
     "list",
     "watch",
@@ -124,6 +124,7 @@ const VERBS: [&str; 11] = [
     "deletecollection",
     "log",
     "exec",
+    "attach",
     "other",
 ];
 const CODES: std::ops::Range<u16> = 100..600;

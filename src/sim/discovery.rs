@@ -144,10 +144,13 @@ fn resource_entry(rt: &ResourceType) -> Value {
         if !rt.categories.is_empty() {
             obj.insert("categories".into(), json!(rt.categories));
         }
-        obj.insert(
-            "storageVersionHash".into(),
-            storage_version_hash(&rt.group, &rt.version, &rt.kind).into(),
-        );
+        // Only stored types have a storage version (the reviews have none).
+        if !rt.is_review() {
+            obj.insert(
+                "storageVersionHash".into(),
+                storage_version_hash(&rt.group, &rt.version, &rt.kind).into(),
+            );
+        }
     }
     e
 }

@@ -23,6 +23,8 @@ fn group_list_has_apps_and_no_core() {
         names,
         vec![
             "apps",
+            "authentication.k8s.io",
+            "authorization.k8s.io",
             "batch",
             "rbac.authorization.k8s.io",
             "storage.k8s.io",
@@ -167,6 +169,8 @@ fn aggregated_core_and_groups() {
         names,
         vec![
             "apps",
+            "authentication.k8s.io",
+            "authorization.k8s.io",
             "batch",
             "rbac.authorization.k8s.io",
             "storage.k8s.io",
@@ -208,6 +212,15 @@ fn aggregated_core_and_groups() {
         scale["responseKind"],
         json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
     );
+    let whoami = &item("authentication.k8s.io", "selfsubjectreviews");
+    assert_eq!(
+        (&whoami["resource"], &whoami["verbs"], &whoami["scope"]),
+        (
+            &json!("selfsubjectreviews"),
+            &json!(["create"]),
+            &json!("Cluster")
+        )
+    );
     let crd = &item("apiextensions.k8s.io", "customresourcedefinitions");
     assert_eq!(crd["scope"], "Cluster");
 }
@@ -232,4 +245,39 @@ fn crd_types_show_up_in_discovery() {
             .iter()
             .any(|i| i["metadata"]["name"] == "example.com")
     );
+}
+
+#[test]
+fn the_review_apis_are_create_only_and_unstored() {
+    let reg = Registry::builtin();
+    let doc = resource_list(&reg, "authorization.k8s.io", "v1").unwrap();
+    let list: meta::APIResourceList = serde_json::from_value(doc).unwrap();
+    let names: Vec<(&str, &str, bool)> = list
+        .resources
+        .iter()
+        .map(|r| (r.name.as_str(), r.kind.as_str(), r.namespaced))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            (
+                "localsubjectaccessreviews",
+                "LocalSubjectAccessReview",
+                true
+            ),
+            ("selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
+            ("selfsubjectrulesreviews", "SelfSubjectRulesReview", false),
+            ("subjectaccessreviews", "SubjectAccessReview", false),
+        ]
+    );
+    for r in &list.resources {
+        assert_eq!(r.verbs, vec!["create"], "{}", r.name);
+        // Nothing is stored, so the apiserver gives no storage version hash.
+        assert!(r.storage_version_hash.is_none(), "{}", r.name);
+    }
+    let doc = resource_list(&reg, "authentication.k8s.io", "v1").unwrap();
+    let list: meta::APIResourceList = serde_json::from_value(doc).unwrap();
+    let names: Vec<&str> = list.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["selfsubjectreviews", "tokenreviews"]);
+    assert_eq!(list.resources[0].singular_name, "selfsubjectreview");
 }

@@ -1,4 +1,5 @@
 //! `GET /api/v1/namespaces/<ns>/pods/<p>/exec`: `kubectl exec` over WebSocket (k8s-facts §5).
+//! `kubectl attach` runs in the same sessions (attach.rs says what it attaches to).
 //!
 //! kubectl ≥ 1.30 opens a WebSocket (a GET with `Upgrade: websocket`) offering the subprotocol
 //! `v5.channel.k8s.io`; older clients offer `v4.channel.k8s.io`. Both are served. Every message
@@ -10,7 +11,7 @@
 //! frame; client-go turns that close into EOF on every stream.
 //!
 //! SPDY/3.1 (kubectl's fallback, and the only protocol of kubectl < 1.30) is **not** emulated: such
-//! a request gets a 400 Status saying so.
+//! a request (exec or attach) gets a 400 Status saying so.
 //!
 //! No process runs: a handful of built-in commands behave like their coreutils namesakes
 //! (a path such as `/bin/echo` works too): `echo [-n] ARGS…`, `env` (PATH, HOSTNAME, the
@@ -19,7 +20,8 @@
 //! `sleep N`, `date`, `true`, `false`, and `sh -c 'SCRIPT'` / `sh` reading lines from stdin, where a
 //! script is `;`-separated simple commands split on white space, `exit N` included. An unknown
 //! command gets the container runtime's `executable file not found` message and exit code 126; an
-//! unknown command inside `sh` gets `sh: 1: X: not found` and 127. When the pod is deleted (`gone`)
+//! unknown command inside `sh` gets `sh: 1: X: not found` and 127. `tar` (what `kubectl cp`
+//! runs) says on stderr that it is not emulated, exit code 126: `kubectl cp` does not work. When the pod is deleted (`gone`)
 //! a running command is killed: exit code 137. A `--tty` session gets a small terminal: input is
 //! echoed and handed over a line at a time (Enter, Backspace, Ctrl-D for end of input, Ctrl-C
 //! interrupts with exit code 130), output has `\r\n` line ends, stderr shares the stdout channel,
@@ -32,6 +34,7 @@
 // `Status` is the error every caller turns straight into a response (see logs.rs).
 #![allow(clippy::result_large_err)]
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -54,7 +57,10 @@ use super::logs::status_response;
 use crate::status::Status;
 use commands::{Io, Sandbox, run_argv};
 
+mod attach;
 mod commands;
+
+pub use attach::serve as serve_attach;
 
 /// The remote-command subprotocol versions served, most preferred first.
 pub const PROTOCOLS: [&str; 2] = [V5, V4];
@@ -106,16 +112,41 @@ impl ExecOptions {
 /// Protocols`, after which a spawned task runs the command on the upgraded connection. The
 /// connection must be served with upgrades enabled (`serve_connection_with_upgrades`). `gone`
 /// fires when the pod is deleted, killing the command.
-pub fn serve<B>(mut req: Request<B>, pod: &Value, gone: CancellationToken) -> Response<SimBody> {
+pub fn serve<B>(req: Request<B>, pod: &Value, gone: CancellationToken) -> Response<SimBody> {
     let query = req.uri().query().unwrap_or_default().to_string();
     let opts = ExecOptions::from_query(&query);
-    let prepared = Sandbox::for_pod(pod, &opts.container).and_then(|sandbox| {
-        check_streams(&opts)?;
-        let handshake = handshake(req.method(), req.headers())?;
-        Ok((sandbox, handshake))
-    });
-    let (sandbox, handshake) = match prepared {
-        Ok(ok) => ok,
+    let sandbox = match Sandbox::for_pod(pod, &opts.container).and_then(|sandbox| {
+        if opts.command.is_empty() {
+            return Err(Status::bad_request("you must specify at least 1 command"));
+        }
+        Ok(sandbox)
+    }) {
+        Ok(sandbox) => sandbox,
+        Err(status) => return status_response(status),
+    };
+    let argv = opts.command.clone();
+    upgrade(req, opts, move |mut io, interrupted| async move {
+        let code = tokio::select! {
+            code = run_argv(argv.clone(), &sandbox, &mut io) => code,
+            _ = gone.cancelled() => 137,
+            _ = interrupted.cancelled() => 130,
+        };
+        exit_status(code, &argv)
+    })
+}
+
+/// The part of exec and attach after their own checks: checks the streams asked for and the
+/// WebSocket handshake, then answers `101` and runs `program` in a session on the upgraded
+/// connection. `program` gets the standard streams and the terminal's interrupt (Ctrl-C); what
+/// it returns is the channel-3 status the session ends with.
+fn upgrade<B, P, F>(mut req: Request<B>, opts: ExecOptions, program: P) -> Response<SimBody>
+where
+    P: FnOnce(Io, CancellationToken) -> F + Send + 'static,
+    F: Future<Output = Bytes> + Send,
+{
+    let handshake = match check_streams(&opts).and_then(|()| handshake(req.method(), req.headers()))
+    {
+        Ok(handshake) => handshake,
         Err(status) => return status_response(status),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -126,18 +157,15 @@ pub fn serve<B>(mut req: Request<B>, pod: &Value, gone: CancellationToken) -> Re
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
                         .await;
-                session(ws, protocol, opts, sandbox, gone).await;
+                session(ws, protocol, opts, program).await;
             }
-            Err(e) => tracing::debug!(error = %e, "exec upgrade failed"),
+            Err(e) => tracing::debug!(error = %e, "exec/attach upgrade failed"),
         }
     });
     switching_protocols(&handshake)
 }
 
 fn check_streams(opts: &ExecOptions) -> Result<(), Status> {
-    if opts.command.is_empty() {
-        return Err(Status::bad_request("you must specify at least 1 command"));
-    }
     if !(opts.stdin || opts.stdout || opts.stderr) {
         return Err(Status::bad_request(
             "you must specify at least 1 of stdin, stdout, stderr",
@@ -164,7 +192,7 @@ fn handshake(method: &Method, headers: &HeaderMap) -> Result<Handshake, Status> 
     };
     if has_token(header::UPGRADE, "SPDY/3.1") {
         return Err(Status::bad_request(
-            "kubeguard sim serves exec only over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io); SPDY/3.1 is not emulated",
+            "kubeguard sim serves exec and attach only over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io); SPDY/3.1 is not emulated",
         ));
     }
     if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
@@ -227,32 +255,24 @@ fn switching_protocols(hs: &Handshake) -> Response<SimBody> {
     resp
 }
 
-/// Runs one exec session on an open WebSocket until the command ends or the client leaves.
-async fn session<S>(
+/// Runs one session on an open WebSocket until its program ends or the client leaves.
+async fn session<S, P, F>(
     ws: WebSocketStream<S>,
     protocol: &'static str,
     opts: ExecOptions,
-    sandbox: Sandbox,
-    gone: CancellationToken,
+    program: P,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
+    P: FnOnce(Io, CancellationToken) -> F,
+    F: Future<Output = Bytes>,
 {
     let (mut sink, mut incoming) = ws.split();
     let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(16);
     let (out_tx, mut out_rx) = mpsc::channel::<(u8, Bytes)>(16);
     let mut stdin_tx = opts.stdin.then_some(stdin_tx);
     let io = Io::new(stdin_rx, out_tx, opts.tty);
-    let argv = opts.command.clone();
     let interrupt = CancellationToken::new();
-    let interrupted = interrupt.clone();
-    let run = async move {
-        let mut io = io;
-        tokio::select! {
-            code = run_argv(argv, &sandbox, &mut io) => code,
-            _ = gone.cancelled() => 137,
-            _ = interrupted.cancelled() => 130,
-        }
-    };
+    let run = program(io, interrupt.clone());
     tokio::pin!(run);
     let mut terminal = Terminal::default();
     // Stdin read from the socket but not yet taken by the command: while it waits, the socket is
@@ -260,10 +280,10 @@ async fn session<S>(
     let mut pending: Option<Bytes> = None;
     // Stdin ends once `pending` is delivered (Ctrl-D after a partial line on a terminal).
     let mut eof_after_pending = false;
-    let exit = loop {
+    let status = loop {
         tokio::select! {
             biased;
-            code = &mut run => break code,
+            status = &mut run => break status,
             Some((channel, data)) = out_rx.recv() => {
                 if let Some(msg) = output(&opts, channel, &data)
                     && sink.send(msg).await.is_err()
@@ -318,7 +338,6 @@ async fn session<S>(
             return;
         }
     }
-    let status = exit_status(exit, &opts.command);
     let close = Message::Close(Some(CloseFrame {
         code: CloseCode::Normal,
         reason: "".into(),

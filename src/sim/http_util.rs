@@ -147,8 +147,11 @@ pub fn method_not_allowed() -> Status {
     )
 }
 
+/// The apiserver's 404 for a path it does not serve. Its `details` is empty but present, as
+/// the apiserver sends it: kubectl debug dereferences it.
 pub fn no_such_resource() -> Status {
     Status::not_found("the server could not find the requested resource")
+        .with_details(crate::status::StatusDetails::default())
 }
 
 /// The `application/json` media ranges of an `Accept` header, in the client's order, each as

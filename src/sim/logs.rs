@@ -177,6 +177,17 @@ pub fn body(
     interval: Duration,
     gone: CancellationToken,
 ) -> Result<SimBody, Status> {
+    let rx = lines(pod, opts, interval, gone)?;
+    Ok(ChannelBody { rx }.boxed())
+}
+
+/// The lines of [`body`], one chunk each, as a channel (what `kubectl attach` shows).
+pub(crate) fn lines(
+    pod: &Value,
+    opts: LogOptions,
+    interval: Duration,
+    gone: CancellationToken,
+) -> Result<mpsc::Receiver<Bytes>, Status> {
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
     let errs = opts.field_errors();
     if !errs.is_empty() {
@@ -200,7 +211,7 @@ pub fn body(
     };
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(write_lines(log, opts, interval, gone, tx));
-    Ok(ChannelBody { rx }.boxed())
+    Ok(rx)
 }
 
 fn invalid(pod_name: &str, causes: Vec<StatusCause>) -> Status {

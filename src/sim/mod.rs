@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod auth;
 pub mod discovery;
+pub mod ephemeral;
 pub mod exec;
 pub mod logs;
 pub mod openapi;

@@ -399,36 +399,46 @@ enum Io {
 /// (HTTP method, x-kubernetes-action, operationId verb, description prefix, parameters/body).
 type Op = (&'static str, &'static str, &'static str, &'static str, Io);
 
+/// The operations of a path the type serves: those whose verb it has (a review type has only
+/// `post` on its collection).
 #[rustfmt::skip]
 fn ops_of(rt: &ResourceType, kind: PathKind) -> Vec<Op> {
-    match kind {
+    let all: Vec<Op> = match kind {
         PathKind::Item => vec![
             ("get", "get", "read", "read the specified", Io::Read),
             ("put", "put", "replace", "replace the specified", Io::Write),
             ("patch", "patch", "patch", "partially update the specified", Io::Patch),
             ("delete", "delete", "delete", "delete a", Io::Read),
         ],
-        PathKind::Collection => {
-            let mut v = vec![
-                ("get", "list", "list", "list or watch objects of kind", Io::List),
-                ("post", "post", "create", "create a", Io::Write),
-            ];
-            if rt.has_verb("deletecollection") {
-                v.push(("delete", "deletecollection", "deleteCollection", "delete collection of", Io::List));
-            }
-            v
-        }
+        PathKind::Collection => vec![
+            ("get", "list", "list", "list or watch objects of kind", Io::List),
+            ("post", "post", "create", "create a", Io::Write),
+            ("delete", "deletecollection", "deleteCollection", "delete collection of", Io::List),
+        ],
         PathKind::AllNamespaces => vec![("get", "list", "list", "list or watch objects of kind", Io::List)],
-    }
+    };
+    all.into_iter()
+        .filter(|(_, action, ..)| {
+            let verb = match *action {
+                "put" => "update",
+                "post" => "create",
+                other => other,
+            };
+            rt.has_verb(verb)
+        })
+        .collect()
 }
 
 /// The operations on one path of `rt`, tagged with the kind's GVK as the apiserver does.
 fn operations(rt: &ResourceType, schema: &str, kind: PathKind) -> Value {
     let namespaced = rt.namespaced && kind != PathKind::AllNamespaces;
+    // The apiserver names operations and tags by the group without `.k8s.io`
+    // (`createAuthorizationV1SelfSubjectAccessReview`, tag `authorization_v1`).
+    let short_group = rt.group.trim_end_matches(".k8s.io");
     let group = if rt.group.is_empty() {
         "Core".to_string()
     } else {
-        camel(&rt.group)
+        camel(short_group)
     };
     let id_tail = format!(
         "{group}{}{}{}{}",
@@ -444,7 +454,7 @@ fn operations(rt: &ResourceType, schema: &str, kind: PathKind) -> Value {
     let tag = if rt.group.is_empty() {
         format!("core_{}", rt.version)
     } else {
-        format!("{}_{}", rt.group.replace('.', "_"), rt.version)
+        format!("{}_{}", short_group.replace('.', "_"), rt.version)
     };
     let patch_ref = json!({"schema": {"$ref": ref_path(&format!("{META}.Patch"))}});
     let mut ops = Map::new();
@@ -514,17 +524,18 @@ fn paths_for(rt: &ResourceType, schema: &str) -> Vec<(String, Value)> {
     } else {
         all.clone()
     };
-    let mut out = vec![
-        (
-            format!("{coll}/{{name}}"),
-            operations(rt, schema, PathKind::Item),
-        ),
-        (coll, operations(rt, schema, PathKind::Collection)),
+    let mut paths = vec![
+        (format!("{coll}/{{name}}"), PathKind::Item),
+        (coll, PathKind::Collection),
     ];
     if rt.namespaced {
-        out.push((all, operations(rt, schema, PathKind::AllNamespaces)));
+        paths.push((all, PathKind::AllNamespaces));
     }
-    out
+    paths
+        .into_iter()
+        .filter(|(_, kind)| !ops_of(rt, *kind).is_empty())
+        .map(|(path, kind)| (path, operations(rt, schema, kind)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -187,3 +187,33 @@ fn v2_documents() {
         "#/definitions/io.k8s.api.core.v1.PodSpec"
     );
 }
+
+#[test]
+fn review_types_have_only_a_create_operation() {
+    let d = doc("apis/authorization.k8s.io/v1");
+    let paths = d["paths"].as_object().unwrap();
+    let mut names: Vec<&str> = paths.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "/apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        ]
+    );
+    let ssar = &paths["/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"];
+    let methods: Vec<&str> = ssar
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "parameters")
+        .collect();
+    assert_eq!(methods, vec!["post"]);
+    assert_eq!(
+        ssar["post"]["operationId"],
+        "createAuthorizationV1SelfSubjectAccessReview"
+    );
+}

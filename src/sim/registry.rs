@@ -42,6 +42,12 @@ impl ResourceType {
         self.verbs.iter().any(|v| v == verb)
     }
 
+    /// A review API (TokenReview, SubjectAccessReview…): `create` is its only verb, and what
+    /// is created is answered, never stored or read back.
+    pub fn is_review(&self) -> bool {
+        self.verbs == ["create"]
+    }
+
     /// `(group, resource)` is this type: the one comparison every per-kind table makes.
     pub fn is(&self, group: &str, resource: &str) -> bool {
         self.group == group && self.resource == resource
@@ -57,6 +63,7 @@ struct Builtin {
     short_names: &'static [&'static str],
     /// `all` for the types `kubectl get all` lists.
     categories: &'static [&'static str],
+    verbs: &'static [&'static str],
     subresources: &'static [&'static str],
 }
 
@@ -65,42 +72,51 @@ const NONE: &[&str] = &[];
 const STATUS: &[&str] = &["status"];
 const STATUS_SCALE: &[&str] = &["status", "scale"];
 
-/// Every built-in type, in the order discovery lists groups (core, apps, batch, rbac, storage,
-/// apiextensions, coordination, discovery, as kube-apiserver does); each is `v1`. One line per
+/// Every built-in type, in the order discovery lists groups (core, apps, authentication,
+/// authorization, batch, rbac, storage, apiextensions, coordination, discovery, as
+/// kube-apiserver does); each is `v1`. One line per
 /// type reads like `kubectl api-resources`; rustfmt would spread each over nine.
 #[rustfmt::skip]
 const BUILTINS: &[Builtin] = &[
-    Builtin { group: "", resource: "namespaces", kind: "Namespace", namespaced: false, short_names: &["ns"], categories: NONE, subresources: &["status", "finalize"] },
-    Builtin { group: "", resource: "pods", kind: "Pod", namespaced: true, short_names: &["po"], categories: ALL, subresources: &["status", "log", "exec", "attach", "portforward", "binding", "eviction"] },
-    Builtin { group: "", resource: "configmaps", kind: "ConfigMap", namespaced: true, short_names: &["cm"], categories: NONE, subresources: NONE },
-    Builtin { group: "", resource: "secrets", kind: "Secret", namespaced: true, short_names: NONE, categories: NONE, subresources: NONE },
-    Builtin { group: "", resource: "services", kind: "Service", namespaced: true, short_names: &["svc"], categories: ALL, subresources: &["status", "proxy"] },
-    Builtin { group: "", resource: "endpoints", kind: "Endpoints", namespaced: true, short_names: &["ep"], categories: NONE, subresources: NONE },
-    Builtin { group: "", resource: "nodes", kind: "Node", namespaced: false, short_names: &["no"], categories: NONE, subresources: &["status", "proxy"] },
-    Builtin { group: "", resource: "events", kind: "Event", namespaced: true, short_names: &["ev"], categories: NONE, subresources: NONE },
-    Builtin { group: "", resource: "serviceaccounts", kind: "ServiceAccount", namespaced: true, short_names: &["sa"], categories: NONE, subresources: &["token"] },
-    Builtin { group: "", resource: "persistentvolumes", kind: "PersistentVolume", namespaced: false, short_names: &["pv"], categories: NONE, subresources: STATUS },
-    Builtin { group: "", resource: "persistentvolumeclaims", kind: "PersistentVolumeClaim", namespaced: true, short_names: &["pvc"], categories: NONE, subresources: STATUS },
-    Builtin { group: "apps", resource: "deployments", kind: "Deployment", namespaced: true, short_names: &["deploy"], categories: ALL, subresources: STATUS_SCALE },
-    Builtin { group: "apps", resource: "replicasets", kind: "ReplicaSet", namespaced: true, short_names: &["rs"], categories: ALL, subresources: STATUS_SCALE },
-    Builtin { group: "apps", resource: "statefulsets", kind: "StatefulSet", namespaced: true, short_names: &["sts"], categories: ALL, subresources: STATUS_SCALE },
-    Builtin { group: "apps", resource: "daemonsets", kind: "DaemonSet", namespaced: true, short_names: &["ds"], categories: ALL, subresources: STATUS },
-    Builtin { group: "batch", resource: "jobs", kind: "Job", namespaced: true, short_names: NONE, categories: ALL, subresources: STATUS },
-    Builtin { group: "batch", resource: "cronjobs", kind: "CronJob", namespaced: true, short_names: &["cj"], categories: ALL, subresources: STATUS },
-    Builtin { group: RBAC, resource: "roles", kind: "Role", namespaced: true, short_names: NONE, categories: NONE, subresources: NONE },
-    Builtin { group: RBAC, resource: "rolebindings", kind: "RoleBinding", namespaced: true, short_names: NONE, categories: NONE, subresources: NONE },
-    Builtin { group: RBAC, resource: "clusterroles", kind: "ClusterRole", namespaced: false, short_names: NONE, categories: NONE, subresources: NONE },
-    Builtin { group: RBAC, resource: "clusterrolebindings", kind: "ClusterRoleBinding", namespaced: false, short_names: NONE, categories: NONE, subresources: NONE },
-    Builtin { group: "storage.k8s.io", resource: "storageclasses", kind: "StorageClass", namespaced: false, short_names: &["sc"], categories: NONE, subresources: NONE },
-    Builtin { group: "apiextensions.k8s.io", resource: "customresourcedefinitions", kind: "CustomResourceDefinition", namespaced: false, short_names: &["crd", "crds"], categories: NONE, subresources: STATUS },
-    Builtin { group: "coordination.k8s.io", resource: "leases", kind: "Lease", namespaced: true, short_names: NONE, categories: NONE, subresources: NONE },
-    Builtin { group: "discovery.k8s.io", resource: "endpointslices", kind: "EndpointSlice", namespaced: true, short_names: NONE, categories: NONE, subresources: NONE },
+    Builtin { group: "", resource: "namespaces", kind: "Namespace", namespaced: false, short_names: &["ns"], categories: NONE, verbs: NO_COLLECTION, subresources: &["status", "finalize"] },
+    Builtin { group: "", resource: "pods", kind: "Pod", namespaced: true, short_names: &["po"], categories: ALL, verbs: EVERY, subresources: &["status", "log", "exec", "attach", "portforward", "binding", "eviction", "ephemeralcontainers"] },
+    Builtin { group: "", resource: "configmaps", kind: "ConfigMap", namespaced: true, short_names: &["cm"], categories: NONE, verbs: EVERY, subresources: NONE },
+    Builtin { group: "", resource: "secrets", kind: "Secret", namespaced: true, short_names: NONE, categories: NONE, verbs: EVERY, subresources: NONE },
+    Builtin { group: "", resource: "services", kind: "Service", namespaced: true, short_names: &["svc"], categories: ALL, verbs: EVERY, subresources: &["status", "proxy"] },
+    Builtin { group: "", resource: "endpoints", kind: "Endpoints", namespaced: true, short_names: &["ep"], categories: NONE, verbs: EVERY, subresources: NONE },
+    Builtin { group: "", resource: "nodes", kind: "Node", namespaced: false, short_names: &["no"], categories: NONE, verbs: EVERY, subresources: &["status", "proxy"] },
+    Builtin { group: "", resource: "events", kind: "Event", namespaced: true, short_names: &["ev"], categories: NONE, verbs: EVERY, subresources: NONE },
+    Builtin { group: "", resource: "serviceaccounts", kind: "ServiceAccount", namespaced: true, short_names: &["sa"], categories: NONE, verbs: EVERY, subresources: &["token"] },
+    Builtin { group: "", resource: "persistentvolumes", kind: "PersistentVolume", namespaced: false, short_names: &["pv"], categories: NONE, verbs: EVERY, subresources: STATUS },
+    Builtin { group: "", resource: "persistentvolumeclaims", kind: "PersistentVolumeClaim", namespaced: true, short_names: &["pvc"], categories: NONE, verbs: EVERY, subresources: STATUS },
+    Builtin { group: "apps", resource: "deployments", kind: "Deployment", namespaced: true, short_names: &["deploy"], categories: ALL, verbs: EVERY, subresources: STATUS_SCALE },
+    Builtin { group: "apps", resource: "replicasets", kind: "ReplicaSet", namespaced: true, short_names: &["rs"], categories: ALL, verbs: EVERY, subresources: STATUS_SCALE },
+    Builtin { group: "apps", resource: "statefulsets", kind: "StatefulSet", namespaced: true, short_names: &["sts"], categories: ALL, verbs: EVERY, subresources: STATUS_SCALE },
+    Builtin { group: "apps", resource: "daemonsets", kind: "DaemonSet", namespaced: true, short_names: &["ds"], categories: ALL, verbs: EVERY, subresources: STATUS },
+    Builtin { group: AUTHN, resource: "selfsubjectreviews", kind: "SelfSubjectReview", namespaced: false, short_names: NONE, categories: NONE, verbs: CREATE, subresources: NONE },
+    Builtin { group: AUTHN, resource: "tokenreviews", kind: "TokenReview", namespaced: false, short_names: NONE, categories: NONE, verbs: CREATE, subresources: NONE },
+    Builtin { group: AUTHZ, resource: "localsubjectaccessreviews", kind: "LocalSubjectAccessReview", namespaced: true, short_names: NONE, categories: NONE, verbs: CREATE, subresources: NONE },
+    Builtin { group: AUTHZ, resource: "selfsubjectaccessreviews", kind: "SelfSubjectAccessReview", namespaced: false, short_names: NONE, categories: NONE, verbs: CREATE, subresources: NONE },
+    Builtin { group: AUTHZ, resource: "selfsubjectrulesreviews", kind: "SelfSubjectRulesReview", namespaced: false, short_names: NONE, categories: NONE, verbs: CREATE, subresources: NONE },
+    Builtin { group: AUTHZ, resource: "subjectaccessreviews", kind: "SubjectAccessReview", namespaced: false, short_names: NONE, categories: NONE, verbs: CREATE, subresources: NONE },
+    Builtin { group: "batch", resource: "jobs", kind: "Job", namespaced: true, short_names: NONE, categories: ALL, verbs: EVERY, subresources: STATUS },
+    Builtin { group: "batch", resource: "cronjobs", kind: "CronJob", namespaced: true, short_names: &["cj"], categories: ALL, verbs: EVERY, subresources: STATUS },
+    Builtin { group: RBAC, resource: "roles", kind: "Role", namespaced: true, short_names: NONE, categories: NONE, verbs: EVERY, subresources: NONE },
+    Builtin { group: RBAC, resource: "rolebindings", kind: "RoleBinding", namespaced: true, short_names: NONE, categories: NONE, verbs: EVERY, subresources: NONE },
+    Builtin { group: RBAC, resource: "clusterroles", kind: "ClusterRole", namespaced: false, short_names: NONE, categories: NONE, verbs: EVERY, subresources: NONE },
+    Builtin { group: RBAC, resource: "clusterrolebindings", kind: "ClusterRoleBinding", namespaced: false, short_names: NONE, categories: NONE, verbs: EVERY, subresources: NONE },
+    Builtin { group: "storage.k8s.io", resource: "storageclasses", kind: "StorageClass", namespaced: false, short_names: &["sc"], categories: NONE, verbs: EVERY, subresources: NONE },
+    Builtin { group: "apiextensions.k8s.io", resource: "customresourcedefinitions", kind: "CustomResourceDefinition", namespaced: false, short_names: &["crd", "crds"], categories: NONE, verbs: EVERY, subresources: STATUS },
+    Builtin { group: "coordination.k8s.io", resource: "leases", kind: "Lease", namespaced: true, short_names: NONE, categories: NONE, verbs: EVERY, subresources: NONE },
+    Builtin { group: "discovery.k8s.io", resource: "endpointslices", kind: "EndpointSlice", namespaced: true, short_names: NONE, categories: NONE, verbs: EVERY, subresources: NONE },
 ];
 
 const RBAC: &str = "rbac.authorization.k8s.io";
+const AUTHN: &str = "authentication.k8s.io";
+const AUTHZ: &str = "authorization.k8s.io";
 
-/// Every verb; namespaces lack `deletecollection` (the apiserver serves none for them).
-const VERBS: [&str; 8] = [
+/// Every verb.
+const EVERY: &[&str] = &[
     "create",
     "delete",
     "deletecollection",
@@ -110,14 +126,16 @@ const VERBS: [&str; 8] = [
     "update",
     "watch",
 ];
+/// Namespaces: the apiserver serves no deletecollection for them.
+const NO_COLLECTION: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+/// The review APIs: what is created is answered, never stored or read back.
+const CREATE: &[&str] = &["create"];
 
 impl Builtin {
     fn resource_type(&self) -> ResourceType {
         let strings = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let mut verbs = strings(&VERBS);
-        if self.group.is_empty() && self.resource == "namespaces" {
-            verbs.retain(|v| v != "deletecollection");
-        }
         ResourceType {
             group: self.group.into(),
             version: "v1".into(),
@@ -127,7 +145,7 @@ impl Builtin {
             namespaced: self.namespaced,
             short_names: strings(self.short_names),
             categories: strings(self.categories),
-            verbs,
+            verbs: strings(self.verbs),
             subresources: strings(self.subresources),
         }
     }
@@ -146,7 +164,8 @@ impl Registry {
     /// batch/v1 jobs and cronjobs; rbac.authorization.k8s.io/v1 roles, rolebindings,
     /// clusterroles and clusterrolebindings; storage.k8s.io/v1 storageclasses; apiextensions
     /// customresourcedefinitions; coordination.k8s.io/v1 leases; discovery.k8s.io/v1
-    /// endpointslices.
+    /// endpointslices; and the review APIs of authentication.k8s.io/v1 and
+    /// authorization.k8s.io/v1.
     pub fn builtin() -> Self {
         Registry {
             types: BUILTINS.iter().map(Builtin::resource_type).collect(),
@@ -300,6 +319,8 @@ mod tests {
             [
                 "",
                 "apps",
+                "authentication.k8s.io",
+                "authorization.k8s.io",
                 "batch",
                 "rbac.authorization.k8s.io",
                 "storage.k8s.io",

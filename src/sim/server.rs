@@ -35,10 +35,11 @@ use crate::status::{Status, StatusDetails};
 
 mod reads;
 mod resource;
+mod reviews;
 mod route;
 mod writes;
 
-use resource::{body, resource};
+use resource::resource;
 pub use route::{ResourcePath, Route, route};
 
 /// Largest request body accepted (the apiserver's limit is 3 MiB).
@@ -163,38 +164,6 @@ pub async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<SimBody> 
     resp
 }
 
-/// The review APIs served when authentication is on.
-const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
-const SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
-const SELF_SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
-
-async fn reviews(
-    users: &auth::Users,
-    user: &auth::UserInfo,
-    req: Request<Incoming>,
-) -> Result<Response<SimBody>, Status> {
-    let path = req.uri().path().trim_end_matches('/').to_string();
-    let (group, resource) = match path.as_str() {
-        TOKEN_REVIEWS => ("authentication.k8s.io", "tokenreviews"),
-        SUBJECT_ACCESS_REVIEWS => ("authorization.k8s.io", "subjectaccessreviews"),
-        _ => ("authorization.k8s.io", "selfsubjectaccessreviews"),
-    };
-    // Everyone may ask about themselves; the other reviews need `create` on them.
-    if resource != "selfsubjectaccessreviews" {
-        users.authorize(
-            user,
-            &auth::ResourceAttributes::new("create", group, resource, ""),
-        )?;
-    }
-    let b = body(req).await?;
-    let answer = match resource {
-        "tokenreviews" => users.token_review(&b)?,
-        "subjectaccessreviews" => users.subject_access_review(&b)?,
-        _ => users.self_subject_access_review(user, &b)?,
-    };
-    Ok(hu::json_value(StatusCode::CREATED, &answer))
-}
-
 async fn dispatch(
     sim: &Arc<Sim>,
     req: Request<Incoming>,
@@ -206,21 +175,6 @@ async fn dispatch(
         accept.contains("proto-openapi.spec.v2") && route(req.uri().path()) == Route::OpenApiV2;
     if !v2_protobuf && !hu::accepts_json(&accept) {
         return ("other", hu::status(hu::not_acceptable()));
-    }
-    if let (Some(users), Some(user)) = (&sim.users, user)
-        && req.method() == Method::POST
-        && matches!(
-            req.uri().path().trim_end_matches('/'),
-            TOKEN_REVIEWS | SUBJECT_ACCESS_REVIEWS | SELF_SUBJECT_ACCESS_REVIEWS
-        )
-    {
-        if req.uri().path().trim_end_matches('/') == TOKEN_REVIEWS {
-            sim.cost
-                .token_reviews
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        let resp = reviews(users, user, req).await.unwrap_or_else(hu::status);
-        return ("create", resp);
     }
     let route = route(req.uri().path());
     if let (Some(users), Some(user), false) =

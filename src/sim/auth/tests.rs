@@ -46,11 +46,11 @@ groups:
         nonResourceURLs: [/metrics, /logs/*]
 "#;
 
-fn users() -> Users {
+pub(super) fn users() -> Users {
     Users::from_yaml(FILE).unwrap()
 }
 
-fn bearer(token: &str) -> HeaderMap {
+pub(super) fn bearer(token: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
         header::AUTHORIZATION,
@@ -59,7 +59,7 @@ fn bearer(token: &str) -> HeaderMap {
     h
 }
 
-fn user(name: &str) -> UserInfo {
+pub(super) fn user(name: &str) -> UserInfo {
     let token = format!("{name}-token");
     users().authenticate(&bearer(&token), None).unwrap()
 }
@@ -519,113 +519,4 @@ fn non_resource_paths() {
         "forbidden: User \"imp\" cannot get path \"/metrics\""
     );
     assert!(u.authorize_path(&alice, "post", "/api").is_err());
-}
-
-// ---- reviews ----
-
-#[test]
-fn token_review_answers_in_the_api_shape_and_is_counted() {
-    let u = users();
-    assert_eq!(u.token_reviews_received(), 0);
-    let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                      "spec": {"token": "alice-token", "audiences": ["https://kubernetes.default.svc"]}});
-    let review = u.token_review(body.to_string().as_bytes()).unwrap();
-    assert_eq!(review["kind"], "TokenReview");
-    assert_eq!(review["apiVersion"], "authentication.k8s.io/v1");
-    assert_eq!(review["status"]["authenticated"], true);
-    assert_eq!(
-        review["status"]["user"],
-        json!({"username": "alice", "uid": "1001", "groups": ["devs", AUTHENTICATED]})
-    );
-    assert_eq!(
-        review["status"]["audiences"],
-        json!(["https://kubernetes.default.svc"])
-    );
-
-    let bad = json!({"spec": {"token": "nope"}});
-    let review = u.token_review(bad.to_string().as_bytes()).unwrap();
-    assert_eq!(review["status"]["authenticated"], false);
-    assert!(review["status"]["error"].is_string());
-    assert_eq!(u.token_reviews_received(), 2);
-
-    assert_eq!(u.token_review(br#"{"spec": {}}"#).unwrap_err().code, 400);
-    assert_eq!(u.token_review(b"{not json").unwrap_err().code, 400);
-    assert_eq!(u.token_reviews_received(), 4);
-}
-
-fn sar(spec: Value) -> Result<Value, Status> {
-    let body = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec});
-    users().subject_access_review(body.to_string().as_bytes())
-}
-
-#[test]
-fn subject_access_review_decides_with_the_same_rules() {
-    let allowed = sar(json!({"user": "alice", "groups": ["devs"],
-        "resourceAttributes": {"namespace": "prod", "verb": "list", "version": "v1", "resource": "pods"}}))
-    .unwrap();
-    assert_eq!(allowed["kind"], "SubjectAccessReview");
-    assert_eq!(allowed["status"]["allowed"], true);
-    assert!(
-        allowed["status"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("user \"alice\"")
-    );
-    assert_eq!(allowed["spec"]["user"], "alice");
-
-    let denied = sar(json!({"user": "alice",
-        "resourceAttributes": {"namespace": "dev", "verb": "list", "resource": "pods"}}))
-    .unwrap();
-    assert_eq!(denied["status"], json!({"allowed": false}));
-
-    // The impersonate verb, as kubeguard asks before impersonating.
-    let imp = sar(json!({"user": "imp",
-        "resourceAttributes": {"verb": "impersonate", "resource": "users", "name": "jane"}}))
-    .unwrap();
-    assert_eq!(imp["status"]["allowed"], true);
-    let imp = sar(json!({"user": "alice",
-        "resourceAttributes": {"verb": "impersonate", "resource": "users", "name": "jane"}}))
-    .unwrap();
-    assert_eq!(imp["status"]["allowed"], false);
-
-    // A group alone is enough of a subject.
-    let by_group = sar(json!({"groups": ["system:masters"],
-        "nonResourceAttributes": {"path": "/metrics", "verb": "get"}}))
-    .unwrap();
-    assert_eq!(by_group["status"]["allowed"], true);
-}
-
-#[test]
-fn malformed_subject_access_reviews_are_422() {
-    let err = sar(json!({"resourceAttributes": {"verb": "get", "resource": "pods"}})).unwrap_err();
-    assert_eq!(err.code, 422);
-    assert!(
-        err.message.contains("at least one of user or group"),
-        "{}",
-        err.message
-    );
-    let err = sar(json!({"user": "alice"})).unwrap_err();
-    assert_eq!(err.code, 422);
-    assert!(
-        err.message
-            .contains("exactly one of nonResourceAttributes or resourceAttributes"),
-        "{}",
-        err.message
-    );
-}
-
-#[test]
-fn self_subject_access_review_asks_about_the_caller() {
-    let u = users();
-    let body = json!({"kind": "SelfSubjectAccessReview",
-        "spec": {"resourceAttributes": {"namespace": "prod", "verb": "watch", "resource": "pods"}}});
-    let review = u
-        .self_subject_access_review(&user("alice"), body.to_string().as_bytes())
-        .unwrap();
-    assert_eq!(review["kind"], "SelfSubjectAccessReview");
-    assert_eq!(review["status"]["allowed"], true);
-    let review = u
-        .self_subject_access_review(&user("imp"), body.to_string().as_bytes())
-        .unwrap();
-    assert_eq!(review["status"]["allowed"], false);
 }

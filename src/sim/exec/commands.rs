@@ -90,7 +90,7 @@ impl Io {
         let _ = self.out.send((channel, text.into())).await;
     }
 
-    async fn stdout(&self, text: impl Into<Bytes>) {
+    pub(super) async fn stdout(&self, text: impl Into<Bytes>) {
         self.write(STDOUT, text).await
     }
 
@@ -99,7 +99,7 @@ impl Io {
     }
 
     /// The next line of stdin without its newline, or `None` at EOF.
-    async fn line(&mut self) -> Option<String> {
+    pub(super) async fn line(&mut self) -> Option<String> {
         loop {
             if let Some(end) = self.stdin_buf.iter().position(|b| *b == b'\n') {
                 let line = self.stdin_buf.split_to(end + 1);
@@ -191,6 +191,15 @@ pub(super) fn run_argv<'a>(
                 }
             }
             "sh" | "bash" | "ash" => shell(args, sb, io).await,
+            // What `kubectl cp` runs: say plainly that it cannot work here (kubectl shows a
+            // copy's stderr, not the runtime's message on stdout, which it reads as the archive).
+            "tar" => {
+                io.stderr(
+                    "tar: not emulated by kubeguard sim: kubectl cp needs a real container\n",
+                )
+                .await;
+                126
+            }
             _ => {
                 io.stdout(format!(
                     "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{program}\": executable file not found in $PATH: unknown\n"
@@ -284,7 +293,7 @@ async fn script_run(script: &str, sb: &Sandbox, io: &mut Io) -> Result<i32, i32>
     Ok(last)
 }
 
-fn is_builtin(program: &str) -> bool {
+pub(super) fn is_builtin(program: &str) -> bool {
     let name = program.rsplit('/').next().unwrap_or_default();
     matches!(
         name,

@@ -235,6 +235,19 @@ async fn unknown_command_fails_like_the_runtime() {
 }
 
 #[tokio::test]
+async fn tar_says_kubectl_cp_is_not_emulated() {
+    let out =
+        exec("command=tar&command=cf&command=-&command=/etc&container=app&stdout=true&stderr=true")
+            .await;
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        out.stderr,
+        "tar: not emulated by kubeguard sim: kubectl cp needs a real container\n"
+    );
+    assert_eq!(exit_code(&out.status), "126");
+}
+
+#[tokio::test]
 async fn tty_merges_stderr_into_stdout_and_unrequested_streams_are_dropped() {
     let out = exec("command=cat&command=/missing&container=app&stdout=true&tty=true").await;
     assert_eq!(out.stdout, "cat: /missing: No such file or directory\r\n");

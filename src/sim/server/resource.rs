@@ -2,8 +2,10 @@
 //! subresource (reads.rs, writes.rs); the request context and body helpers they share.
 
 use super::reads::{serve_get, serve_list, serve_watch};
+use super::reviews::serve_review;
 use super::writes::{
-    serve_create, serve_delete, serve_deletecollection, serve_patch, serve_scale, serve_update,
+    Part, serve_create, serve_delete, serve_deletecollection, serve_patch, serve_scale,
+    serve_update,
 };
 use super::*;
 
@@ -123,6 +125,11 @@ pub(super) async fn resource(
     if !scoped_ok {
         return (verb, hu::status(hu::no_such_resource()));
     }
+    // The apiserver answers a verb the type does not serve (deletecollection of namespaces, a
+    // GET of a review) with 405; subresources check their own methods below.
+    if rp.sub.is_none() && !rt.has_verb(rbac_verb(verb)) {
+        return (verb, hu::status(hu::method_not_allowed()));
+    }
     let ctx = Ctx {
         sim,
         rt,
@@ -133,6 +140,8 @@ pub(super) async fn resource(
         accept: accept.to_string(),
     };
     let result = match (&method, rp.name.is_some(), rp.sub.as_deref()) {
+        (&Method::POST, false, None) if ctx.rt.is_review() => serve_review(&ctx, req, user).await,
+        (_, _, None) if ctx.rt.is_review() => Err(hu::method_not_allowed()),
         (&Method::GET, false, None) if watch => serve_watch(&ctx),
         (&Method::GET, false, None) => serve_list(&ctx).await,
         (&Method::POST, false, None) => match body(req).await {
@@ -151,10 +160,10 @@ pub(super) async fn resource(
         }
         (&Method::GET, true, None) => serve_get(&ctx).await,
         (&Method::PUT, true, None) => match body(req).await {
-            Ok(b) => serve_update(&ctx, b, false),
+            Ok(b) => serve_update(&ctx, b, Part::Object),
             Err(e) => Err(e),
         },
-        (&Method::PATCH, true, None) => serve_patch(&ctx, req, false).await,
+        (&Method::PATCH, true, None) => serve_patch(&ctx, req, Part::Object).await,
         (&Method::DELETE, true, None) => match body(req).await {
             Ok(b) => serve_delete(&ctx, b),
             Err(e) => Err(e),
@@ -163,10 +172,10 @@ pub(super) async fn resource(
             match *m {
                 Method::GET => serve_get(&ctx).await,
                 Method::PUT => match body(req).await {
-                    Ok(b) => serve_update(&ctx, b, true),
+                    Ok(b) => serve_update(&ctx, b, Part::Status),
                     Err(e) => Err(e),
                 },
-                Method::PATCH => serve_patch(&ctx, req, true).await,
+                Method::PATCH => serve_patch(&ctx, req, Part::Status).await,
                 _ => Err(hu::method_not_allowed()),
             }
         }
@@ -177,17 +186,46 @@ pub(super) async fn resource(
         (&Method::POST, true, Some("token")) if ctx.rt.is("", "serviceaccounts") => {
             serve_token(&ctx, req).await
         }
+        (&Method::GET | &Method::POST, true, Some("attach")) if is_pods(&ctx.rt) => {
+            serve_attach(&ctx, req)
+        }
+        (m, true, Some("ephemeralcontainers")) if is_pods(&ctx.rt) => match *m {
+            Method::GET => serve_get(&ctx).await,
+            Method::PUT => match body(req).await {
+                Ok(b) => serve_update(&ctx, b, Part::EphemeralContainers),
+                Err(e) => Err(e),
+            },
+            Method::PATCH => serve_patch(&ctx, req, Part::EphemeralContainers).await,
+            _ => Err(hu::method_not_allowed()),
+        },
         (m, true, Some("scale")) if ctx.rt.subresources.iter().any(|s| s == "scale") => {
             serve_scale(&ctx, m.clone(), req).await
         }
+        (_, true, Some(s)) if EMULATED_SUBRESOURCES.contains(&s) => Err(hu::method_not_allowed()),
+        // Discovery lists it (as the apiserver's does) but nothing here plays it: say so, so
+        // that `kubectl port-forward` or `kubectl drain` tell the user why they fail.
         (_, true, Some(s)) if ctx.rt.subresources.iter().any(|x| x == s) => {
-            Err(hu::method_not_allowed())
+            Err(Status::bad_request(format!(
+                "{}/{s} is not emulated by kubeguard sim",
+                ctx.rt.resource
+            )))
         }
         (_, _, Some(_)) => Err(hu::no_such_resource()),
         _ => Err(hu::method_not_allowed()),
     };
     (verb, result.unwrap_or_else(hu::status))
 }
+
+/// The subresources served above; another one the type lists is not emulated.
+const EMULATED_SUBRESOURCES: [&str; 7] = [
+    "status",
+    "log",
+    "exec",
+    "attach",
+    "ephemeralcontainers",
+    "scale",
+    "token",
+];
 
 pub(super) fn is_pods(rt: &ResourceType) -> bool {
     rt.group.is_empty() && rt.resource == "pods"
@@ -243,6 +281,21 @@ pub(super) async fn serve_token(
     Ok(hu::json_value(StatusCode::CREATED, &answer))
 }
 
+/// `kubectl attach`: the container's main process over WebSocket (exec/attach.rs).
+pub(super) fn serve_attach(
+    ctx: &Ctx<'_>,
+    req: Request<Incoming>,
+) -> Result<Response<SimBody>, Status> {
+    let pod = pod_value(ctx)?;
+    let gone = ctx.sim.pods_gone.token(&ctx.ns, ctx.name());
+    Ok(exec::serve_attach(
+        req,
+        &pod,
+        gone,
+        ctx.sim.opts.log_interval,
+    ))
+}
+
 pub(super) fn with_name_selector(q: Query, name: &str) -> Query {
     let mut s = String::new();
     let mut ser = form_urlencoded::Serializer::new(&mut s);
@@ -264,11 +317,12 @@ pub(super) fn with_name_selector(q: Query, name: &str) -> Query {
     Query::parse(Some(&s))
 }
 
-/// The RBAC verb of a request: logs are `get` on pods/log, exec is `create` on pods/exec.
+/// The RBAC verb of a request: logs are `get` on pods/log, exec and attach are `create` on
+/// pods/exec and pods/attach.
 pub(super) fn rbac_verb(verb: &'static str) -> &'static str {
     match verb {
         "log" => "get",
-        "exec" => "create",
+        "exec" | "attach" => "create",
         v => v,
     }
 }
@@ -277,6 +331,7 @@ pub(super) fn verb_name(m: &Method, named: bool, watch: bool, sub: Option<&str>)
     match (m, named, watch, sub) {
         (_, _, _, Some("log")) => "log",
         (_, _, _, Some("exec")) => "exec",
+        (_, _, _, Some("attach")) => "attach",
         (&Method::GET, _, true, _) => "watch",
         (&Method::GET, false, _, _) => "list",
         (&Method::GET, true, _, _) => "get",

@@ -98,3 +98,10 @@ fn verbs_for_metrics() {
     );
     assert_eq!(verb_name(&Method::GET, true, false, Some("log")), "log");
 }
+
+#[test]
+fn not_found_carries_empty_details_as_the_apiserver_does() {
+    let v: Value = serde_json::from_slice(&hu::no_such_resource().to_bytes()).unwrap();
+    assert_eq!(v["reason"], "NotFound");
+    assert_eq!(v["details"], json!({}));
+}

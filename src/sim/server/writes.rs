@@ -1,8 +1,45 @@
 //! create, update, patch (all four kinds), delete with DeleteOptions, deletecollection and
-//! the scale subresource.
+//! the scale subresource; update and patch of `/status` and of a pod's
+//! `/ephemeralcontainers` too.
 
 use super::resource::*;
 use super::*;
+use crate::sim::ephemeral;
+
+/// Which part of an object an update or patch may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Part {
+    /// The object, through its main resource (a status subresource keeps the status).
+    Object,
+    /// Only the status (`/status`).
+    Status,
+    /// Only a pod's `spec.ephemeralContainers` (`/ephemeralcontainers`, ephemeral.rs).
+    EphemeralContainers,
+}
+
+/// Stores `doc`, the whole object as the client wants it, changing only what `part` may.
+fn write_part(ctx: &Ctx<'_>, doc: Value, part: Part) -> Result<Arc<Stored>, Status> {
+    let store = &ctx.sim.store;
+    let (ns, name, dry_run) = (&ctx.ns, ctx.name(), ctx.dry_run());
+    if part != Part::EphemeralContainers {
+        return store.update(&ctx.rt, ns, name, doc, part == Part::Status, dry_run);
+    }
+    let cur = store
+        .get(&ctx.gr(), ns, name)
+        .ok_or_else(|| store::not_found(&ctx.rt, name))?;
+    let pod = ephemeral::merge(&cur.value(), &doc)?;
+    let stored = store.update(&ctx.rt, ns, name, pod, false, dry_run)?;
+    // The kubelet starts the new containers at once and reports them running.
+    if !dry_run && let Some(status) = ephemeral::started(&stored.value(), &store::now_rfc3339()) {
+        let mut running = stored.value();
+        running["status"] = status;
+        if let Err(e) = store.update(&ctx.rt, ns, name, running, true, false) {
+            // Someone wrote the pod in between: their write stands, as the kubelet would retry.
+            tracing::debug!(pod = name, error = %e.message, "ephemeral container status not written");
+        }
+    }
+    Ok(stored)
+}
 
 pub(super) fn serve_create(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>, Status> {
     let v = parse_object(&b)?;
@@ -15,22 +52,19 @@ pub(super) fn serve_create(ctx: &Ctx<'_>, b: Bytes) -> Result<Response<SimBody>,
 pub(super) fn serve_update(
     ctx: &Ctx<'_>,
     b: Bytes,
-    status_only: bool,
+    part: Part,
 ) -> Result<Response<SimBody>, Status> {
     let v = parse_object(&b)?;
     check_type(&ctx.rt, &v)?;
     check_namespace(ctx, &v)?;
-    let stored =
-        ctx.sim
-            .store
-            .update(&ctx.rt, &ctx.ns, ctx.name(), v, status_only, ctx.dry_run())?;
+    let stored = write_part(ctx, v, part)?;
     Ok(ctx.object_response(StatusCode::OK, &stored))
 }
 
 pub(super) async fn serve_patch(
     ctx: &Ctx<'_>,
     req: Request<Incoming>,
-    status_only: bool,
+    part: Part,
 ) -> Result<Response<SimBody>, Status> {
     let ct = header_str(&req, header::CONTENT_TYPE);
     let Some(ty) = PatchType::from_content_type(&ct) else {
@@ -59,7 +93,7 @@ pub(super) async fn serve_patch(
     let store = &ctx.sim.store;
     for _ in 0..5 {
         let Some(cur) = store.get(&ctx.gr(), &ctx.ns, ctx.name()) else {
-            if ty == PatchType::Apply && !status_only {
+            if ty == PatchType::Apply && part == Part::Object {
                 let mut obj = p.clone();
                 check_type(&ctx.rt, &obj)?;
                 obj["metadata"]["name"] = json!(ctx.name());
@@ -74,14 +108,7 @@ pub(super) async fn serve_patch(
         if doc["metadata"]["resourceVersion"].is_null() {
             doc["metadata"]["resourceVersion"] = json!(cur.rv.to_string());
         }
-        match store.update(
-            &ctx.rt,
-            &ctx.ns,
-            ctx.name(),
-            doc,
-            status_only,
-            ctx.dry_run(),
-        ) {
+        match write_part(ctx, doc, part) {
             Ok(s) => return Ok(ctx.object_response(StatusCode::OK, &s)),
             // Someone wrote in between: patch the newer object (as the apiserver retries).
             Err(e) if e.reason == "Conflict" && !explicit_rv => continue,
