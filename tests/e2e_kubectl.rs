@@ -414,6 +414,26 @@ async fn auth_attach_and_debug_through_kubeguard() {
     }
     let me = kubectl(&e.guarded, &["auth", "whoami"]).await;
     assert!(me.contains("system:anonymous"), "{me}");
+    // `--as` with identity checks off: refused with the way out, never run as the caller.
+    let direct = kubectl(&e.direct, &["auth", "whoami", "--as=jane"]).await;
+    assert!(direct.contains("jane"), "{direct}");
+    // (`auth whoami` words any 403 as its own "no permission"; other commands print ours.)
+    let (ok, _, err) = kubectl_with_input(&e.guarded, &["auth", "whoami", "--as=jane"], "").await;
+    assert!(!ok && err.contains("permission"), "{err}");
+    for args in [
+        ["get", "pods", "-n", "prod"],
+        ["delete", "pod/nonexistent", "-n", "prod"],
+    ] {
+        let args = [&args[..], &["--as=jane"]].concat();
+        let (ok, out, err) = kubectl_with_input(&e.guarded, &args, "").await;
+        assert!(!ok, "{args:?} succeeded: {out}");
+        assert!(
+            err.contains("Forbidden")
+                && err.contains("impersonation")
+                && err.contains("identity.sources"),
+            "{args:?}: {err}"
+        );
+    }
 
     let pods = kubectl(&e.guarded, &["get", "pods", "-n", "prod", "-o", "name"]).await;
     let pod = pods

@@ -149,21 +149,28 @@ async fn handle(
     Ok(resp)
 }
 
-async fn echo_headers(client: &TestClient, url: &str) -> serde_json::Value {
-    let req = Request::get(format!("{url}/api/v1/echo"))
-        .header("Impersonate-User", "system:admin")
-        .header("Impersonate-Group", "system:masters")
-        .header("impersonate-extra-scopes", "all")
+async fn echo_headers(
+    client: &TestClient,
+    url: &str,
+    extra: &[(&str, &str)],
+) -> (StatusCode, serde_json::Value) {
+    let mut req = Request::get(format!("{url}/api/v1/echo"))
         .header("X-Remote-User", "root")
         .header("X-Remote-Group", "system:masters")
         .header("Authorization", "Bearer client-token")
-        .header("Audit-ID", "11111111-2222-3333-4444-555555555555")
-        .body(Full::new(Bytes::new()))
+        .header("Audit-ID", "11111111-2222-3333-4444-555555555555");
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
         .unwrap();
-    let resp = client.request(req).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-upstream"], "yes");
-    serde_json::from_slice(&body_bytes(resp.into_body()).await).unwrap()
+    let status = resp.status();
+    let from_upstream = resp.headers().contains_key("x-upstream");
+    let body = serde_json::from_slice(&body_bytes(resp.into_body()).await).unwrap();
+    assert_eq!(from_upstream, status == StatusCode::OK, "{status} {body}");
+    (status, body)
 }
 
 #[tokio::test]
@@ -171,7 +178,8 @@ async fn forged_identity_headers_never_reach_the_upstream_h1_and_h2() {
     let (up, _tx) = start_upstream().await;
     let kg = start_kubeguard(&format!("http://{}", up.addr), "").await;
     for h2 in [false, true] {
-        let seen = echo_headers(&client(&kg, h2), &tls_url(&kg)).await;
+        let (code, seen) = echo_headers(&client(&kg, h2), &tls_url(&kg), &[]).await;
+        assert_eq!(code, StatusCode::OK);
         let headers = seen["headers"].as_object().unwrap();
         for k in headers.keys() {
             assert!(
@@ -186,6 +194,38 @@ async fn forged_identity_headers_never_reach_the_upstream_h1_and_h2() {
             "h2={h2}"
         );
         assert_eq!(seen["uri"], "/api/v1/echo");
+    }
+    kg.shutdown().await;
+}
+
+/// With identity checks off a client's `Impersonate-*` (`kubectl --as`) is refused, in any
+/// case and any combination: dropped silently, the request would run as the caller instead of
+/// as the user it names.
+#[tokio::test]
+async fn impersonation_without_identity_checks_is_refused_not_dropped() {
+    let (up, _tx) = start_upstream().await;
+    let kg = start_kubeguard(&format!("http://{}", up.addr), "").await;
+    let asks: [&[(&str, &str)]; 4] = [
+        &[("Impersonate-User", "system:admin")],
+        &[
+            ("Impersonate-User", "jane"),
+            ("Impersonate-Group", "system:masters"),
+        ],
+        &[("impersonate-uid", "42")],
+        &[("IMPERSONATE-EXTRA-scopes", "all")],
+    ];
+    for h2 in [false, true] {
+        for ask in asks {
+            let (code, status) = echo_headers(&client(&kg, h2), &tls_url(&kg), ask).await;
+            assert_eq!(code, StatusCode::FORBIDDEN, "h2={h2} {ask:?}: {status}");
+            assert_eq!(status["kind"], "Status");
+            assert_eq!(status["reason"], "Forbidden");
+            let message = status["message"].as_str().unwrap();
+            assert!(
+                message.contains("impersonation") && message.contains("identity.sources"),
+                "{message}"
+            );
+        }
     }
     kg.shutdown().await;
 }
@@ -339,7 +379,7 @@ async fn malformed_path_is_a_400_status_and_serving_goes_on() {
     assert_eq!(status["kind"], "Status");
     assert_eq!(status["reason"], "BadRequest");
     // The same connection pool keeps working.
-    let seen = echo_headers(&c, &tls_url(&kg)).await;
+    let (_, seen) = echo_headers(&c, &tls_url(&kg), &[]).await;
     assert_eq!(seen["uri"], "/api/v1/echo");
     kg.shutdown().await;
 }
@@ -456,7 +496,7 @@ async fn admin_endpoints() {
     let (up, _tx) = start_upstream().await;
     let kg = start_kubeguard(&format!("http://{}", up.addr), "").await;
     let c = client(&kg, false);
-    let _ = echo_headers(&c, &tls_url(&kg)).await;
+    let _ = echo_headers(&c, &tls_url(&kg), &[]).await;
     let admin = format!("http://{}", kg.admin_addr);
     for (path, code) in [("/healthz", 200), ("/readyz", 200), ("/nope", 404)] {
         let resp = c

@@ -35,6 +35,20 @@ use token::{ReviewCache, TokenCache};
 /// The group of every authenticated user.
 pub const AUTHENTICATED: &str = "system:authenticated";
 
+/// The refusal of a client's `Impersonate-*` while identity checks are off.
+pub const IMPERSONATION_UNCHECKED: &str = "kubeguard: impersonation (Impersonate-* headers, \
+     kubectl --as) is refused: identity checks are off, so kubeguard cannot check who may \
+     impersonate whom. Send the request without --as, or turn identity checks on \
+     (identity.sources, or identity.loopbackSources on a loopback listener, in kubeguard's \
+     config) and kubeguard will check the impersonation by SubjectAccessReview and pass it on";
+
+/// The request asks to impersonate (`kubectl --as`, `--as-group`, `--as-uid`).
+fn asks_impersonation(headers: &HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|k| k.as_str().starts_with("impersonate-"))
+}
+
 /// How kubeguard learned who the caller is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IdentitySource {
@@ -268,6 +282,12 @@ impl Authenticator {
             &self.settings.network
         };
         if sources.is_empty() {
+            // Client `Impersonate-*` never goes upstream (k8s-facts §4), and without identity
+            // checks nobody can say who may impersonate whom: refused, not silently dropped,
+            // so that `kubectl --as=jane delete …` never runs as the caller instead.
+            if asks_impersonation(headers) {
+                return Err(AuthError::Forbidden(IMPERSONATION_UNCHECKED.into()));
+            }
             let identity = match bearer(headers) {
                 Some(token) => Arc::new(Identity::unverified(token_name(token))),
                 None => self.unverified.clone(),
