@@ -9,6 +9,7 @@
 #   PROTO=h2 bash loadtests/callgrind.sh     # h2 (prior knowledge, 4 connections x 8 streams)
 #   PROTO=h2tls ONLY=kubeguard bash loadtests/callgrind.sh  # h2 over TLS 1.3 (kubeguard's own cert)
 #   KUBEGUARD_CONFIG=loadtests/h2-hyper.yaml PROTO=h2 ONLY=kubeguard bash loadtests/callgrind.sh  # hyper's h2
+#   TOKEN=abc PROTO=h1 ONLY=kubeguard bash loadtests/callgrind.sh  # every request with a bearer token, as kubectl's
 #   callgrind_annotate --inclusive=yes target/callgrind/kubeguard.out | head -80
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +25,7 @@ case "${PROTO:-h1}" in
     [ "${ONLY:-}" = kubeguard ] || { echo "PROTO=h2tls measures kubeguard only: set ONLY=kubeguard" >&2; exit 1; } ;;
   *) echo "PROTO is h1, h2 or h2tls" >&2; exit 1 ;;
 esac
+[ -n "${TOKEN:-}" ] && LOAD+=(-H "authorization: Bearer $TOKEN")
 OUT="$ROOT/target/callgrind"
 UP_PORT=18780 KG_PORT=18781 MIN_PORT=18782
 PATH_SMALL=/api/v1/namespaces/default/pods/p1

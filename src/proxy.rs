@@ -42,6 +42,8 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The client certificate (DER) the TLS layer verified against `identity.clientCA`.
     pub peer_cert: Option<Arc<[u8]>>,
+    /// The bearer token the connection's requests carry, hashed and named once.
+    pub tokens: crate::identity::TokenMemo,
 }
 
 /// When kubeguard lends its own upstream credentials to a request that carries none.

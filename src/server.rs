@@ -199,6 +199,7 @@ pub async fn serve<H, F>(
             loopback_listener: loopback,
             tls: listener.is_tls(),
             peer_cert: None,
+            tokens: Default::default(),
         };
         let handler = handler.clone();
         let tls = listener.tls.clone();

@@ -289,7 +289,7 @@ impl Authenticator {
                 return Err(AuthError::Forbidden(IMPERSONATION_UNCHECKED.into()));
             }
             let identity = match bearer(headers) {
-                Some(token) => Arc::new(Identity::unverified(token_name(token))),
+                Some(token) => conn.tokens.named(token).unverified,
                 None => self.unverified.clone(),
             };
             return Ok(Caller {
@@ -351,7 +351,7 @@ impl Authenticator {
                 SourceKind::Token => match bearer(headers) {
                     // A token that is present but invalid is refused, not passed to the next
                     // source (the apiserver answers 401 too).
-                    Some(token) => Some(self.by_token(token).await?),
+                    Some(token) => Some(self.by_token(token, conn.tokens.named(token)).await?),
                     None => None,
                 },
                 SourceKind::Sidecar if conn.loopback_listener => Some(self.sidecar()),
@@ -368,11 +368,11 @@ impl Authenticator {
         Err(AuthError::Unauthorized)
     }
 
-    async fn by_token(&self, token: &str) -> Result<Caller, AuthError> {
+    async fn by_token(&self, token: &str, named: NamedToken) -> Result<Caller, AuthError> {
         let t = &self.settings.token;
         let looked = self
             .tokens
-            .lookup(token.as_bytes(), || async {
+            .lookup_digest(named.digest, || async {
                 let identity =
                     review::token_review(&self.upstream, token, &t.audiences, t.timeout).await?;
                 Ok(identity.map(Arc::new))
@@ -384,7 +384,7 @@ impl Authenticator {
                 self.metrics.fail_open.inc();
                 tracing::warn!(error = %e, "TokenReview unavailable: failing open (identity.tokenReview.failOpen)");
                 return Ok(Caller {
-                    identity: Arc::new(Identity::unverified(token_name(token))),
+                    identity: named.unverified,
                     upstream: UpstreamAuth::Unverified,
                 });
             }
@@ -450,9 +450,72 @@ pub fn unverified_name(headers: &HeaderMap) -> String {
 const UNVERIFIED: &str = "unverified";
 
 fn token_name(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("token-sha256:{hex}")
+    digest_name(&Sha256::digest(token.as_bytes()).into())
+}
+
+/// `token-sha256:` and the first 6 bytes of the token's SHA-256 in hex.
+fn digest_name(digest: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut name = String::with_capacity(25);
+    name.push_str("token-sha256:");
+    for b in &digest[..6] {
+        name.push(char::from(HEX[usize::from(b >> 4)]));
+        name.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    name
+}
+
+/// A bearer token as kubeguard keys and names it: its SHA-256 (the token caches' key) and the
+/// unverified caller it names when identity checks are off.
+#[derive(Clone)]
+pub struct NamedToken {
+    digest: [u8; 32],
+    unverified: Arc<Identity>,
+}
+
+/// The bearer token a connection's requests last carried, remembered by a keyed 64-bit
+/// fingerprint (the token itself is not kept), with its [`NamedToken`]. A client sends the
+/// same token on every request of a connection, so the SHA-256 (3.5k instructions for a short
+/// token, about 15 cycles a byte for a service account's JWT) is computed once per connection
+/// and token, not per request. Two tokens with one fingerprint on one connection would share
+/// a name; the fingerprint's key is drawn at start, so a client cannot aim for that.
+#[derive(Default)]
+pub struct TokenMemo(std::sync::Mutex<Option<(u64, NamedToken)>>);
+
+impl TokenMemo {
+    /// `token`'s digest and name: remembered, or computed and remembered.
+    pub fn named(&self, token: &str) -> NamedToken {
+        use std::hash::BuildHasher;
+        static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+        let fingerprint = KEY.get_or_init(std::hash::RandomState::new).hash_one(token);
+        let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((f, named)) = memo.as_ref()
+            && *f == fingerprint
+        {
+            return named.clone();
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let named = NamedToken {
+            digest,
+            unverified: Arc::new(Identity::unverified(digest_name(&digest))),
+        };
+        *memo = Some((fingerprint, named.clone()));
+        named
+    }
+}
+
+/// A connection's memo starts empty in a copy.
+impl Clone for TokenMemo {
+    fn clone(&self) -> Self {
+        TokenMemo::default()
+    }
+}
+
+/// Says nothing of the token.
+impl std::fmt::Debug for TokenMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenMemo")
+    }
 }
 
 /// CN = user, O = groups, as the apiserver's x509 authenticator reads a verified certificate.
@@ -582,6 +645,32 @@ mod tests {
         assert_eq!(audit_id(&h), "abc-123");
         h.insert("audit-id", HeaderValue::from_static("a b"));
         assert_ne!(audit_id(&h), "a b");
+    }
+
+    #[test]
+    fn a_connections_token_is_hashed_once_and_named_as_before() {
+        let memo = TokenMemo::default();
+        let a = memo.named("sekret");
+        assert_eq!(a.unverified.user, token_name("sekret"));
+        assert_eq!(a.digest, <[u8; 32]>::from(Sha256::digest(b"sekret")));
+        // The same token again: the same caller, not a new one.
+        assert!(Arc::ptr_eq(&memo.named("sekret").unverified, &a.unverified));
+        // Another token on the connection: its own name, then remembered in turn.
+        let b = memo.named("other");
+        assert_eq!(b.unverified.user, token_name("other"));
+        assert_ne!(b.unverified.user, a.unverified.user);
+        assert!(Arc::ptr_eq(&memo.named("other").unverified, &b.unverified));
+        assert_eq!(memo.named("sekret").unverified.user, a.unverified.user);
+        // Neither the memo's Debug nor a copy carries the token.
+        assert_eq!(format!("{memo:?}"), "TokenMemo");
+        assert!(memo.clone().0.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn digest_names_are_lower_hex_of_six_bytes() {
+        let mut d = [0u8; 32];
+        d[..6].copy_from_slice(&[0x00, 0x0f, 0xa0, 0xff, 0x12, 0x9b]);
+        assert_eq!(digest_name(&d), "token-sha256:000fa0ff129b");
     }
 
     #[test]

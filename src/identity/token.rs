@@ -105,7 +105,20 @@ impl<V: Answer> ReviewCache<V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, ReviewUnavailable>>,
     {
-        let key: Key = Sha256::digest(question).into();
+        self.lookup_digest(Sha256::digest(question).into(), review)
+            .await
+    }
+
+    /// [`lookup`](Self::lookup) by the question's SHA-256, where the caller has it already.
+    pub async fn lookup_digest<F, Fut>(
+        &self,
+        key: Key,
+        review: F,
+    ) -> Result<Lookup<V>, ReviewUnavailable>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, ReviewUnavailable>>,
+    {
         let now = Instant::now();
         let slot = {
             let mut shard = self.shard(&key);

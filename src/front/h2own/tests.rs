@@ -28,6 +28,7 @@ fn info() -> Arc<ConnInfo> {
         loopback_listener: true,
         tls: false,
         peer_cert: None,
+        tokens: Default::default(),
     })
 }
 
