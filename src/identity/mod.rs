@@ -479,8 +479,11 @@ pub struct NamedToken {
 /// token, about 15 cycles a byte for a service account's JWT) is computed once per connection
 /// and token, not per request. Two tokens with one fingerprint on one connection would share
 /// a name; the fingerprint's key is drawn at start, so a client cannot aim for that.
+///
+/// Boxed: a connection's state holds its `ConnInfo` (and so this) by value in several of its
+/// futures' layers, and 16 bytes where 56 would be keep idle watches small (S4).
 #[derive(Default)]
-pub struct TokenMemo(std::sync::Mutex<Option<(u64, NamedToken)>>);
+pub struct TokenMemo(std::sync::Mutex<Option<Box<(u64, NamedToken)>>>);
 
 impl TokenMemo {
     /// `token`'s digest and name: remembered, or computed and remembered.
@@ -489,17 +492,17 @@ impl TokenMemo {
         static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
         let fingerprint = KEY.get_or_init(std::hash::RandomState::new).hash_one(token);
         let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((f, named)) = memo.as_ref()
-            && *f == fingerprint
+        if let Some(m) = memo.as_deref()
+            && m.0 == fingerprint
         {
-            return named.clone();
+            return m.1.clone();
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let named = NamedToken {
             digest,
             unverified: Arc::new(Identity::unverified(digest_name(&digest))),
         };
-        *memo = Some((fingerprint, named.clone()));
+        *memo = Some(Box::new((fingerprint, named.clone())));
         named
     }
 }
