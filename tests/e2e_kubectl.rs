@@ -306,13 +306,7 @@ async fn watch_receives_live_events() {
 #[tokio::test]
 async fn logs_follow_and_exec() {
     let e = env().await;
-    let pods = kubectl(&e.guarded, &["get", "pods", "-n", "prod", "-o", "name"]).await;
-    let pod = pods
-        .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches("pod/")
-        .to_string();
+    let pod = first_prod_pod(&e.guarded).await;
 
     let hello = kubectl(
         &e.guarded,
@@ -368,6 +362,16 @@ async fn logs_follow_and_exec() {
     child.kill().await.unwrap();
     e.kg.shutdown().await;
     e.sim.shutdown().await;
+}
+
+/// The name of the first pod in `prod`.
+async fn first_prod_pod(kubeconfig: &Path) -> String {
+    let pods = kubectl(kubeconfig, &["get", "pods", "-n", "prod", "-o", "name"]).await;
+    pods.lines()
+        .next()
+        .expect("a pod in prod")
+        .trim_start_matches("pod/")
+        .to_string()
 }
 
 /// Runs kubectl through kubeguard with `input` on stdin; returns (success, stdout, stderr).
@@ -435,13 +439,7 @@ async fn auth_attach_and_debug_through_kubeguard() {
         );
     }
 
-    let pods = kubectl(&e.guarded, &["get", "pods", "-n", "prod", "-o", "name"]).await;
-    let pod = pods
-        .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches("pod/")
-        .to_string();
+    let pod = first_prod_pod(&e.guarded).await;
     // attach: the container's log from now on, line by line through the bridged WebSocket.
     let mut child = common::kubectl_with(&e.guarded)
         .args(["attach", "-n", "prod", &pod])

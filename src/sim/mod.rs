@@ -31,6 +31,8 @@ mod run;
 pub mod selector;
 mod server;
 pub mod store;
+#[cfg(test)]
+mod table_test_util;
 mod watch;
 
 pub use cost::SimStats;

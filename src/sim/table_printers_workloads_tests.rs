@@ -1,44 +1,12 @@
 //! The workload printers against rows printed by kubectl 1.32 from a 1.30 apiserver.
-use crate::sim::registry::Registry;
-use crate::sim::table::{IncludeObject, table};
 use serde_json::{Value, json};
 
-/// 2024-01-01T00:00:00Z
-const T0: i64 = 1_704_067_200;
+use crate::sim::table_test_util::{CREATED, names, print_at};
 
-/// (column names with their priority, the cells of each object) of a Table of `objects`.
+/// A Table of `objects`, 60 minutes after they were created.
 fn print(group: &str, resource: &str, objects: &[Value]) -> (Vec<(String, u64)>, Vec<Value>) {
-    let reg = Registry::builtin();
-    let rt = reg.find(group, "v1", resource).unwrap();
-    let t = table(rt, objects, json!({}), IncludeObject::None, "v1", T0 + 3600);
-    let cols = t["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                c["priority"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    let rows = t["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["cells"].clone())
-        .collect();
-    (cols, rows)
+    print_at(group, resource, objects, 3600)
 }
-
-fn names(cols: &[(String, u64)], priority: u64) -> Vec<&str> {
-    cols.iter()
-        .filter(|c| c.1 == priority)
-        .map(|c| c.0.as_str())
-        .collect()
-}
-
-const CREATED: &str = "2024-01-01T00:00:00Z";
 
 fn template(containers: Value) -> Value {
     json!({"metadata": {"labels": {"app": "db"}}, "spec": {"containers": containers}})

@@ -1,29 +1,14 @@
 use super::*;
 use crate::sim::registry::Registry;
+use crate::sim::table_test_util::{T0, col_names};
 
 const KUBECTL_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-/// 2024-01-01T00:00:00Z
-const T0: i64 = 1_704_067_200;
 
 fn rt(group: &str, resource: &str) -> ResourceType {
     Registry::builtin()
         .find(group, "v1", resource)
         .unwrap()
         .clone()
-}
-
-fn col_names(t: &Value) -> Vec<(String, u64)> {
-    t["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                c["priority"].as_u64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 fn running_pod() -> Value {
