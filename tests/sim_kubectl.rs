@@ -4,42 +4,27 @@
 #[path = "common/sim.rs"]
 mod simc;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
-use kubeguard::sim::{RunningSim, SimOptions};
+use kubeguard::sim::SimOptions;
 use serde_json::{Value, json};
-use simc::{client, fast_opts, start};
+use simc::{Env, client, fast_opts, start};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 const KUBECTL: &str = "/usr/bin/kubectl";
 const T: Duration = Duration::from_secs(30);
 
-/// A sim plus a kubeconfig for it in a temp dir.
-struct Env {
-    sim: RunningSim,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
 async fn env(opts: SimOptions) -> Env {
     assert!(
         Path::new(KUBECTL).exists(),
         "{KUBECTL} is missing: the kubectl end-to-end tests need it"
     );
-    let sim = start(opts).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, sim.kubeconfig_yaml(None)).unwrap();
-    Env {
-        sim,
-        dir,
-        kubeconfig,
-    }
+    simc::env(opts).await
 }
 
 impl Env {

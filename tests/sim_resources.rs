@@ -7,24 +7,17 @@ mod common;
 #[path = "common/sim.rs"]
 mod simc;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
-use kubeguard::sim::{RunningSim, SimOptions};
+use kubeguard::sim::SimOptions;
 use serde_json::Value;
-use simc::{client, fast_opts, start};
+use simc::{Env, client, env, fast_opts, start};
 use tokio::process::Command;
-
-/// A sim plus a kubeconfig for it (and a HOME for kubectl's discovery cache) in a temp dir.
-struct Env {
-    sim: RunningSim,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
 
 fn seeded() -> SimOptions {
     SimOptions {
@@ -32,18 +25,6 @@ fn seeded() -> SimOptions {
         namespaces: 3,
         pods: 12,
         ..fast_opts()
-    }
-}
-
-async fn env(opts: SimOptions) -> Env {
-    let sim = start(opts).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, sim.kubeconfig_yaml(None)).unwrap();
-    Env {
-        sim,
-        dir,
-        kubeconfig,
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kubeguard::sim::{self, RunningSim, SimOptions};
@@ -19,6 +20,27 @@ pub fn fast_opts() -> SimOptions {
         etcd_cost_per_object: Duration::ZERO,
         cache_cost_per_object: Duration::ZERO,
         ..Default::default()
+    }
+}
+
+/// A sim plus a kubeconfig for it in a temp dir, which is also kubectl's HOME: its discovery
+/// cache stays the test's own.
+pub struct Env {
+    pub sim: RunningSim,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+/// Starts a sim and writes its kubeconfig.
+pub async fn env(opts: SimOptions) -> Env {
+    let sim = start(opts).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, sim.kubeconfig_yaml(None)).expect("kubeconfig written");
+    Env {
+        sim,
+        dir,
+        kubeconfig,
     }
 }
 
